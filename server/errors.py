@@ -1,0 +1,133 @@
+"""Every error the server raises, in one tree.
+
+::
+
+    ServerError
+    ├── ProcessError                 the kernel and behaviours
+    │   ├── NoProcessError           no current process (called outside a node's process)
+    │   ├── RegistrationError        a name is taken, the pid has a name, or it is dead
+    │   ├── NotRegisteredError       sending to / looking up a name nobody holds
+    │   ├── NoProcError              linking to or calling a process that does not exist
+    │   ├── CallError                a gen_server/sys call failed
+    │   │   ├── CallTimeout          no reply in time
+    │   │   └── CalleeExited         the server ended before replying
+    │   ├── StartError               a behaviour's ``init`` failed or a child failed to start
+    │   └── SupervisorError          a supervisor refused an administrative request
+    ├── CodeError                    the code server
+    ├── ApplicationError             the application controller
+    ├── ReleaseError                 the release handler
+    ├── SpecError                    malformed specs and configuration files
+    └── ControlError                 the control socket and the CLI
+
+Exit reasons are values, never raised across processes: a process ends with a reason and
+its links and monitors see that value. These exceptions are what a *caller* sees when an
+operation it asked for cannot be done.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CallError",
+    "CallTimeout",
+    "CalleeExited",
+    "NoProcError",
+    "NoProcessError",
+    "NotRegisteredError",
+    "ProcessError",
+    "RegistrationError",
+    "ServerError",
+    "StartError",
+    "SupervisorError",
+]
+
+
+class ServerError(Exception):
+    """Root of every error raised by the server."""
+
+
+class ProcessError(ServerError):
+    """Errors of the process runtime and the behaviours built on it."""
+
+
+class NoProcessError(ProcessError):
+    """A process-only operation was called outside any process."""
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+        super().__init__(
+            f"{operation}() must run inside a process of a running node; "
+            "spawn one with kernel.spawn() or use kernel.run()"
+        )
+
+
+class RegistrationError(ProcessError):
+    """A name could not be registered (taken, pid already named, or pid dead)."""
+
+    def __init__(self, name: str, why: str) -> None:
+        self.name = name
+        self.why = why
+        super().__init__(f"cannot register {name!r}: {why}")
+
+
+class NotRegisteredError(ProcessError, LookupError):
+    """No process holds the name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no process is registered as {name!r}")
+
+
+class NoProcError(ProcessError):
+    """The target process does not exist (reason ``noproc``)."""
+
+    def __init__(self, target: object, operation: str) -> None:
+        self.target = target
+        self.operation = operation
+        super().__init__(f"{operation}: no process {target}")
+
+
+class CallError(ProcessError):
+    """A synchronous call did not get its reply."""
+
+    def __init__(self, server: object, request: object, message: str) -> None:
+        self.server = server
+        self.request = request
+        super().__init__(message)
+
+
+class CallTimeout(CallError, TimeoutError):
+    """The server did not reply in time; a late reply is dropped."""
+
+    def __init__(self, server: object, request: object, timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(
+            server, request, f"call to {server} timed out after {timeout:g} s: {request!r}"
+        )
+
+
+class CalleeExited(CallError):
+    """The server ended (or did not exist) before it replied; ``reason`` is its exit reason."""
+
+    def __init__(self, server: object, request: object, reason: object) -> None:
+        self.reason = reason
+        super().__init__(
+            server, request, f"call to {server} failed, server exited with {reason!r}: {request!r}"
+        )
+
+
+class StartError(ProcessError):
+    """A process failed to start: its ``init`` stopped, crashed or timed out."""
+
+    def __init__(self, what: object, reason: object) -> None:
+        self.what = what
+        self.reason = reason
+        super().__init__(f"{what} failed to start: {reason!r}")
+
+
+class SupervisorError(ProcessError):
+    """A supervisor refused an administrative request (unknown child, running, ...)."""
+
+    def __init__(self, supervisor: object, reason: str) -> None:
+        self.supervisor = supervisor
+        self.reason = reason
+        super().__init__(f"supervisor {supervisor}: {reason}")

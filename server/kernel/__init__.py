@@ -1,0 +1,100 @@
+"""The process runtime: pids, processes, messages, links, monitors, names and timers.
+
+OTP's model on anyio's asyncio backend. A *process* is a lightweight task with a mailbox;
+processes share nothing and talk only by messages. See ``DESIGN.md`` section 3 for the rules.
+"""
+
+from __future__ import annotations
+
+from server.kernel._api import (
+    cancel_timer,
+    demonitor,
+    exit,
+    is_alive,
+    link,
+    monitor,
+    receive,
+    register,
+    registered,
+    self,
+    send,
+    send_after,
+    spawn,
+    spawn_link,
+    spawn_monitor,
+    trap_exit,
+    unlink,
+    unregister,
+    whereis,
+)
+from server.kernel._introspection import (
+    ProcessInfo,
+    get_label,
+    process_frames,
+    process_info,
+    processes,
+    set_label,
+)
+from server.kernel._node import Node, current_node
+from server.kernel._run import run
+from server.kernel._types import (
+    KILL,
+    KILLED,
+    NOPROC,
+    NORMAL,
+    SHUTDOWN,
+    Continue,
+    DownMessage,
+    ExitMessage,
+    ExitReason,
+    Pid,
+    ProcessExit,
+    Ref,
+    TimerRef,
+    is_normal_exit,
+)
+
+__all__ = [
+    "KILL",
+    "KILLED",
+    "NOPROC",
+    "NORMAL",
+    "SHUTDOWN",
+    "Continue",
+    "DownMessage",
+    "ExitMessage",
+    "ExitReason",
+    "Node",
+    "Pid",
+    "ProcessExit",
+    "ProcessInfo",
+    "Ref",
+    "TimerRef",
+    "cancel_timer",
+    "current_node",
+    "demonitor",
+    "exit",
+    "get_label",
+    "is_alive",
+    "is_normal_exit",
+    "link",
+    "monitor",
+    "process_frames",
+    "process_info",
+    "processes",
+    "receive",
+    "register",
+    "registered",
+    "run",
+    "self",
+    "send",
+    "send_after",
+    "set_label",
+    "spawn",
+    "spawn_link",
+    "spawn_monitor",
+    "trap_exit",
+    "unlink",
+    "unregister",
+    "whereis",
+]

@@ -1,0 +1,108 @@
+"""Frozen records describing processes, for tools and the control socket."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any, final
+
+from server.kernel._node import current_node
+from server.kernel._process import Process, current
+from server.kernel._types import Pid
+
+__all__ = [
+    "ProcessInfo",
+    "get_label",
+    "process_frames",
+    "process_info",
+    "processes",
+    "set_label",
+]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """What a process is doing, at the moment it was asked."""
+
+    pid: Pid
+    registered_name: str | None
+    message_queue_len: int
+    links: tuple[Pid, ...]
+    monitored_by: int
+    trap_exit: bool
+    labels: tuple[tuple[str, Any], ...]
+
+
+def processes() -> list[Pid]:
+    """Every live process of the node, in spawn order."""
+    return [proc.pid for proc in current_node().processes.values() if proc.alive]
+
+
+def process_info(pid: Pid) -> ProcessInfo | None:
+    """A snapshot of ``pid``, or None when it is not alive."""
+    proc = pid._process
+    if proc is None or not proc.alive:
+        return None
+    labels = tuple((k, v) for k, v in (proc.info or {}).items() if not k.startswith("_"))
+    return ProcessInfo(
+        pid=pid,
+        registered_name=proc.name,
+        message_queue_len=proc.message_queue_len(),
+        links=tuple(other.pid for other in proc.links or ()),
+        monitored_by=len(proc.monitored_by or ()),
+        trap_exit=proc.trap_exit,
+        labels=labels,
+    )
+
+
+def set_label(key: str, value: Any) -> None:
+    """Attach a label to the current process (behaviours record their kind and module).
+
+    Keys starting with ``_`` are private to the library and hidden from ``process_info``.
+    """
+    proc = current.get()
+    if proc.info is None:
+        proc.info = {}
+    proc.info[key] = value
+
+
+def get_label(pid: Pid, key: str, default: Any = None) -> Any:
+    """A label of ``pid`` (see ``set_label``), or ``default``."""
+    proc = pid._process
+    if proc is None or proc.info is None:
+        return default
+    return proc.info.get(key, default)
+
+
+def process_frames(pid: Pid) -> list[FrameType]:
+    """The frames of the process's suspended coroutine stack, outermost first.
+
+    Follows the await chain from the task's coroutine through ``cr_await`` (coroutines),
+    ``gi_yieldfrom`` (generator-based awaitables) and ``ag_await`` (async generators).
+    A running or finished process has no suspended stack and gives an empty list.
+    """
+    proc: Process | None = pid._process
+    if proc is None or proc.task is None:
+        return []
+    return _frames_of(proc.task)
+
+
+def _frames_of(task: asyncio.Task[Any]) -> list[FrameType]:
+    frames: list[FrameType] = []
+    obj: Any = task.get_coro()
+    seen = 0
+    while obj is not None and seen < 10_000:
+        seen += 1
+        frame = getattr(obj, "cr_frame", None) or getattr(obj, "gi_frame", None)
+        frame = frame or getattr(obj, "ag_frame", None)
+        if frame is not None:
+            frames.append(frame)
+        nxt = getattr(obj, "cr_await", None)
+        if nxt is None:
+            nxt = getattr(obj, "gi_yieldfrom", None)
+        if nxt is None:
+            nxt = getattr(obj, "ag_await", None)
+        obj = nxt
+    return frames
