@@ -12,6 +12,9 @@
     │   │   ├── CallTimeout          no reply in time
     │   │   └── CalleeExited         the server ended before replying
     │   ├── StartError               a behaviour's ``init`` failed or a child failed to start
+    │   │   └── AlreadyStarted       the name is held by a live process
+    │   ├── SystemCallError          a system message was refused or failed
+    │   │   └── CodeChangeFailed     ``code_change`` raised; state untouched, still suspended
     │   └── SupervisorError          a supervisor refused an administrative request
     ├── CodeError                    the code server
     ├── ApplicationError             the application controller
@@ -27,9 +30,11 @@ operation it asked for cannot be done.
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyStarted",
     "CallError",
     "CallTimeout",
     "CalleeExited",
+    "CodeChangeFailed",
     "NoProcError",
     "NoProcessError",
     "NotRegisteredError",
@@ -38,6 +43,7 @@ __all__ = [
     "ServerError",
     "StartError",
     "SupervisorError",
+    "SystemCallError",
 ]
 
 
@@ -131,3 +137,32 @@ class SupervisorError(ProcessError):
         self.supervisor = supervisor
         self.reason = reason
         super().__init__(f"supervisor {supervisor}: {reason}")
+
+
+class AlreadyStarted(StartError):
+    """The name asked for is already held by a live process (OTP's ``already_started``)."""
+
+    def __init__(self, what: object, name: str, pid: object) -> None:
+        self.name = name
+        self.pid = pid
+        super().__init__(what, ("already_started", pid))
+
+
+class SystemCallError(ProcessError):
+    """A system message (suspend, change_code, ...) was refused or failed in the process."""
+
+    def __init__(self, pid: object, operation: str, reason: object) -> None:
+        self.pid = pid
+        self.operation = operation
+        self.reason = reason
+        super().__init__(f"sys {operation} on {pid} failed: {reason}")
+
+
+class CodeChangeFailed(SystemCallError):
+    """``code_change`` raised or returned junk; the process keeps its state, suspended."""
+
+    def __init__(self, pid: object, module: str, reason: object, traceback_text: str) -> None:
+        self.module = module
+        self.traceback_text = traceback_text
+        super().__init__(pid, "change_code", reason)
+        self.args = (f"code_change of {module} failed in {pid}: {reason!r}\n{traceback_text}",)

@@ -7,23 +7,30 @@ node running in this OS process. Those that need a current process raise
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+import contextlib
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
 
 from server.errors import NoProcessError, NotRegisteredError, RegistrationError
 from server.kernel._node import current_node
 from server.kernel._process import Matcher, Process, current
 from server.kernel._types import KILLED, Pid, ProcessExit, Ref, TimerRef
 
+if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Awaitable, Callable
+
 __all__ = [
     "cancel_timer",
     "demonitor",
     "exit",
+    "flush",
     "is_alive",
     "link",
     "monitor",
     "receive",
+    "receive_nowait",
     "register",
     "registered",
     "self",
@@ -101,15 +108,13 @@ def send(dest: Pid | str, message: object) -> None:
         if proc is not None:
             proc.deliver(message)
         return
-    target = current_node().registry.get(dest)  # type: ignore[arg-type]
+    target = current_node().registry.get(dest)
     if target is None:
         raise NotRegisteredError(str(dest))
     target.deliver(message)
 
 
-def receive(
-    match: Matcher | None = None, *, timeout: float | None = None
-) -> Awaitable[object]:
+def receive(match: Matcher | None = None, *, timeout: float | None = None) -> Awaitable[object]:
     """Wait for the first message (that ``match`` accepts); the others stay queued in order.
 
     Use as ``message = await receive(...)``. ``timeout`` is in seconds; ``0`` only polls.
@@ -126,6 +131,40 @@ def receive(
     if timeout is not None and timeout <= 0:
         return _failed(proc)
     return proc.park(match, timeout)
+
+
+def receive_nowait(match: Matcher | None = None) -> object:
+    """Take the first queued message (that ``match`` accepts) without waiting.
+
+    Raises:
+        anyio.WouldBlock: no such message is queued.
+        NoProcessError: called outside a process.
+    """
+    found, message = _me("receive_nowait").take(match)
+    if not found:
+        raise anyio.WouldBlock
+    return message
+
+
+def flush(match: Matcher | None = None) -> int:
+    """Drop every queued message (that ``match`` accepts); returns how many.
+
+    Raises:
+        NoProcessError: called outside a process.
+    """
+    proc = _me("flush")
+    box = proc.mailbox
+    if not box:
+        return 0
+    if match is None:
+        count = len(box)
+        box.clear()
+        return count
+    kept = [m for m in box if not match(m)]
+    count = len(box) - len(kept)
+    box.clear()
+    box.extend(kept)
+    return count
 
 
 def _ready(proc: Process, message: object) -> asyncio.Future[object]:
@@ -228,7 +267,7 @@ def register(name: str, pid: Pid) -> None:
     Raises:
         RegistrationError: the name is taken, the pid already has a name, or it is dead.
     """
-    if not isinstance(name, str) or not name:
+    if not name:
         raise RegistrationError(repr(name), "a name is a non-empty string")
     node = current_node()
     holder = node.registry.get(name)
@@ -272,10 +311,8 @@ def send_after(delay: float, dest: Pid | str, message: object) -> TimerRef:
 
     def fire() -> None:
         holder[0]._handle = None
-        try:
+        with contextlib.suppress(NotRegisteredError):
             send(dest, message)
-        except NotRegisteredError:
-            pass
 
     timer = TimerRef(current_node().loop.call_later(delay, fire))
     holder.append(timer)
@@ -290,5 +327,3 @@ def cancel_timer(timer: TimerRef) -> bool:
     timer._handle = None
     handle.cancel()
     return True
-
-

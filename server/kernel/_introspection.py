@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
-from types import FrameType
-from typing import Any, final
+from typing import TYPE_CHECKING, Any, final
 
 from server.kernel._node import current_node
 from server.kernel._process import Process, current
-from server.kernel._types import Pid
+
+if TYPE_CHECKING:
+    import asyncio
+    from types import FrameType
+
+    from server.kernel._types import Pid
 
 __all__ = [
     "ProcessInfo",

@@ -26,9 +26,7 @@ import itertools
 import logging
 import math
 import traceback
-from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import Any, TypeVar, final
+from typing import TYPE_CHECKING, Any, TypeVar, final
 
 from server.errors import NoProcError, ProcessError
 from server.kernel._process import Process, current
@@ -44,6 +42,10 @@ from server.kernel._types import (
     Ref,
     is_normal_exit,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from types import TracebackType
 
 __all__ = ["Node", "current_node"]
 
@@ -330,7 +332,7 @@ class Node:
     def monitor(self, proc: Process, target: Pid | str) -> Ref:
         """``proc`` watches ``target``; a missing target gives ``DOWN noproc`` at once."""
         ref = Ref()
-        other = target._process if type(target) is Pid else self.registry.get(target)  # type: ignore[arg-type]
+        other = target._process if type(target) is Pid else self.registry.get(target)
         if other is None or not other.alive:
             proc.deliver(DownMessage(ref, target, "noproc"))
             return ref

@@ -20,8 +20,8 @@ How this works:
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, final
@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, final
 from server.kernel._types import Pid, Ref
 
 if TYPE_CHECKING:
+    import asyncio
+
     from server.kernel._node import Node
 
 __all__ = ["Matcher", "Process", "current"]
@@ -133,15 +135,13 @@ class Process:
                     return True, message
         return False, None
 
-    def park(
-        self, matcher: Matcher | None, timeout: float | None
-    ) -> asyncio.Future[object]:
+    def park(self, matcher: Matcher | None, timeout: float | None) -> asyncio.Future[object]:
         """Park a future that the next matching message (or the timeout) resolves."""
         loop = self.node.loop
         waiter: asyncio.Future[object] = loop.create_future()
         self.waiter = waiter
         self.matcher = matcher
-        if timeout is not None:
+        if timeout is not None and timeout != math.inf:
             self.timer = loop.call_later(timeout, self._expire, waiter)
         return waiter
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, final
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from server.kernel._process import Process
 
 __all__ = [
@@ -40,7 +41,7 @@ NOPROC: Final = "noproc"
 
 def is_normal_exit(reason: object) -> bool:
     """True for ``normal``, ``shutdown`` and ``("shutdown", _)``: exits that are not crashes."""
-    if reason == NORMAL or reason == SHUTDOWN:
+    if reason in (NORMAL, SHUTDOWN):
         return True
     return type(reason) is tuple and len(reason) == 2 and reason[0] == SHUTDOWN
 
@@ -131,7 +132,7 @@ class DownMessage:
     reason: ExitReason
 
 
-class ProcessExit(BaseException):  # noqa: N818 - it is OTP's exit/1, not an error
+class ProcessExit(BaseException):
     """Raise inside a process to end it with ``reason`` (OTP's ``exit/1``).
 
     It derives from ``BaseException`` so that ``except Exception`` in user code does not

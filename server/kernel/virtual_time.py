@@ -21,7 +21,7 @@ from typing import Any
 __all__ = ["VirtualTimeEventLoop"]
 
 
-class _JumpingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+class _JumpingSelector(selectors.DefaultSelector):
     """Polls instead of blocking, and moves the loop's clock over the would-be wait."""
 
     def __init__(self) -> None:

@@ -1,0 +1,7 @@
+"""OTP's behaviours: the generic parts (engines) that user callback modules plug into."""
+
+from __future__ import annotations
+
+from server.behaviours import gen_server, gen_server_callbacks, system_messages
+
+__all__ = ["gen_server", "gen_server_callbacks", "system_messages"]
