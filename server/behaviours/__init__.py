@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
-from server.behaviours import gen_server, gen_server_callbacks, system_messages
+from server.behaviours import (
+    gen_server,
+    gen_server_callbacks,
+    supervisor,
+    supervisor_callbacks,
+    system_messages,
+)
 
-__all__ = ["gen_server", "gen_server_callbacks", "system_messages"]
+__all__ = [
+    "gen_server",
+    "gen_server_callbacks",
+    "supervisor",
+    "supervisor_callbacks",
+    "system_messages",
+]
