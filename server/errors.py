@@ -17,6 +17,10 @@
     │   │   └── CodeChangeFailed     ``code_change`` raised; state untouched, still suspended
     │   └── SupervisorError          a supervisor refused an administrative request
     ├── CodeError                    the code server
+    │   ├── NotPurged                load refused: an old version still exists
+    │   ├── ModuleLoadError          a new version failed to compile or execute
+    │   ├── UnknownModule            not managed, or no current version
+    │   └── ModuleConflict           two source roots provide the same module
     ├── ApplicationError             the application controller
     ├── ReleaseError                 the release handler
     ├── SpecError                    malformed specs and configuration files
@@ -35,8 +39,12 @@ __all__ = [
     "CallTimeout",
     "CalleeExited",
     "CodeChangeFailed",
+    "CodeError",
+    "ModuleConflict",
+    "ModuleLoadError",
     "NoProcError",
     "NoProcessError",
+    "NotPurged",
     "NotRegisteredError",
     "ProcessError",
     "RegistrationError",
@@ -44,6 +52,7 @@ __all__ = [
     "StartError",
     "SupervisorError",
     "SystemCallError",
+    "UnknownModule",
 ]
 
 
@@ -166,3 +175,48 @@ class CodeChangeFailed(SystemCallError):
         self.traceback_text = traceback_text
         super().__init__(pid, "change_code", reason)
         self.args = (f"code_change of {module} failed in {pid}: {reason!r}\n{traceback_text}",)
+
+
+class CodeError(ServerError):
+    """Errors of the code server (module versions, loading, purging)."""
+
+
+class NotPurged(CodeError):
+    """An old version still exists: purge it before loading another (OTP's ``not_purged``)."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        super().__init__(
+            f"cannot load {module}: its old version is still in memory; "
+            f"soft_purge or purge {module} first"
+        )
+
+
+class ModuleLoadError(CodeError):
+    """A new version failed to compile or to execute; nothing was changed."""
+
+    def __init__(self, module: str, path: str, line: int | None, reason: str) -> None:
+        self.module = module
+        self.path = path
+        self.line = line
+        self.reason = reason
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(
+            f"cannot load {module} from {where}: {reason}; the running code is unchanged"
+        )
+
+
+class UnknownModule(CodeError, LookupError):
+    """The module is not managed by the code server, or has no current version."""
+
+    def __init__(self, module: str, why: str = "is not loaded") -> None:
+        self.module = module
+        super().__init__(f"module {module} {why}")
+
+
+class ModuleConflict(CodeError):
+    """Two application source roots provide the same top-level module."""
+
+    def __init__(self, module: str, first: str, second: str) -> None:
+        self.module = module
+        super().__init__(f"module {module} is provided by both {first} and {second}")

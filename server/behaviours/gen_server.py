@@ -209,6 +209,9 @@ async def _init_it(starter: Starter, mod_name: str, args: object, name: str | No
     except Exception as exc:
         starter.failed(exc)
         raise
+    except ProcessExit as exit_:  # init called OTP's exit/1: a failed start, not a signal
+        starter.failed(exit_.reason)
+        raise
     if type(result) is Ok:
         starter.started()
         server.state = result.state

@@ -27,6 +27,7 @@ from server.kernel._api import (
     trap_exit,
     unlink,
     unregister,
+    wait_ended,
     whereis,
 )
 from server.kernel._call import From, ReplyMessage, reply, request
@@ -34,6 +35,7 @@ from server.kernel._introspection import (
     ProcessInfo,
     get_label,
     process_frames,
+    process_globals,
     process_info,
     processes,
     set_label,
@@ -86,6 +88,7 @@ __all__ = [
     "link",
     "monitor",
     "process_frames",
+    "process_globals",
     "process_info",
     "processes",
     "receive",
@@ -105,5 +108,6 @@ __all__ = [
     "trap_exit",
     "unlink",
     "unregister",
+    "wait_ended",
     "whereis",
 ]

@@ -7,6 +7,7 @@ node running in this OS process. Those that need a current process raise
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,8 +19,7 @@ from server.kernel._process import Matcher, Process, current
 from server.kernel._types import KILLED, Pid, ProcessExit, Ref, TimerRef
 
 if TYPE_CHECKING:
-    import asyncio
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterable
 
 __all__ = [
     "cancel_timer",
@@ -42,6 +42,7 @@ __all__ = [
     "trap_exit",
     "unlink",
     "unregister",
+    "wait_ended",
     "whereis",
 ]
 
@@ -253,6 +254,29 @@ def demonitor(ref: Ref, *, flush: bool = False) -> bool:
         True if the monitor was still active.
     """
     return current_node().demonitor(_me("demonitor"), ref, flush=flush)
+
+
+async def wait_ended(pids: Iterable[Pid]) -> None:
+    """Wait until every process in ``pids`` has ended (callable from outside processes too).
+
+    A process has ended once its task has unwound and its links and monitors were told.
+    """
+    node = current_node()
+    pending = [pid._process for pid in pids if pid._process is not None]
+    if not pending:
+        return
+    left = len(pending)
+    done = asyncio.Event()
+
+    def ended(reason: object) -> None:
+        nonlocal left
+        left -= 1
+        if left == 0:
+            done.set()
+
+    for proc in pending:
+        node.add_exit_callback(proc, ended)
+    await done.wait()
 
 
 def is_alive(pid: Pid) -> bool:

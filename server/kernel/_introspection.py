@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, final
 
+from server.errors import NoProcessError
 from server.kernel._node import current_node
 from server.kernel._process import Process, current
+from server.kernel._types import Continue
 
 if TYPE_CHECKING:
     import asyncio
@@ -18,6 +20,7 @@ __all__ = [
     "ProcessInfo",
     "get_label",
     "process_frames",
+    "process_globals",
     "process_info",
     "processes",
     "set_label",
@@ -64,8 +67,14 @@ def set_label(key: str, value: Any) -> None:
     """Attach a label to the current process (behaviours record their kind and module).
 
     Keys starting with ``_`` are private to the library and hidden from ``process_info``.
+
+    Raises:
+        NoProcessError: called outside a process.
     """
-    proc = current.get()
+    try:
+        proc = current.get()
+    except LookupError:
+        raise NoProcessError("set_label") from None
     if proc.info is None:
         proc.info = {}
     proc.info[key] = value
@@ -90,6 +99,28 @@ def process_frames(pid: Pid) -> list[FrameType]:
     if proc is None or proc.task is None:
         return []
     return _frames_of(proc.task)
+
+
+def process_globals(pid: Pid) -> list[dict[str, Any]]:
+    """The global namespaces the process's code runs in, innermost last.
+
+    These are the globals of each frame of its suspended stack, plus, between two steps of
+    a trampoline (a body returned ``Continue`` and the next call is not made yet), those of
+    the function it will call next. The code server compares them with a module's old
+    version to tell whether the process runs old code.
+    """
+    proc: Process | None = pid._process
+    if proc is None or proc.task is None:
+        return []
+    task = proc.task
+    if task.done():
+        if task.cancelled() or task.exception() is not None:
+            return []
+        result = task.result()
+        target = getattr(result, "target", None) if type(result) is Continue else None
+        code_globals = getattr(target, "__globals__", None)
+        return [code_globals] if isinstance(code_globals, dict) else []
+    return [frame.f_globals for frame in _frames_of(task)]
 
 
 def _frames_of(task: asyncio.Task[Any]) -> list[FrameType]:

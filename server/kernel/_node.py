@@ -44,7 +44,7 @@ from server.kernel._types import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Coroutine
     from types import TracebackType
 
 __all__ = ["Node", "current_node"]
@@ -164,7 +164,12 @@ class Node:
         link_to: Process | None = None,
         trap_exit: bool = False,
     ) -> Process:
-        """Start a process running ``fn(*args)``; optionally linked to ``link_to``."""
+        """Start a process running ``fn(*args)``; optionally linked to ``link_to``.
+
+        Raises:
+            TypeError: ``fn(*args)`` is not awaitable; nothing is spawned then.
+        """
+        coro = _as_coroutine(fn(*args))  # first: a bad body must leave no half-made process
         proc = Process(self, next(self._numbers))
         proc.trap_exit = trap_exit
         context = contextvars.Context()
@@ -174,13 +179,10 @@ class Node:
         self.spawned += 1
         if link_to is not None:
             _add_link(proc, link_to)
-        self._start_task(proc, fn, args)
+        self._start_task(proc, coro)
         return proc
 
-    def _start_task(
-        self, proc: Process, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
-    ) -> None:
-        coro = _as_coroutine(fn(*args))
+    def _start_task(self, proc: Process, coro: Coroutine[Any, Any, Any]) -> None:
         task = self.loop.create_task(coro, context=proc.context)
         proc.task = task
         task.add_done_callback(lambda t: self._task_done(proc, t))
@@ -195,7 +197,7 @@ class Node:
                 result = task.result()
                 if type(result) is Continue and proc.exit_reason is None:
                     try:
-                        self._start_task(proc, result.target, result.args)
+                        self._start_task(proc, _as_coroutine(result.target(*result.args)))
                         return
                     except Exception as error:
                         exc = error
@@ -285,7 +287,7 @@ class Node:
                 if watcher.monitors is not None:
                     watcher.monitors.pop(ref, None)
                 watcher.deliver(DownMessage(ref, pid, reason))
-        callbacks = proc.info.pop("exit_callbacks", None) if proc.info else None
+        callbacks = proc.info.pop("_exit_callbacks", None) if proc.info else None
         proc.task = None
         proc.context = None
         pid._process = None
@@ -357,7 +359,7 @@ class Node:
         """Call ``callback(reason)`` when ``proc`` ends (used by ``run_process``)."""
         if proc.info is None:
             proc.info = {}
-        proc.info.setdefault("exit_callbacks", []).append(callback)
+        proc.info.setdefault("_exit_callbacks", []).append(callback)
 
     async def run_process(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run ``fn(*args)`` as a process and return its result (or raise its exception).

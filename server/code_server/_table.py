@@ -1,0 +1,411 @@
+"""The code server's table: which modules it owns, and their current and old versions.
+
+How this works:
+
+1. ``add_path(dir)`` declares an application source root: every top-level package or module
+   found in it becomes *managed*. The import hook (``find_spec``) answers only for managed
+   names; the standard library and third-party packages import as usual.
+2. A managed module has one ``ModuleEntry``: a stable ``ModuleProxy`` (what ``sys.modules``
+   and every importer hold) and up to two versions, ``current`` and ``old``.
+3. ``load`` builds the new version first (``_version.build_version``); only when it compiled
+   and ran does it become current, the former current becoming old. With an old version
+   already there, ``load`` refuses (``NotPurged``) and changes nothing.
+4. A process runs old code when a frame of its suspended coroutine stack executes in the old
+   version's globals. ``soft_purge`` refuses while one does; ``purge`` kills them
+   (``killed``), waits for their ends, then drops the old version.
+5. The table is a plain synchronous object: imports must reach it synchronously, and the
+   node is single-threaded, so each operation is atomic. Only ``purge`` waits (for the
+   processes it killed).
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, final
+
+from server import kernel
+from server.behaviours import _dispatch
+from server.code_server._proxy import ModuleProxy
+from server.code_server._version import ModuleVersion, build_version, forget_version
+from server.errors import ModuleConflict, NotPurged, UnknownModule
+
+if TYPE_CHECKING:
+    import types
+    from collections.abc import Sequence
+
+    from server.kernel import Pid
+
+__all__ = ["CodeServer", "ModuleEntry", "VersionInfo", "code_server"]
+
+
+@final
+class ModuleEntry:
+    """One managed module: its proxy and its versions."""
+
+    __slots__ = ("current", "name", "old", "proxy")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.current: ModuleVersion | None = None
+        self.old: ModuleVersion | None = None
+        self.proxy = ModuleProxy(self)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """A version as ``which_versions`` and ``all_loaded`` report it."""
+
+    module: str
+    slot: str  # "current" | "old"
+    vsn: object
+    path: str
+    loaded_at: float
+
+
+class _Loader(importlib.machinery.SourceFileLoader):
+    """Loads a managed module through the code server (and serves its resource files)."""
+
+    def __init__(self, owner: CodeServer, fullname: str, path: str) -> None:
+        super().__init__(fullname, path)
+        self.owner = owner
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        return self.owner.entry_for(spec.name).proxy
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        assert isinstance(module, ModuleProxy)
+        self.owner.first_load(module.__server_entry__, Path(self.path))
+
+
+@final
+class CodeServer(importlib.abc.MetaPathFinder):
+    """Owns every application module of this OS process (one instance: ``code_server``)."""
+
+    def __init__(self) -> None:
+        self.roots: dict[str, Path] = {}
+        self.entries: dict[str, ModuleEntry] = {}
+        self.installed = False
+
+    # -- source roots ---------------------------------------------------------------------
+
+    def install(self) -> None:
+        """Put the import hook first on ``sys.meta_path`` and route behaviour dispatch here."""
+        if not self.installed:
+            sys.meta_path.insert(0, self)
+            _dispatch.set_resolver(self.resolve)
+            self.installed = True
+
+    def add_path(self, directory: Path | str) -> list[str]:
+        """Manage every top-level package and module found in ``directory``.
+
+        Returns:
+            The top-level names now managed from it.
+
+        Raises:
+            ModuleConflict: another root already provides one of those names.
+            FileNotFoundError: ``directory`` does not exist.
+        """
+        root = Path(directory).resolve()
+        if not root.is_dir():
+            raise FileNotFoundError(f"application source root {root} is not a directory")
+        names = _top_level_names(root)
+        for name in names:
+            known = self.roots.get(name)
+            if known is not None and known != root:
+                raise ModuleConflict(name, str(known), str(root))
+        for name in names:
+            self.roots[name] = root
+        self.install()
+        return names
+
+    def set_path(self, name: str, directory: Path | str) -> None:
+        """Point the top-level ``name`` at another root (a new release's lib directory)."""
+        self.roots[name] = Path(directory).resolve()
+
+    def remove_path(self, directory: Path | str) -> None:
+        """Stop managing the names of ``directory`` and forget their modules entirely."""
+        root = Path(directory).resolve()
+        tops = [name for name, where in self.roots.items() if where == root]
+        for top in tops:
+            del self.roots[top]
+            for name in [n for n in self.entries if n == top or n.startswith(top + ".")]:
+                entry = self.entries.pop(name)
+                for version in (entry.current, entry.old):
+                    if version is not None:
+                        forget_version(version)
+                if sys.modules.get(name) is entry.proxy:
+                    del sys.modules[name]
+
+    def is_managed(self, name: str) -> bool:
+        """True for a module under a managed top-level name."""
+        return name.partition(".")[0] in self.roots
+
+    def locate(self, name: str) -> tuple[Path, bool] | None:
+        """The source file of a managed module and whether it is a package, or None."""
+        root = self.roots.get(name.partition(".")[0])
+        if root is None:
+            return None
+        base = root.joinpath(*name.split("."))
+        package = base / "__init__.py"
+        if package.is_file():
+            return package, True
+        module = base.with_suffix(".py")
+        if module.is_file():
+            return module, False
+        return None
+
+    # -- the import hook ------------------------------------------------------------------
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        """Answer for managed modules only."""
+        if not self.is_managed(fullname):
+            return None
+        found = self.locate(fullname)
+        if found is None:
+            return None
+        file, is_package = found
+        loader = _Loader(self, fullname, str(file))
+        spec = importlib.machinery.ModuleSpec(
+            fullname, loader, origin=str(file), is_package=is_package
+        )
+        spec.has_location = True
+        if is_package:
+            spec.submodule_search_locations = [str(file.parent)]
+        return spec
+
+    def entry_for(self, name: str) -> ModuleEntry:
+        """The entry of ``name``, created empty if new."""
+        entry = self.entries.get(name)
+        if entry is None:
+            entry = self.entries[name] = ModuleEntry(name)
+        return entry
+
+    def first_load(self, entry: ModuleEntry, path: Path) -> None:
+        """Build the first version of a module being imported."""
+        version = self._build(entry.name, path.read_text("utf-8"), path, from_file=True)
+        self._install_current(entry, version)
+
+    # -- loading --------------------------------------------------------------------------
+
+    def load(self, name: str, source: str | Path | None = None) -> ModuleVersion:
+        """Load a new version of ``name``: it becomes current, the former current old.
+
+        Args:
+            name: the dotted module name (managed).
+            source: the new source text, or a file to read it from; by default the
+                module's file under its root, read again.
+
+        Raises:
+            NotPurged: an old version still exists; nothing changed.
+            ModuleLoadError: the new version does not compile or its body raised; nothing
+                changed.
+            UnknownModule: ``name`` is not under a managed root.
+        """
+        if not self.is_managed(name):
+            raise UnknownModule(name, "is not under any application source root (add_path)")
+        entry = self.entries.get(name)
+        if entry is not None and entry.old is not None:
+            raise NotPurged(name)
+        first = entry is None or sys.modules.get(name) is not entry.proxy
+        if first and source is None:
+            return self._import(name)  # never imported: through the hook, parents first
+        path, text, from_file = self._source_of(name, source)
+        version = self._build(name, text, path, from_file=from_file)
+        entry = self.entry_for(name)
+        entry.old = entry.current
+        self._install_current(entry, version)
+        if first:
+            self._publish(entry)
+        return version
+
+    def _source_of(self, name: str, source: str | Path | None) -> tuple[Path, str, bool]:
+        if isinstance(source, Path):
+            return source, source.read_text("utf-8"), True
+        located = self.locate(name)
+        if source is None:
+            if located is None:
+                raise UnknownModule(name, "has no source file under its root")
+            return located[0], located[0].read_text("utf-8"), True
+        return (located[0] if located is not None else Path(f"<{name}>")), source, False
+
+    def _import(self, name: str) -> ModuleVersion:
+        __import__(name)
+        entry = self.entries[name]
+        assert entry.current is not None
+        return entry.current
+
+    def _build(self, name: str, text: str, path: Path, *, from_file: bool) -> ModuleVersion:
+        is_package = path.name == "__init__.py"
+        loader = _Loader(self, name, str(path))
+        return build_version(
+            name, text, path, is_package=is_package, loader=loader, from_file=from_file
+        )
+
+    def _install_current(self, entry: ModuleEntry, version: ModuleVersion) -> None:
+        entry.current = version
+        proxy = entry.proxy
+        module = version.module
+        for attr in ("__spec__", "__loader__", "__file__", "__package__", "__doc__"):
+            object.__setattr__(proxy, attr, getattr(module, attr, None))
+        if version.is_package:
+            object.__setattr__(proxy, "__path__", module.__path__)
+
+    def _publish(self, entry: ModuleEntry) -> None:
+        """Make a module first loaded from a given source importable (parents first)."""
+        parent, _, child = entry.name.rpartition(".")
+        if parent:
+            __import__(parent)
+        sys.modules[entry.name] = entry.proxy
+        if parent:
+            setattr(sys.modules[parent], child, entry.proxy)
+
+    def delete(self, name: str) -> bool:
+        """Make the current version old; the module has no current version until loaded.
+
+        Returns:
+            False (changing nothing) if it is not loaded or already has an old version.
+        """
+        entry = self.entries.get(name)
+        if entry is None or entry.current is None or entry.old is not None:
+            return False
+        entry.old = entry.current
+        entry.current = None
+        return True
+
+    # -- old code -------------------------------------------------------------------------
+
+    def check_process_code(self, pid: Pid, name: str) -> bool:
+        """True when ``pid`` runs old code of ``name`` (a frame of its stack is in it)."""
+        entry = self.entries.get(name)
+        if entry is None or entry.old is None:
+            return False
+        old_globals = entry.old.module.__dict__
+        return any(code_globals is old_globals for code_globals in kernel.process_globals(pid))
+
+    def processes_in_old_code(self, name: str) -> list[Pid]:
+        """Every live process running old code of ``name``."""
+        entry = self.entries.get(name)
+        if entry is None or entry.old is None:
+            return []
+        old_globals = entry.old.module.__dict__
+        return [
+            pid
+            for pid in kernel.processes()
+            if any(code_globals is old_globals for code_globals in kernel.process_globals(pid))
+        ]
+
+    def soft_purge(self, name: str) -> bool:
+        """Drop the old version unless a process runs it.
+
+        Returns:
+            True if there is no old version any more (also when there was none); False,
+            changing nothing, while a process runs it.
+        """
+        entry = self.entries.get(name)
+        if entry is None or entry.old is None:
+            return True
+        if self.processes_in_old_code(name):
+            return False
+        self._drop_old(entry)
+        return True
+
+    async def purge(self, name: str) -> bool:
+        """Kill every process running old code of ``name`` (reason ``killed``), then drop it.
+
+        Returns:
+            True if at least one process was killed.
+        """
+        entry = self.entries.get(name)
+        if entry is None or entry.old is None:
+            return False
+        victims = self.processes_in_old_code(name)
+        if victims:
+            await _kill_and_wait(victims)
+        if entry.old is not None:
+            self._drop_old(entry)
+        return bool(victims)
+
+    def _drop_old(self, entry: ModuleEntry) -> None:
+        old = entry.old
+        entry.old = None
+        if old is not None:
+            forget_version(old)
+
+    # -- introspection and dispatch -------------------------------------------------------
+
+    def resolve(self, name: str) -> types.ModuleType:
+        """The current version of ``name`` (behaviour dispatch goes through here).
+
+        Raises:
+            UnknownModule: the module was deleted and not loaded again.
+        """
+        entry = self.entries.get(name)
+        if entry is None:
+            module = sys.modules.get(name)
+            if module is None:
+                __import__(name)
+                entry = self.entries.get(name)
+                if entry is None:
+                    return sys.modules[name]
+            else:
+                return module
+        current = entry.current
+        if current is None:
+            raise UnknownModule(name, "has no current version (deleted)")
+        return current.module
+
+    def which_versions(self, name: str) -> list[VersionInfo]:
+        """The versions of ``name`` in memory: current first, then old."""
+        entry = self.entries.get(name)
+        if entry is None:
+            return []
+        return [
+            VersionInfo(name, slot, version.vsn, version.path, version.loaded_at)
+            for slot, version in (("current", entry.current), ("old", entry.old))
+            if version is not None
+        ]
+
+    def all_loaded(self) -> list[VersionInfo]:
+        """Every version of every managed module, sorted by module name."""
+        return [info for name in sorted(self.entries) for info in self.which_versions(name)]
+
+    def get_vsn(self, name: str) -> object:
+        """The current version's vsn.
+
+        Raises:
+            UnknownModule: not loaded.
+        """
+        entry = self.entries.get(name)
+        if entry is None or entry.current is None:
+            raise UnknownModule(name)
+        return entry.current.vsn
+
+
+async def _kill_and_wait(victims: list[Pid]) -> None:
+    for pid in victims:
+        kernel.exit(pid, kernel.KILL)
+    await kernel.wait_ended(victims)
+
+
+def _top_level_names(root: Path) -> list[str]:
+    names = []
+    for item in sorted(root.iterdir()):
+        if item.is_dir() and (item / "__init__.py").is_file() and item.name.isidentifier():
+            names.append(item.name)
+        elif item.suffix == ".py" and item.stem.isidentifier():
+            names.append(item.stem)
+    return names
+
+
+#: The code server of this OS process.
+code_server = CodeServer()
