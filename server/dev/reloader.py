@@ -1,0 +1,125 @@
+"""Live reload for development: watch application sources and reload changed modules in place.
+
+For each changed module the reloader follows OTP's order: make room for the new version
+(soft purge; if a process still runs the old one, wait ``grace`` seconds and purge it), load
+the new version, then soft-purge the version that just became old, purging it after
+``grace`` if some process keeps running it. A file that does not compile, or whose body
+raises, is refused: the running code is left as it was, and the node keeps running.
+
+Every outcome is reported as one ``ReloadEvent`` to a callback (the CLI prints them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import final
+
+import anyio
+import watchfiles
+
+from server import code_server, kernel
+from server.errors import CodeError
+
+__all__ = ["ReloadEvent", "module_for_path", "reload_module", "watch"]
+
+logger = logging.getLogger("server.dev")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ReloadEvent:
+    """What happened to one module: ``reloaded``, ``refused``, ``purged`` or ``skipped``."""
+
+    module: str
+    outcome: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.outcome:8} {self.module}{': ' + self.detail if self.detail else ''}"
+
+
+Report = Callable[[ReloadEvent], None]
+
+
+def module_for_path(path: Path, roots: Iterable[Path]) -> str | None:
+    """The dotted module name of a source file under one of ``roots``, or None."""
+    path = path.resolve()
+    if path.suffix != ".py":
+        return None
+    for root in roots:
+        try:
+            relative = path.relative_to(root.resolve())
+        except ValueError:
+            continue
+        parts = list(relative.with_suffix("").parts)
+        if parts and parts[-1] == "__init__":
+            parts.pop()
+        if parts and all(part.isidentifier() for part in parts):
+            return ".".join(parts)
+    return None
+
+
+async def _make_room(module: str, grace: float, report: Report) -> None:
+    """Get rid of the module's old version: soft purge, or purge after ``grace``."""
+    if code_server.soft_purge(module):
+        return
+    await anyio.sleep(grace)  # processes that trampoline leave old code at their next step
+    if code_server.soft_purge(module):
+        return
+    lingering = code_server.code_server.processes_in_old_code(module)
+    if await code_server.purge(module):
+        pids = ", ".join(repr(pid) for pid in lingering)
+        detail = f"killed {len(lingering)} process(es) still in old code: {pids}"
+        report(ReloadEvent(module, "purged", detail))
+
+
+async def reload_module(module: str, *, grace: float, report: Report) -> bool:
+    """Reload ``module`` from its file; returns True if the new version is current."""
+    if not code_server.which_versions(module):
+        report(ReloadEvent(module, "skipped", "not loaded yet; it will load on first import"))
+        return False
+    await _make_room(module, grace, report)
+    try:
+        version = code_server.load(module)
+    except CodeError as exc:
+        report(ReloadEvent(module, "refused", str(exc)))
+        return False
+    report(ReloadEvent(module, "reloaded", f"vsn {version.vsn}"))
+    await _make_room(module, grace, report)
+    return True
+
+
+async def watch(
+    roots: list[Path],
+    *,
+    grace: float = 2.0,
+    report: Report,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Watch ``roots`` for ever and reload each changed module (run it as a process)."""
+    kernel.set_label("behaviour", "dev_reloader")
+    # yield_on_timeout: the first (empty) batch proves the watch is in place, so "ready"
+    # is only said once an edit can no longer be missed
+    watcher = watchfiles.awatch(
+        *roots, debounce=50, step=20, rust_timeout=200, yield_on_timeout=True
+    )
+    async for changes in watcher:
+        if ready is not None:
+            ready()
+            ready = None
+        modules = sorted(
+            {
+                name
+                for change, raw in changes
+                if change != watchfiles.Change.deleted
+                and (name := module_for_path(Path(raw), roots)) is not None
+            }
+        )
+        for module in modules:
+            try:
+                await reload_module(module, grace=grace, report=report)
+            except Exception:  # the reloader never stops the node
+                logger.exception("reloading %s failed", module)
