@@ -35,11 +35,13 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyStarted",
+    "ApplicationError",
     "CallError",
     "CallTimeout",
     "CalleeExited",
     "CodeChangeFailed",
     "CodeError",
+    "ControlError",
     "ModuleConflict",
     "ModuleLoadError",
     "NoProcError",
@@ -48,7 +50,9 @@ __all__ = [
     "NotRegisteredError",
     "ProcessError",
     "RegistrationError",
+    "ReleaseError",
     "ServerError",
+    "SpecError",
     "StartError",
     "SupervisorError",
     "SystemCallError",
@@ -220,3 +224,32 @@ class ModuleConflict(CodeError):
     def __init__(self, module: str, first: str, second: str) -> None:
         self.module = module
         super().__init__(f"module {module} is provided by both {first} and {second}")
+
+
+class ApplicationError(ServerError):
+    """Errors of the application controller."""
+
+    def __init__(self, application: str, message: str) -> None:
+        self.application = application
+        super().__init__(f"application {application}: {message}")
+
+
+class ReleaseError(ServerError):
+    """Errors of release building and release handling."""
+
+
+class SpecError(ServerError):
+    """A spec or configuration file is malformed; nothing was changed.
+
+    ``problems`` lists ``(field, what was expected or wrong)`` pairs.
+    """
+
+    def __init__(self, path: str, problems: list[tuple[str, str]]) -> None:
+        self.path = path
+        self.problems = problems
+        lines = "; ".join(f"{where}: {what}" if where else what for where, what in problems)
+        super().__init__(f"{path}: {lines}")
+
+
+class ControlError(ServerError):
+    """Errors of the control socket and the CLI talking to a node."""

@@ -23,8 +23,10 @@ import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, final
 
+import anyio
+
 from server import kernel
-from server.errors import CalleeExited, CodeChangeFailed, SystemCallError
+from server.errors import CalleeExited, CallTimeout, CodeChangeFailed, SystemCallError
 from server.kernel import ExitMessage, From, Pid
 
 if TYPE_CHECKING:
@@ -124,6 +126,14 @@ class _Failed:
 
 @final
 @dataclass(frozen=True, slots=True)
+class _Refused:
+    """Not accepted in the current status (OTP's ``unknown_system_msg``); nothing changed."""
+
+    reason: object
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class ProcessStatus:
     """What ``get_status`` reports about a behaviour process."""
 
@@ -168,7 +178,7 @@ async def handle_system(host: SystemHost, message: SystemMessage, parent: Pid | 
         kernel.reply(message.from_, _Ok(None))
         await _suspended(host, parent)
     elif type(request) is ChangeCode:
-        kernel.reply(message.from_, _Failed(("unknown_system_msg", "change_code while running")))
+        kernel.reply(message.from_, _Refused(("unknown_system_msg", "change_code while running")))
     else:
         await _answer(host, message, "running")
 
@@ -236,6 +246,8 @@ async def _system_call(
     )
     if isinstance(answer, _Ok):
         return answer.value
+    if isinstance(answer, _Refused):
+        raise SystemCallError(pid, operation, answer.reason)
     assert isinstance(answer, _Failed)
     if isinstance(request, ChangeCode):
         raise CodeChangeFailed(pid, request.module, answer.reason, answer.traceback_text)
@@ -330,13 +342,25 @@ async def terminate(
     target = kernel.whereis(pid) if isinstance(pid, str) else pid
     if target is None:
         raise CalleeExited(pid, Terminate(reason), kernel.NOPROC)
+    # The process answers before it runs ``terminate``: ``timeout`` bounds both waits.
+    deadline = anyio.current_time() + timeout
     ref = kernel.monitor(target)
     try:
         await _system_call(target, Terminate(reason), timeout, "terminate")
+        left = deadline - anyio.current_time()
+        down = await kernel.receive(
+            lambda m: type(m) is kernel.DownMessage and m.ref is ref,
+            timeout=None if left == math.inf else max(left, 0.0),
+        )
+    except CallTimeout:
+        kernel.demonitor(ref, flush=True)
+        raise
+    except TimeoutError:  # answered, but still running ``terminate`` at the deadline
+        kernel.demonitor(ref, flush=True)
+        raise CallTimeout(pid, Terminate(reason), timeout) from None
     except BaseException:
         kernel.demonitor(ref, flush=True)
         raise
-    down = await kernel.receive(lambda m: type(m) is kernel.DownMessage and m.ref is ref)
     assert isinstance(down, kernel.DownMessage)
     if down.reason != reason:
         raise CalleeExited(pid, Terminate(reason), down.reason)
