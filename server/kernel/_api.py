@@ -15,7 +15,7 @@ import anyio
 
 from server.errors import NoProcessError, NotRegisteredError, RegistrationError
 from server.kernel._node import current_node
-from server.kernel._process import Matcher, Process, current
+from server.kernel._process import Matcher, Process, Receipt, current
 from server.kernel._types import KILLED, Pid, ProcessExit, Ref, TimerRef
 
 if TYPE_CHECKING:
@@ -126,9 +126,12 @@ def receive(match: Matcher | None = None, *, timeout: float | None = None) -> Aw
     """
     proc = _me("receive")
     if proc.mailbox:
-        found, message = proc.take(match)
-        if found:
-            return _ready(proc, message)
+        index = proc.find(match)
+        if index >= 0:
+            box = proc.mailbox
+            message = box[index]
+            del box[index]
+            return _ready(proc, message, index)
     if timeout is not None and timeout <= 0:
         return _failed(proc)
     return proc.park(match, timeout)
@@ -168,7 +171,7 @@ def flush(match: Matcher | None = None) -> int:
     return count
 
 
-def _ready(proc: Process, message: object) -> asyncio.Future[object]:
+def _ready(proc: Process, message: object, index: int) -> Receipt:
     loop = proc.node.loop
     done: asyncio.Future[object] = loop.create_future()
     proc.budget -= 1
@@ -177,7 +180,7 @@ def _ready(proc: Process, message: object) -> asyncio.Future[object]:
     else:  # a long queue: let the other processes run before going on
         proc.budget = 200
         loop.call_soon(_resolve, done, message)
-    return done
+    return Receipt(proc, done, index)
 
 
 def _resolve(future: asyncio.Future[object], value: object) -> None:

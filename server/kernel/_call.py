@@ -103,9 +103,14 @@ async def request(
         answer = await me.park(lambda m: _answers(m, ref), timeout)
     except TimeoutError:
         node.demonitor(me, ref, flush=True)
+        # a reply delivered in the same loop step as the timeout is queued: take it (OTP)
+        found, answer = me.take(lambda m: type(m) is ReplyMessage and m.ref is ref)
+        if found:
+            return _unwrap(dest, what, answer)
         raise CallTimeout(dest, what, timeout if timeout is not None else 0.0) from None
     except BaseException:
         node.demonitor(me, ref, flush=True)
+        me.take(lambda m: type(m) is ReplyMessage and m.ref is ref)
         raise
     return _unwrap(dest, what, answer)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, final
 
 from server.errors import NoProcessError
+from server.kernel import _process as _process_module
 from server.kernel._node import current_node
 from server.kernel._process import Process, current
 from server.kernel._types import Continue
@@ -123,6 +124,10 @@ def process_globals(pid: Pid) -> list[dict[str, Any]]:
     return [frame.f_globals for frame in _frames_of(task)]
 
 
+#: The kernel's own awaitables (a parked receive) are not part of a process's code.
+_KERNEL_GLOBALS = _process_module.__dict__
+
+
 def _frames_of(task: asyncio.Task[Any]) -> list[FrameType]:
     frames: list[FrameType] = []
     obj: Any = task.get_coro()
@@ -131,7 +136,7 @@ def _frames_of(task: asyncio.Task[Any]) -> list[FrameType]:
         seen += 1
         frame = getattr(obj, "cr_frame", None) or getattr(obj, "gi_frame", None)
         frame = frame or getattr(obj, "ag_frame", None)
-        if frame is not None:
+        if frame is not None and frame.f_globals is not _KERNEL_GLOBALS:
             frames.append(frame)
         nxt = getattr(obj, "cr_await", None)
         if nxt is None:

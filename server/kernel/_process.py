@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextvars
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, final
 
 from server.kernel._types import Pid, Ref
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from server.kernel._node import Node
 
-__all__ = ["Matcher", "Process", "current"]
+__all__ = ["Matcher", "Process", "Receipt", "current"]
 
 Matcher = Callable[[object], bool]
 
@@ -53,6 +53,7 @@ class Process:
         "budget",
         "context",
         "exit_reason",
+        "handed_at",
         "info",
         "links",
         "mailbox",
@@ -85,6 +86,7 @@ class Process:
         self.exit_reason: object = None
         self.info: dict[str, Any] | None = None
         self.budget = RECEIVE_BUDGET
+        self.handed_at = 0
 
     @property
     def alive(self) -> bool:
@@ -109,6 +111,8 @@ class Process:
                 self._wake(waiter)
                 if not waiter.done():
                     waiter.set_result(message)
+                    box = self.mailbox
+                    self.handed_at = len(box) if box else 0
                     return
         box = self.mailbox
         if box is None:
@@ -125,17 +129,36 @@ class Process:
 
     def take(self, matcher: Matcher | None) -> tuple[bool, object]:
         """Remove and return the first queued message that matches, if any."""
+        index = self.find(matcher)
+        if index < 0:
+            return False, None
+        box = self.mailbox
+        assert box is not None
+        message = box[index]
+        del box[index]
+        return True, message
+
+    def find(self, matcher: Matcher | None) -> int:
+        """The queue position of the first message that matches, or -1."""
         box = self.mailbox
         if box:
             if matcher is None:
-                return True, box.popleft()
+                return 0
             for index, message in enumerate(box):
                 if matcher(message):
-                    del box[index]
-                    return True, message
-        return False, None
+                    return index
+        return -1
 
-    def park(self, matcher: Matcher | None, timeout: float | None) -> asyncio.Future[object]:
+    def requeue(self, message: object, index: int) -> None:
+        """Put back a message a cancelled receive was handed, where it was in arrival order."""
+        if self.exit_reason is not None:
+            return
+        box = self.mailbox
+        if box is None:
+            box = self.mailbox = deque()
+        box.insert(min(index, len(box)), message)
+
+    def park(self, matcher: Matcher | None, timeout: float | None) -> Receipt:
         """Park a future that the next matching message (or the timeout) resolves."""
         loop = self.node.loop
         waiter: asyncio.Future[object] = loop.create_future()
@@ -143,7 +166,12 @@ class Process:
         self.matcher = matcher
         if timeout is not None and timeout != math.inf:
             self.timer = loop.call_later(timeout, self._expire, waiter)
-        return waiter
+        return Receipt(self, waiter, -1)
+
+    def unpark(self, waiter: asyncio.Future[object]) -> None:
+        """Forget a parked receive that was cancelled before anything resolved it."""
+        if self.waiter is waiter:
+            self._wake(waiter)
 
     def _expire(self, waiter: asyncio.Future[object]) -> None:
         if self.waiter is waiter:
@@ -159,3 +187,32 @@ class Process:
 
     def __repr__(self) -> str:
         return f"<Process {self.pid!r}{' ' + self.name if self.name else ''}>"
+
+
+@final
+class Receipt:
+    """The awaitable a ``receive`` returns: a future that never loses its message.
+
+    A receive can be cancelled (a cancel scope, a kill) after a sender handed it a message
+    but before the receiving task resumed. Then the message goes back into the mailbox at
+    its place in arrival order (``index``, or where it was when handed), so it is not lost.
+    """
+
+    __slots__ = ("future", "index", "process")
+
+    def __init__(self, process: Process, future: asyncio.Future[object], index: int) -> None:
+        self.process = process
+        self.future = future
+        self.index = index
+
+    def __await__(self) -> Generator[Any, None, object]:
+        future = self.future
+        try:
+            return (yield from future.__await__())
+        except BaseException:  # cancellation: give the message back, then go on cancelling
+            if future.done() and not future.cancelled() and future.exception() is None:
+                index = self.index if self.index >= 0 else self.process.handed_at
+                self.process.requeue(future.result(), index)
+            else:
+                self.process.unpark(future)
+            raise

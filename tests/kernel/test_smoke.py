@@ -1,7 +1,9 @@
 from __future__ import annotations
 
-from server import kernel
-from server.kernel import Node
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from server.kernel import Node
 
 
 async def test_a_process_runs_and_returns(node: Node) -> None:

@@ -1,0 +1,99 @@
+"""processes, process_info and labels: what tools see of a process."""
+
+from __future__ import annotations
+
+from server import kernel
+from server.kernel import Node, ProcessInfo
+
+from ._helpers import down, idle, recv, start_peer
+
+
+async def test_processes_lists_the_live_processes_in_spawn_order(node: Node) -> None:
+    async def body() -> None:
+        me = kernel.self()
+        a = kernel.spawn(idle)
+        b, ref = kernel.spawn_monitor(idle)
+        c = kernel.spawn(idle)
+        assert kernel.processes() == [me, a, b, c]
+        kernel.exit(b, "kill")
+        assert kernel.processes() == [me, a, c], "a doomed process is already gone"
+        await down(ref)
+        assert kernel.processes() == [me, a, c]
+
+    await node.run_process(body)
+
+
+async def test_process_info_describes_a_process(node: Node) -> None:
+    async def body() -> None:
+        me = kernel.self()
+        pid = await start_peer(trap=True, link=True)
+        kernel.register("svc", pid)
+        kernel.monitor(pid)
+        kernel.monitor(pid)
+        kernel.send(pid, "unknown 1")
+        kernel.send(pid, "unknown 2")
+        kernel.send(pid, ("ping", me))
+        await recv(step="pong")
+        assert kernel.process_info(pid) == ProcessInfo(
+            pid=pid,
+            registered_name="svc",
+            message_queue_len=0,  # the peer took (and ignored) the unknown messages
+            links=(me,),
+            monitored_by=2,
+            trap_exit=True,
+            labels=(),
+        )
+        idler = kernel.spawn(idle)
+        kernel.send(idler, "waits")
+        info = kernel.process_info(idler)
+        assert info is not None
+        assert info.message_queue_len == 1
+
+    await node.run_process(body)
+
+
+async def test_process_info_of_a_dead_or_doomed_process_is_none(node: Node) -> None:
+    async def body() -> None:
+        pid, ref = kernel.spawn_monitor(idle)
+        kernel.exit(pid, "kill")
+        assert kernel.process_info(pid) is None
+        await down(ref)
+        assert kernel.process_info(pid) is None
+
+    await node.run_process(body)
+
+
+async def test_labels_are_shown_except_private_ones(node: Node) -> None:
+    async def body() -> None:
+        me = kernel.self()
+        kernel.set_label("behaviour", "worker")
+        kernel.set_label("_private", 1)
+        assert kernel.get_label(me, "behaviour") == "worker"
+        assert kernel.get_label(me, "_private") == 1
+        assert kernel.get_label(me, "missing", "default") == "default"
+        info = kernel.process_info(me)
+        assert info is not None
+        assert info.labels == (("behaviour", "worker"),)
+
+    await node.run_process(body)
+
+
+async def test_the_kernel_own_bookkeeping_is_not_shown_as_labels(node: Node) -> None:
+    async def body() -> None:
+        info = kernel.process_info(kernel.self())  # a run_process process has an exit hook
+        assert info is not None
+        assert info.labels == ()
+
+    await node.run_process(body)
+
+
+async def test_labels_of_a_dead_process_give_the_default(node: Node) -> None:
+    async def labelled() -> None:
+        kernel.set_label("k", "v")
+
+    async def body() -> None:
+        pid, ref = kernel.spawn_monitor(labelled)
+        await down(ref)
+        assert kernel.get_label(pid, "k", "gone") == "gone"
+
+    await node.run_process(body)
