@@ -309,15 +309,17 @@ class _Server:
                     message = await receive(timeout=timeout)
                 except TimeoutError:
                     message = "timeout"
-                timeout = None
                 kind = type(message)
+                if kind is SystemMessage:
+                    # OTP answers and goes back to its loop with the same timeout, re-armed
+                    await system_messages.handle_system(self, message, self.parent)  # type: ignore[arg-type]
+                    continue
+                timeout = None
                 if kind is CallMessage:
                     action = await self._handle_call(message)  # type: ignore[arg-type]
                 elif kind is CastMessage:
                     result = await self.invoke("handle_cast", message.request, self.state)  # type: ignore[attr-defined]
                     action = self._result(result)
-                elif kind is SystemMessage:
-                    await system_messages.handle_system(self, message, self.parent)  # type: ignore[arg-type]
                 elif kind is ExitMessage and message.pid is self.parent:  # type: ignore[attr-defined]
                     raise _Stopping(message.reason)  # type: ignore[attr-defined]
                 else:

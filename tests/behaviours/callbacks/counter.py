@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
+
 from server.behaviours.gen_server_callbacks import (
     Continuation,
     NoReply,
@@ -12,7 +14,7 @@ from server.behaviours.gen_server_callbacks import (
     Stop,
     Timeout,
 )
-from server.kernel import From, send
+from server.kernel import From, reply, send
 
 __vsn__ = "1"
 
@@ -38,6 +40,19 @@ async def handle_call(request: Any, from_: From, state: int) -> object:
         case "defer":
             send(from_.pid, ("deferred_from", from_))
             return NoReply(state)
+        case ("defer_to", helper):
+            send(helper, ("answer", from_))
+            return NoReply(state)
+        case ("slow_add", seconds, n):
+            await anyio.sleep(seconds)  # slow work inside the server (virtual time in tests)
+            return Reply(state + n, state + n)
+        case "twice":
+            reply(from_, "first")
+            return Reply("second", state)
+        case "stop_silently":
+            return Stop("normal", state)
+        case ("stop_with", reason):
+            return Stop(reason, state)
         case "stop":
             return Stop("normal", state, reply="stopping")
         case "crash":
