@@ -23,6 +23,7 @@
     │   └── ModuleConflict           two source roots provide the same module
     ├── ApplicationError             the application controller
     ├── ReleaseError                 the release handler
+    │   └── BuildError               a release package or relup cannot be built
     ├── SpecError                    malformed specs and configuration files
     └── ControlError                 the control socket and the CLI
 
@@ -36,6 +37,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyStarted",
     "ApplicationError",
+    "BuildError",
     "CallError",
     "CallTimeout",
     "CalleeExited",
@@ -236,6 +238,19 @@ class ApplicationError(ServerError):
 
 class ReleaseError(ServerError):
     """Errors of release building and release handling."""
+
+
+class BuildError(ReleaseError):
+    """A release package or its relup cannot be built; nothing was written.
+
+    ``problems`` lists what is wrong, one line each, each saying what to fix.
+    """
+
+    def __init__(self, what: str, problems: list[str]) -> None:
+        self.what = what
+        self.problems = problems
+        shown = "\n  ".join(problems)
+        super().__init__(f"cannot build {what}:\n  {shown}")
 
 
 class SpecError(ServerError):
