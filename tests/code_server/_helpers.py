@@ -1,0 +1,147 @@
+"""Helpers for the code server tests: an application tree on disk, bounded waits.
+
+Application sources are ``string.Template`` texts: ``$app`` is the test's own top-level
+package name and any other ``$key`` is given by the caller (``$vsn`` mostly). They are
+written under the test's source root and loaded by the code server, never type checked.
+
+Every wait runs under ``anyio.fail_after``, so a hang fails at once and names its step.
+"""
+
+from __future__ import annotations
+
+import importlib
+import string
+import textwrap
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import anyio
+
+from server import code_server, kernel
+from server.kernel import DownMessage, ExitMessage, Pid, Ref
+from tests.behaviours._helpers import step, within
+
+__all__ = [
+    "STEP",
+    "App",
+    "down",
+    "idle",
+    "recv",
+    "reply_of",
+    "step",
+    "tagged",
+    "trapped",
+    "within",
+]
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+    from types import ModuleType
+
+    from server.code_server import ModuleVersion
+
+    Matcher = Callable[[object], bool]
+
+#: The longest any single waiting step may take, in seconds.
+STEP: Final = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """One test's application package ``name`` under the source root ``root``."""
+
+    name: str
+    root: Path
+
+    def dotted(self, module: str) -> str:
+        """The full name of ``module`` (relative to the package; ``""`` is the package)."""
+        return f"{self.name}.{module}" if module else self.name
+
+    def path(self, module: str, *, package: bool = False) -> Path:
+        """The source file of ``module`` (``__init__.py`` for the package or a sub-package)."""
+        base = self.root / self.name
+        if module:
+            base = base.joinpath(*module.split("."))
+        if package or not module:
+            return base / "__init__.py"
+        return base.with_suffix(".py")
+
+    def render(self, template: str, **subs: str) -> str:
+        """The source text of ``template`` with ``$app`` and ``subs`` substituted."""
+        return string.Template(textwrap.dedent(template)).substitute(app=self.name, **subs)
+
+    def write(self, module: str, template: str, *, package: bool = False, **subs: str) -> Path:
+        """Write ``module``'s source file (creating its directories); returns its path."""
+        path = self.path(module, package=package)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.render(template, **subs), encoding="utf-8")
+        return path
+
+    def first(
+        self, module: str, template: str, *, package: bool = False, **subs: str
+    ) -> ModuleVersion:
+        """Write ``module``'s file and import it; returns its first (current) version."""
+        self.write(module, template, package=package, **subs)
+        return code_server.load(self.dotted(module))
+
+    def load(self, module: str, template: str, **subs: str) -> ModuleVersion:
+        """Load a new version of ``module`` from ``template`` (not written to disk)."""
+        return code_server.load(self.dotted(module), self.render(template, **subs))
+
+    def import_(self, module: str) -> ModuleType:
+        """Import ``module`` (what ``import $app.module`` binds, the module itself)."""
+        return importlib.import_module(self.dotted(module))
+
+    def slots(self, module: str) -> list[tuple[str, object]]:
+        """``(slot, vsn)`` of each version of ``module`` in memory, current first."""
+        return [(info.slot, info.vsn) for info in code_server.which_versions(self.dotted(module))]
+
+
+async def recv(match: Matcher | None = None, *, step: str, limit: float = STEP) -> object:
+    """The next (matching) message; fails the test, naming ``step``, if none comes in time."""
+    try:
+        with anyio.fail_after(limit):
+            return await kernel.receive(match)
+    except TimeoutError:
+        raise AssertionError(f"step {step!r}: no message within {limit} s") from None
+
+
+def tagged(tag: str, pid: Pid | None = None) -> Matcher:
+    """Matches a tuple ``(tag, pid, ...)`` (from any pid when ``pid`` is None)."""
+
+    def match(message: object) -> bool:
+        return (
+            type(message) is tuple
+            and len(message) >= 2
+            and message[0] == tag
+            and (pid is None or message[1] is pid)
+        )
+
+    return match
+
+
+async def reply_of(tag: str, pid: Pid, *, step: str) -> tuple[object, ...]:
+    """Wait for ``(tag, pid, ...)`` and return the whole tuple."""
+    message = await recv(tagged(tag, pid), step=step)
+    assert type(message) is tuple
+    return message
+
+
+async def down(ref: Ref, *, step: str = "DOWN") -> DownMessage:
+    """Wait for the ``DownMessage`` of monitor ``ref``."""
+    message = await recv(lambda m: type(m) is DownMessage and m.ref is ref, step=step)
+    assert isinstance(message, DownMessage)
+    return message
+
+
+async def trapped(pid: Pid, *, step: str = "EXIT") -> ExitMessage:
+    """Wait for the ``ExitMessage`` from ``pid`` (the current process traps exits)."""
+    message = await recv(lambda m: type(m) is ExitMessage and m.pid is pid, step=step)
+    assert isinstance(message, ExitMessage)
+    return message
+
+
+async def idle() -> None:
+    """A bystander body: waits for ever, takes no message, runs no application code."""
+    await kernel.receive(lambda _: False)
