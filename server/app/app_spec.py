@@ -30,16 +30,12 @@ One TOML file per application version (``appspecs/<app>-<vsn>.toml`` in a source
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import pydantic
 
-from server.release.appup import AppName, AppUp, ModuleName
-from server.spec_files import SPEC_MODEL_CONFIG
+from server.release.appup import AppUp
+from server.spec_files import SPEC_MODEL_CONFIG, AppName, ModuleName, Vsn
 
 __all__ = ["AppSpec", "StartCallback", "Vsn"]
-
-Vsn = Annotated[str, pydantic.StringConstraints(pattern=r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")]
 
 
 class StartCallback(pydantic.BaseModel):
@@ -66,15 +62,33 @@ class AppSpec(pydantic.BaseModel):
     env: dict[str, pydantic.JsonValue] = {}
     appup: AppUp = AppUp()
 
-    @pydantic.model_validator(mode="after")
-    def _consistent(self) -> AppSpec:
-        if self.name in self.applications:
-            raise ValueError(f"application {self.name} cannot depend on itself")
-        if len(set(self.modules)) != len(self.modules):
-            raise ValueError("modules lists a module twice")
-        if self.mod is not None and self.mod.module not in self.modules:
-            raise ValueError(f"mod.module {self.mod.module} must be listed in modules")
-        return self
+    @pydantic.field_validator("modules")
+    @classmethod
+    def _modules_once(cls, modules: list[str]) -> list[str]:
+        twice = sorted({module for module in modules if modules.count(module) > 1})
+        if twice:
+            raise ValueError(f"each module is listed once; listed twice: {', '.join(twice)}")
+        return modules
+
+    @pydantic.field_validator("applications")
+    @classmethod
+    def _dependencies(cls, applications: list[str], info: pydantic.ValidationInfo) -> list[str]:
+        if info.data.get("name") in applications:
+            raise ValueError(f"application {info.data['name']} cannot depend on itself")
+        twice = sorted({app for app in applications if applications.count(app) > 1})
+        if twice:
+            raise ValueError(f"each dependency is listed once; listed twice: {', '.join(twice)}")
+        return applications
+
+    @pydantic.field_validator("mod")
+    @classmethod
+    def _mod_listed(
+        cls, mod: StartCallback | None, info: pydantic.ValidationInfo
+    ) -> StartCallback | None:
+        modules = info.data.get("modules")
+        if mod is not None and modules is not None and mod.module not in modules:
+            raise ValueError(f"mod.module {mod.module} must be listed in modules")
+        return mod
 
     @property
     def key(self) -> str:

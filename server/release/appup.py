@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from server.spec_files import SPEC_MODEL_CONFIG
+from server.spec_files import SPEC_MODEL_CONFIG, AppName, ModuleName, Vsn
 
 __all__ = [
     "AddApplication",
@@ -22,6 +22,7 @@ __all__ = [
     "AppUpEntry",
     "Apply",
     "DeleteModule",
+    "FunctionName",
     "HighInstruction",
     "LoadModule",
     "ModuleName",
@@ -29,14 +30,12 @@ __all__ = [
     "RemoveApplication",
     "RestartApplication",
     "Update",
+    "Vsn",
     "version_matches",
 ]
 
 Purge = Literal["soft_purge", "brutal_purge"]
-ModuleName = Annotated[
-    str, pydantic.StringConstraints(pattern=r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
-]
-AppName = Annotated[str, pydantic.StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$")]
+FunctionName = Annotated[str, pydantic.StringConstraints(pattern=r"^[A-Za-z_]\w*$")]
 
 
 class _Instruction(pydantic.BaseModel):
@@ -72,6 +71,14 @@ class Update(_Instruction):
     post_purge: Purge = "brutal_purge"
     supervisor: bool = False
 
+    @pydantic.model_validator(mode="after")
+    def _coherent(self) -> Update:
+        if self.supervisor and "change" in self.model_fields_set and self.change == "soft":
+            raise ValueError("a supervisor update is always advanced: drop change = 'soft'")
+        if not self.advanced and "extra" in self.model_fields_set:
+            raise ValueError("extra goes to code_change, which runs only with change = 'advanced'")
+        return self
+
     @property
     def effective_mod_type(self) -> Literal["static", "dynamic"]:
         """``static`` for supervisors unless given, else ``dynamic`` (OTP's defaults)."""
@@ -106,7 +113,7 @@ class Apply(_Instruction):
 
     op: Literal["apply"]
     module: ModuleName
-    function: Annotated[str, pydantic.StringConstraints(pattern=r"^[A-Za-z_]\w*$")]
+    function: FunctionName
     args: list[pydantic.JsonValue] = []
 
 
@@ -150,19 +157,24 @@ class AppUpEntry(pydantic.BaseModel):
 
     model_config = SPEC_MODEL_CONFIG
 
-    vsn: str | None = None
+    vsn: Vsn | None = None
     vsn_regex: str | None = None
     instructions: list[HighInstruction] = []
+
+    @pydantic.field_validator("vsn_regex")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"expected a valid regular expression: {exc}") from None
+        return pattern
 
     @pydantic.model_validator(mode="after")
     def _one_key(self) -> AppUpEntry:
         if (self.vsn is None) == (self.vsn_regex is None):
             raise ValueError("give exactly one of vsn (exact) or vsn_regex (a pattern)")
-        if self.vsn_regex is not None:
-            try:
-                re.compile(self.vsn_regex)
-            except re.error as exc:
-                raise ValueError(f"vsn_regex is not a valid regular expression: {exc}") from None
         return self
 
     def matches(self, vsn: str) -> bool:

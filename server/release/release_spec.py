@@ -18,13 +18,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import pydantic
 
-from server.app.app_spec import Vsn
-from server.release.appup import AppName
-from server.spec_files import SPEC_MODEL_CONFIG
+from server.spec_files import SPEC_MODEL_CONFIG, AppName, Vsn
 
 __all__ = ["ReleaseApp", "ReleaseSpec", "StartType"]
 
@@ -48,17 +46,19 @@ class ReleaseSpec(pydantic.BaseModel):
 
     name: AppName
     vsn: Vsn
-    runtime: str | None = None
+    runtime: Annotated[str, pydantic.StringConstraints(min_length=1)] | None = None
     applications: list[ReleaseApp]
 
-    @pydantic.model_validator(mode="after")
-    def _unique(self) -> ReleaseSpec:
-        names = [app.name for app in self.applications]
-        if len(set(names)) != len(names):
-            raise ValueError("an application is listed twice")
-        if not names:
+    @pydantic.field_validator("applications")
+    @classmethod
+    def _unique(cls, applications: list[ReleaseApp]) -> list[ReleaseApp]:
+        if not applications:
             raise ValueError("a release needs at least one application")
-        return self
+        names = [app.name for app in applications]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"each application is listed once; listed twice: {', '.join(twice)}")
+        return applications
 
     def app(self, name: str) -> ReleaseApp | None:
         """The entry of application ``name``, or None."""

@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from server.release.appup import AppName, ModuleName, Purge
-from server.spec_files import SPEC_MODEL_CONFIG
+from server.release.appup import FunctionName, Purge
+from server.spec_files import SPEC_MODEL_CONFIG, AppName, ModuleName, Vsn
 
 __all__ = [
     "ApplyCall",
@@ -42,7 +42,7 @@ class LoadObjectCode(_Low):
 
     op: Literal["load_object_code"]
     application: AppName
-    vsn: str
+    vsn: Vsn
     modules: list[ModuleName]
 
 
@@ -83,7 +83,7 @@ class SuspendModule(_Low):
     model_config = SPEC_MODEL_CONFIG
 
     module: ModuleName
-    timeout: float | None = None
+    timeout: Annotated[float, pydantic.Field(gt=0)] | None = None
 
 
 class SuspendModules(_Low):
@@ -136,7 +136,7 @@ class ApplyCall(_Low):
 
     op: Literal["apply"]
     module: ModuleName
-    function: str
+    function: FunctionName
     args: list[pydantic.JsonValue] = []
 
 
@@ -161,7 +161,7 @@ class RelupEntry(pydantic.BaseModel):
 
     model_config = SPEC_MODEL_CONFIG
 
-    vsn: str
+    vsn: Vsn
     description: str = ""
     instructions: list[LowInstruction]
 
@@ -171,7 +171,7 @@ class Relup(pydantic.BaseModel):
 
     model_config = SPEC_MODEL_CONFIG
 
-    vsn: str
+    vsn: Vsn
     up: list[RelupEntry] = []
     down: list[RelupEntry] = []
 
