@@ -10,11 +10,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
+from rich.console import Console
+from rich.table import Table
 
 from server import code_server, kernel
 from server._logging import configure_logging
 from server.dev.reloader import ReloadEvent, watch
 from server.errors import ServerError
+from server.release.boot import parse_release_name, run_release
+from server.release.package import build_package
+from server.release.source_tree import SourceTree
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -29,8 +34,31 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run a node in the foreground until Ctrl-C")
+    run = commands.add_parser(
+        "run", help="boot a node on the release named in sys.config, until Ctrl-C"
+    )
     run.add_argument("--root", type=Path, default=Path.cwd(), help="the node's root directory")
+    run.add_argument("--release", help="boot this release (<name>-<vsn>) instead")
+
+    build = commands.add_parser(
+        "build", help="build release packages (.tar.gz + .sha256) with their relups"
+    )
+    build.add_argument(
+        "releases", nargs="*", metavar="NAME-VSN", help="releases to build (default: all)"
+    )
+    build.add_argument("--root", type=Path, default=Path.cwd(), help="the source tree")
+    build.add_argument("--out", type=Path, help="output directory (default: <root>/build)")
+    build.add_argument(
+        "--up-from", action="append", metavar="VSN", help="older release to upgrade from"
+    )
+    build.add_argument(
+        "--down-to", action="append", metavar="VSN", help="older release to downgrade to"
+    )
+    build.add_argument(
+        "--default-appups",
+        action="store_true",
+        help="give changed modules no appup mentions a default instruction (and say which)",
+    )
 
     dev = commands.add_parser(
         "dev", help="run a node that reloads application modules when their files change"
@@ -66,11 +94,65 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-async def _run(root: Path) -> None:
-    async with kernel.Node(name="node"):
-        _say(f"node running (root {root}); Ctrl-C stops it")
+async def _run(root: Path, release: str | None) -> int:
+    tree = SourceTree(root)
+    settings = tree.sys_config.node
+    chosen = release or settings.release
+    if chosen is None:
+        raise ServerError(f"no release to boot: set [node] release in {root / 'sys.config'}")
+    name, vsn = parse_release_name(chosen)
+    view = tree.view(name, vsn)
+    lib_dirs = {e.name: tree.app_dir(e.name, e.vsn) for e in view.spec.applications}
+    stop = anyio.Event()
+
+    async def on_signal() -> None:
         await _until_signal()
         _say("node stopping")
+        stop.set()
+
+    async with kernel.Node(name=settings.name) as node, anyio.create_task_group() as group:
+        group.start_soon(on_signal)
+        _say(f"node {settings.name}: booting release {name} {vsn} (root {tree.root})")
+        boot = functools.partial(run_release, view, lib_dirs, tree.sys_config.env, until=stop)
+        reason = await node.run_process(boot)
+        group.cancel_scope.cancel()
+    if reason is not None:
+        _say(f"node {settings.name} stopped: {reason!r}")
+        return 1
+    return 0
+
+
+def _build(args: argparse.Namespace) -> None:
+    tree = SourceTree(args.root)
+    wanted = [parse_release_name(text) for text in args.releases] or [
+        (spec.name, spec.vsn) for spec in tree.release_specs()
+    ]
+    out = args.out or tree.root / "build"
+    table = Table(title=f"release packages in {out}")
+    for column in ("package", "sha256", "size", "relup up from", "relup down to"):
+        table.add_column(column)
+    console = Console()
+    for name, vsn in wanted:
+        with console.status(f"building {name} {vsn}"):
+            built = build_package(
+                tree,
+                name,
+                vsn,
+                out,
+                up_from=args.up_from,
+                down_to=args.down_to,
+                default_appups=args.default_appups,
+            )
+        for note in built.notes:
+            console.print(f"[yellow]default appup[/yellow] {note}")
+        table.add_row(
+            built.path.name,
+            built.sha256[:16],
+            f"{built.size:,} B",
+            ", ".join(e.vsn for e in built.relup.up) or "-",
+            ", ".join(e.vsn for e in built.relup.down) or "-",
+        )
+    console.print(table)
 
 
 async def _dev(paths: list[Path], start: str | None, grace: float) -> None:
@@ -100,7 +182,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(args.log_level)
     try:
         if args.command == "run":
-            anyio.run(_run, args.root, backend="asyncio")
+            raise SystemExit(anyio.run(_run, args.root, args.release, backend="asyncio"))
+        if args.command == "build":
+            _build(args)
         elif args.command == "dev":
             anyio.run(_dev, args.path, args.start, args.grace, backend="asyncio")
     except ServerError as exc:
