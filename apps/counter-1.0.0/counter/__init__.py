@@ -1,0 +1,1 @@
+"""The demo's counter application: HTTP counters kept in one gen_server."""
