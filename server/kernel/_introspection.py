@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
+from types import AsyncGeneratorType
 from typing import TYPE_CHECKING, Any, final
 
 from server.errors import NoProcessError
@@ -13,6 +15,7 @@ from server.kernel._types import Continue
 
 if TYPE_CHECKING:
     import asyncio
+    from collections.abc import AsyncGenerator
     from types import FrameType
 
     from server.kernel._types import Pid
@@ -93,7 +96,8 @@ def process_frames(pid: Pid) -> list[FrameType]:
     """The frames of the process's suspended coroutine stack, outermost first.
 
     Follows the await chain from the task's coroutine through ``cr_await`` (coroutines),
-    ``gi_yieldfrom`` (generator-based awaitables) and ``ag_await`` (async generators).
+    ``gi_yieldfrom`` (generator-based awaitables) and ``ag_await`` (async generators,
+    including one an ``async for`` is suspended in).
     A running or finished process has no suspended stack and gives an empty list.
     """
     proc: Process | None = pid._process
@@ -143,5 +147,32 @@ def _frames_of(task: asyncio.Task[Any]) -> list[FrameType]:
             nxt = getattr(obj, "gi_yieldfrom", None)
         if nxt is None:
             nxt = getattr(obj, "ag_await", None)
+        if nxt is not None and type(nxt) in _ASYNC_GEN_STEPS:
+            nxt = _async_generator_of(nxt)
         obj = nxt
     return frames
+
+
+async def _probe() -> AsyncGenerator[None, None]:
+    yield
+
+
+def _step_types() -> frozenset[type]:
+    agen = _probe()
+    steps = (agen.asend(None), agen.athrow(GeneratorExit))
+    types = frozenset(type(step) for step in steps)
+    for step in steps:
+        step.close()
+    return types
+
+
+#: ``async for`` awaits an ``async_generator_asend`` (``athrow`` for ``aclose``), which
+#: does not expose its generator as an attribute; the generator is its only referent.
+_ASYNC_GEN_STEPS = _step_types()
+
+
+def _async_generator_of(step: object) -> object:
+    for referent in gc.get_referents(step):
+        if type(referent) is AsyncGeneratorType:
+            return referent
+    return None

@@ -23,11 +23,13 @@ from tests.behaviours._helpers import step, within
 
 __all__ = [
     "STEP",
+    "WORKER",
     "App",
     "down",
     "idle",
     "recv",
     "reply_of",
+    "started",
     "step",
     "tagged",
     "trapped",
@@ -145,3 +147,69 @@ async def trapped(pid: Pid, *, step: str = "EXIT") -> ExitMessage:
 async def idle() -> None:
     """A bystander body: waits for ever, takes no message, runs no application code."""
     await kernel.receive(lambda _: False)
+
+
+#: An application module of process bodies (``$vsn``): each tells the tester
+#: ``(what, pid, vsn)`` with the vsn of the code it runs.
+WORKER = '''
+    from server import kernel
+    from server.code_server import module_proxy
+
+    __vsn__ = "$vsn"
+    this = module_proxy(__name__)
+
+
+    def tell(tester, what):
+        kernel.send(tester, (what, kernel.self(), __vsn__))
+
+
+    async def park(tester):
+        """Parks at the bottom of a chain of three frames of this version."""
+        return await _middle(tester)
+
+
+    async def _middle(tester):
+        return await _innermost(tester)
+
+
+    async def _innermost(tester):
+        tell(tester, "parked")
+        await kernel.receive(lambda m: m == "go")
+        raise ValueError("crashed in " + __vsn__)
+
+
+    async def local_loop(tester):
+        while True:  # never leaves this version's frame
+            tell(tester, "iteration")
+            await kernel.receive(lambda m: m == "next")
+
+
+    async def local_recursion(tester):
+        tell(tester, "iteration")
+        await kernel.receive(lambda m: m == "next")
+        return await local_recursion(tester)  # a bare name: this version again
+
+
+    async def qualified_recursion(tester):
+        tell(tester, "iteration")
+        await kernel.receive(lambda m: m == "next")
+        return await this.qualified_recursion(tester)  # new code, old frame kept below
+
+
+    async def trampoline(tester):
+        tell(tester, "iteration")
+        await kernel.receive(lambda m: m == "next")
+        return kernel.Continue(this.trampoline, tester)  # the kernel drops this frame
+
+
+    async def ticks():
+        while True:
+            await kernel.receive(lambda m: m == "next")
+            yield __vsn__
+'''
+
+
+async def started(tag: str, pid: Pid, vsn: str, *, step: str) -> None:
+    """Wait for ``(tag, pid, vsn)``: ``pid`` has reached that point in version ``vsn``."""
+    message = await reply_of(tag, pid, step=step)
+    assert message == (tag, pid, vsn), f"step {step!r}: expected {vsn}, got {message!r}"
