@@ -78,10 +78,11 @@ def test_the_proxy_namespace_is_the_current_versions(app: App) -> None:
 def test_setting_and_deleting_through_the_proxy_changes_the_current_version(app: App) -> None:
     v1 = app.first("counter", COUNTER, vsn="v1")
     proxy = app.import_("counter")
-    proxy.extra = "set"
+    attr = "extra"
+    setattr(proxy, attr, "set")
     assert v1.module.extra == "set"
-    del proxy.extra
-    assert not hasattr(v1.module, "extra")
+    delattr(proxy, attr)
+    assert not hasattr(v1.module, attr)
 
 
 def test_a_proxy_repr_names_the_current_file(app: App) -> None:
