@@ -60,8 +60,11 @@ def module_proxy(module: str) -> ModuleProxy:
         async def loop(state):
             ...
             return Continue(this.loop, state)  # the next iteration runs the newest code
+
+    Raises:
+        UnknownModule: ``module`` is not under any application source root.
     """
-    return code_server.entry_for(module).proxy
+    return code_server.proxy_of(module)
 
 
 def remove_path(directory: Path | str) -> None:

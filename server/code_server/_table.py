@@ -31,7 +31,14 @@ from server import kernel
 from server.behaviours import _dispatch
 from server.code_server._proxy import ModuleProxy
 from server.code_server._version import ModuleVersion, build_version, forget_version
-from server.errors import ModuleConflict, NotPurged, UnknownModule
+from server.errors import (
+    ModuleConflict,
+    ModuleLoadError,
+    NoProcessError,
+    NotPurged,
+    ProcessError,
+    UnknownModule,
+)
 
 if TYPE_CHECKING:
     import types
@@ -78,8 +85,14 @@ class _Loader(importlib.machinery.SourceFileLoader):
         return self.owner.entry_for(spec.name).proxy
 
     def exec_module(self, module: types.ModuleType) -> None:
+        # ``import`` runs this once; ``importlib.reload`` runs it again on the same proxy,
+        # and then it is a ``load`` like any other (current becomes old, or NotPurged).
         assert isinstance(module, ModuleProxy)
-        self.owner.first_load(module.__server_entry__, Path(self.path))
+        entry = module.__server_entry__
+        if entry.current is None and entry.old is None:
+            self.owner.first_load(entry, Path(self.path))
+        else:
+            self.owner.load(entry.name, Path(self.path))
 
 
 @final
@@ -183,6 +196,16 @@ class CodeServer(importlib.abc.MetaPathFinder):
             spec.submodule_search_locations = [str(file.parent)]
         return spec
 
+    def proxy_of(self, name: str) -> ModuleProxy:
+        """The stable proxy of the managed module ``name``.
+
+        Raises:
+            UnknownModule: ``name`` is not under any application source root.
+        """
+        if not self.is_managed(name):
+            raise UnknownModule(name, "is not under any application source root (add_path)")
+        return self.entry_for(name).proxy
+
     def entry_for(self, name: str) -> ModuleEntry:
         """The entry of ``name``, created empty if new."""
         entry = self.entries.get(name)
@@ -192,7 +215,7 @@ class CodeServer(importlib.abc.MetaPathFinder):
 
     def first_load(self, entry: ModuleEntry, path: Path) -> None:
         """Build the first version of a module being imported."""
-        version = self._build(entry.name, path.read_text("utf-8"), path, from_file=True)
+        version = self._build(entry.name, _read(entry.name, path), path, from_file=True)
         self._install_current(entry, version)
 
     # -- loading --------------------------------------------------------------------------
@@ -230,12 +253,12 @@ class CodeServer(importlib.abc.MetaPathFinder):
 
     def _source_of(self, name: str, source: str | Path | None) -> tuple[Path, str, bool]:
         if isinstance(source, Path):
-            return source, source.read_text("utf-8"), True
+            return source, _read(name, source), True
         located = self.locate(name)
         if source is None:
             if located is None:
                 raise UnknownModule(name, "has no source file under its root")
-            return located[0], located[0].read_text("utf-8"), True
+            return located[0], _read(name, located[0]), True
         return (located[0] if located is not None else Path(f"<{name}>")), source, False
 
     def _import(self, name: str) -> ModuleVersion:
@@ -300,7 +323,7 @@ class CodeServer(importlib.abc.MetaPathFinder):
         old_globals = entry.old.module.__dict__
         return [
             pid
-            for pid in kernel.processes()
+            for pid in _live_processes()
             if any(code_globals is old_globals for code_globals in kernel.process_globals(pid))
         ]
 
@@ -329,16 +352,24 @@ class CodeServer(importlib.abc.MetaPathFinder):
         if entry is None or entry.old is None:
             return False
         victims = self.processes_in_old_code(name)
-        if victims:
-            await _kill_and_wait(victims)
+        me = _caller()
+        others = [pid for pid in victims if pid is not me]
+        if others:
+            await _kill_and_wait(others)
         if entry.old is not None:
             self._drop_old(entry)
+        if me is not None and me in victims:  # the caller runs old code too: it goes last
+            kernel.exit(me, kernel.KILL)
         return bool(victims)
 
     def _drop_old(self, entry: ModuleEntry) -> None:
         old = entry.old
         entry.old = None
-        if old is not None:
+        current = entry.current
+        # the same source loaded twice shares its lines in linecache with the current one
+        if old is not None and (
+            current is None or current.synthetic_filename != old.synthetic_filename
+        ):
             forget_version(old)
 
     # -- introspection and dispatch -------------------------------------------------------
@@ -389,6 +420,27 @@ class CodeServer(importlib.abc.MetaPathFinder):
         if entry is None or entry.current is None:
             raise UnknownModule(name)
         return entry.current.vsn
+
+
+def _read(name: str, path: Path) -> str:
+    try:
+        return path.read_text("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModuleLoadError(name, str(path), None, f"is not UTF-8 text ({exc})") from None
+
+
+def _live_processes() -> list[Pid]:
+    try:
+        return kernel.processes()
+    except ProcessError:  # no node is running: no process can run old code
+        return []
+
+
+def _caller() -> Pid | None:
+    try:
+        return kernel.self()
+    except NoProcessError:
+        return None
 
 
 async def _kill_and_wait(victims: list[Pid]) -> None:

@@ -89,23 +89,11 @@ def build_version(
     module.__loader__ = loader
     module.__file__ = str(path)
     module.__package__ = name if is_package else name.rpartition(".")[0]
-    previous = sys.modules.get(name)
-    sys.modules[name] = module
-    try:
-        exec(code, module.__dict__)
-    except BaseException as exc:
+    failure = _execute(name, code, module, filename)
+    if failure is not None:
         _forget(synthetic)
-        line = _line_in(exc, filename)
-        reason = "".join(traceback.format_exception_only(exc)).strip()
-        exc.__traceback__ = None
-        if not isinstance(exc, Exception):
-            raise
-        raise ModuleLoadError(name, str(path), line, f"its body raised {reason}") from None
-    finally:
-        if previous is not None:
-            sys.modules[name] = previous
-        else:
-            sys.modules.pop(name, None)
+        line, reason = failure
+        raise ModuleLoadError(name, str(path), line, f"its body raised {reason}")
     return ModuleVersion(
         name=name,
         module=module,
@@ -114,6 +102,44 @@ def build_version(
         digest=digest,
         synthetic_filename=synthetic,
     )
+
+
+def _execute(
+    name: str, code: types.CodeType, module: types.ModuleType, filename: str
+) -> tuple[int | None, str] | None:
+    """Run the body with ``sys.modules[name]`` bound to ``module``; None if it succeeded.
+
+    On failure, the line in ``filename`` and the text of the exception: the exception
+    itself is dropped here, with its traceback, so that nothing keeps the failed version's
+    frames (and through them its globals) alive.
+    """
+    previous = sys.modules.get(name)
+    sys.modules[name] = module
+    try:
+        exec(code, module.__dict__)
+    except Exception as exc:
+        line = _line_in(exc, filename)
+        reason = "".join(traceback.format_exception_only(exc)).strip()
+        _forget_frames(exc)
+        return line, reason
+    finally:
+        if previous is not None:
+            sys.modules[name] = previous
+        else:
+            sys.modules.pop(name, None)
+    return None
+
+
+def _forget_frames(exc: BaseException) -> None:
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        item = pending.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        item.__traceback__ = None
+        pending += (item.__cause__, item.__context__)
 
 
 def forget_version(version: ModuleVersion) -> None:

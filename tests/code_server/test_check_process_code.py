@@ -9,7 +9,7 @@ import pytest
 from server import code_server, kernel
 from server.behaviours import gen_server
 
-from ._helpers import WORKER, idle, reply_of, started, within
+from ._helpers import WORKER, down, idle, reply_of, started, within
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -71,7 +71,7 @@ async def test_a_dead_process_runs_no_code(app: App, node: Node) -> None:
         await started("parked", pid, "v1", step="parked")
         app.load("worker", WORKER, vsn="v2")
         kernel.exit(pid, kernel.KILL)
-        await within(kernel.wait_ended([pid]), "killed")
+        await down(ref, step="killed")
         assert not code_server.check_process_code(pid, app.dotted("worker"))
 
     await node.run_process(body)
@@ -122,9 +122,7 @@ async def test_a_process_that_never_returns_stays_in_old_code(
     await node.run_process(body)
 
 
-async def test_an_async_for_suspended_in_an_old_generator_is_old_code(
-    app: App, node: Node
-) -> None:
+async def test_an_async_for_suspended_in_an_old_generator_is_old_code(app: App, node: Node) -> None:
     app.first("worker", WORKER, vsn="v1")
     worker = app.import_("worker")
     name = app.dotted("worker")
