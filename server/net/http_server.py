@@ -1,0 +1,179 @@
+"""Serve HTTP/1.1 from processes: a listener process and one process per connection.
+
+The socket-facing code is library code and is never reloaded; the application's handler
+module is found by name at every request (see ``http_callbacks`` for its contract), so a
+newly loaded version of it answers the next request, keep-alive connections included,
+and no connection process ever counts as running the handler's old code between requests.
+
+Process tree::
+
+    parent (a supervisor, or whoever called start_link)
+      └── listener           traps exits; owns the listening socket
+            ├── connection   one per accepted socket, linked to the listener
+            └── ...
+
+- The listener ends with its parent's exit signal (``shutdown`` from a supervisor) and
+  with ``kill``; either way its socket closes and its connections end.
+- A connection that crashes or is killed ends alone; the listener goes on.
+- A handler that raises gets its request a 500; the connection goes on.
+
+Use it under a supervisor with ``child_spec``, or call ``start_link`` from any process.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import TYPE_CHECKING
+
+from server import kernel
+from server.behaviours.supervisor_callbacks import ChildSpec
+from server.net._connection import ConnectionConfig
+from server.net._listener import CONNECTIONS_LABEL, PORT_LABEL, start_listener
+from server.net.http import DEFAULT_LIMITS, HttpLimits
+
+if TYPE_CHECKING:
+    from server.behaviours.supervisor_callbacks import RestartType, Shutdown
+    from server.kernel import Pid
+
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
+    "child_spec",
+    "count_connections",
+    "listening_port",
+    "start_link",
+    "which_connections",
+]
+
+#: Seconds a keep-alive connection may wait for its next request before it is closed.
+DEFAULT_IDLE_TIMEOUT = 60.0
+
+
+async def start_link(
+    host: str,
+    port: int,
+    handler: str,
+    handler_args: object = None,
+    *,
+    backlog: int = 128,
+    name: str | None = None,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    limits: HttpLimits = DEFAULT_LIMITS,
+) -> Pid:
+    """Start a listener on ``host:port``, linked to the caller; return once it listens.
+
+    Args:
+        host: the address to bind (``"127.0.0.1"``, ``"0.0.0.0"``, ``"::"``, a name).
+        port: the TCP port; 0 picks a free one (see ``listening_port``).
+        handler: the dotted name of the handler module (see ``http_callbacks``).
+        handler_args: passed as ``args`` to every ``handle_request`` call.
+        backlog: the listen queue length.
+        name: a name to register the listener under.
+        idle_timeout: seconds a connection may stay silent (between requests, or inside
+            one) before it is closed; ``math.inf`` never closes it.
+        limits: the largest request head and body accepted.
+
+    Returns:
+        The listener's pid. Usable as a supervisor child start function.
+
+    Raises:
+        StartError: the socket could not be opened (the port is in use, the address is
+            not local, ...); the message names host, port and the system's reason.
+        AlreadyStarted: ``name`` is held by a live process.
+        ValueError: ``handler`` is not a dotted module name, or ``idle_timeout`` or
+            ``backlog`` is not positive.
+    """
+    if not handler or not all(part.isidentifier() for part in handler.split(".")):
+        raise ValueError(f"handler must be a dotted module name, got {handler!r}")
+    if not idle_timeout > 0:
+        raise ValueError(f"idle_timeout must be seconds > 0, got {idle_timeout!r}")
+    if backlog < 1:
+        raise ValueError(f"backlog must be >= 1, got {backlog!r}")
+    config = ConnectionConfig(
+        handler=handler,
+        handler_args=handler_args,
+        idle_timeout=math.inf if idle_timeout == math.inf else float(idle_timeout),
+        limits=limits,
+    )
+    return await start_listener(host, port, config, backlog=backlog, name=name)
+
+
+def child_spec(
+    id: str,  # noqa: A002 - OTP's field name
+    host: str,
+    port: int,
+    handler: str,
+    handler_args: object = None,
+    *,
+    restart: RestartType = "permanent",
+    shutdown: Shutdown | None = None,
+    backlog: int = 128,
+    name: str | None = None,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    limits: HttpLimits = DEFAULT_LIMITS,
+) -> ChildSpec:
+    """A supervisor child spec starting ``start_link(host, port, handler, handler_args)``.
+
+    ``backlog``, ``name``, ``idle_timeout`` and ``limits`` are passed on to ``start_link``.
+
+    Raises:
+        ValueError: the spec is invalid (see ``ChildSpec``).
+    """
+    start = functools.partial(
+        start_link, backlog=backlog, name=name, idle_timeout=idle_timeout, limits=limits
+    )
+    return ChildSpec(
+        id=id,
+        start=(start, host, port, handler, handler_args),
+        restart=restart,
+        shutdown=shutdown,
+        type="worker",
+    )
+
+
+def listening_port(listener: Pid | str) -> int:
+    """The TCP port the listener is bound to (the real one when started with port 0).
+
+    Raises:
+        LookupError: ``listener`` is not a live HTTP listener.
+    """
+    port = kernel.get_label(_pid_of(listener), PORT_LABEL)
+    if not isinstance(port, int):
+        raise LookupError(f"{listener} is not an HTTP listener")
+    return port
+
+
+def count_connections(listener: Pid | str) -> int:
+    """How many connection processes of the listener are alive.
+
+    Raises:
+        LookupError: ``listener`` is not a live HTTP listener.
+    """
+    return len(which_connections(listener))
+
+
+def which_connections(listener: Pid | str) -> list[Pid]:
+    """The connection processes of the listener, in no particular order.
+
+    Raises:
+        LookupError: ``listener`` is not a live HTTP listener.
+    """
+    return [pid for pid in _connections(listener) if kernel.is_alive(pid)]
+
+
+def _connections(listener: Pid | str) -> set[Pid]:
+    connections = kernel.get_label(_pid_of(listener), CONNECTIONS_LABEL)
+    if not isinstance(connections, set):
+        raise LookupError(f"{listener} is not an HTTP listener")
+    return connections
+
+
+def _pid_of(listener: Pid | str) -> Pid:
+    if isinstance(listener, str):
+        pid = kernel.whereis(listener)
+        if pid is None:
+            raise LookupError(f"no process is registered as {listener!r}")
+        return pid
+    if not kernel.is_alive(listener):
+        raise LookupError(f"{listener} is not alive")
+    return listener
