@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Final, TypeVar
 import anyio
 
 from server import kernel
-from server.kernel import DownMessage, Pid
+from server.kernel import DownMessage
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Iterator
 
     from anyio.abc import SocketStream
+
+    from server.kernel import Ref
 
 T = TypeVar("T")
 
@@ -43,9 +45,8 @@ async def within(awaitable: Awaitable[T], name: str, limit: float = STEP) -> T:
         return await awaitable
 
 
-async def wait_down(pid: Pid, *, name: str) -> object:
-    """Monitor ``pid`` and wait for its end; returns the exit reason."""
-    ref = kernel.monitor(pid)
+async def reason_of(ref: Ref, *, name: str) -> object:
+    """Wait for the ``DownMessage`` of monitor ``ref``; returns the exit reason."""
     message = await within(kernel.receive(lambda m: type(m) is DownMessage and m.ref is ref), name)
     assert isinstance(message, DownMessage)
     return message.reason
@@ -77,7 +78,10 @@ class Client:
     async def connect(cls, port: int) -> Client:
         return cls(await within(anyio.connect_tcp("127.0.0.1", port), "connect"))
 
-    async def aclose(self) -> None:
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.stream.aclose()
 
     async def send(self, data: bytes) -> None:
