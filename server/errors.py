@@ -229,10 +229,16 @@ class ModuleConflict(CodeError):
 
 
 class ApplicationError(ServerError):
-    """Errors of the application controller."""
+    """The application controller refused a request, or an application failed to start.
 
-    def __init__(self, application: str, message: str) -> None:
+    ``reason`` is the controller's answer as a value (``("not_started", dependency)``,
+    ``("already_loaded", app, vsn)``, a start failure's reason, ...), for code that acts on
+    it; the message says it in words.
+    """
+
+    def __init__(self, application: str, message: str, reason: object = None) -> None:
         self.application = application
+        self.reason = reason
         super().__init__(f"application {application}: {message}")
 
 

@@ -1,0 +1,1 @@
+"""Application callback modules used by the application controller tests."""
