@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run build test lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,14 +15,18 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/server run
 
+build: $(STAMP)
+	$(BIN)/server build
+
 test: $(STAMP) lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check server tests bench
-	$(BIN)/ruff check server tests bench
+	$(BIN)/ruff format --check server tests bench apps
+	$(BIN)/ruff check server tests bench apps
 
 typecheck: $(STAMP)
 	$(BIN)/mypy server tests
+	for app in apps/*/; do $(BIN)/mypy "$$app" || exit 1; done  # one run each: versions share module names
 
 pytest: $(STAMP)
 	$(BIN)/pytest
@@ -31,4 +35,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/runtime.py --quick
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build

@@ -6,10 +6,12 @@ store's reply and the other way round while an upgrade is under way.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.behaviours.gen_server_callbacks import Ok, Reply
-from server.kernel import From
+
+if TYPE_CHECKING:
+    from server.kernel import From
 
 __vsn__ = "1.0.0"
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.behaviours import supervisor
-from server.kernel import Pid
+
+if TYPE_CHECKING:
+    from server.kernel import Pid
 
 __vsn__ = "1.0.0"
 

@@ -7,10 +7,12 @@ them too while an upgrade is under way.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.behaviours.gen_server_callbacks import Ok, Reply
-from server.kernel import From
+
+if TYPE_CHECKING:
+    from server.kernel import From
 
 __vsn__ = "1.1.0"
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply
-from server.kernel import From
+
+if TYPE_CHECKING:
+    from server.kernel import From
 
 __vsn__ = "1.0.0"
 

@@ -1,0 +1,108 @@
+"""Real node OS processes for tests: start ``server run`` on a root, wait until it serves."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+BOOT_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the node binds it a moment later)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def set_port(root: Path, port: int) -> None:
+    """Point the root's sys.config at ``port`` for the counter application."""
+    config = root / "sys.config"
+    text = config.read_text()
+    config.write_text(text.replace("port = 8080", f"port = {port}"))
+
+
+@dataclass
+class NodeProcess:
+    """A node started as ``python -m server <args>``; its stderr lines are collected."""
+
+    root: Path
+    args: list[str]
+    port: int
+    process: subprocess.Popen[str] = field(init=False)
+    lines: list[str] = field(default_factory=list)
+    _changed: threading.Condition = field(default_factory=threading.Condition)
+    _reader: threading.Thread = field(init=False)
+
+    def start(self) -> NodeProcess:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server", *self.args, "--root", str(self.root)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        return self
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        self.process.stdout.close()
+        with self._changed:
+            self.lines.append("<eof>")
+            self._changed.notify_all()
+
+    def wait_for(self, text: str, timeout: float = BOOT_TIMEOUT) -> str:
+        """Block until a line containing ``text`` was printed (fails on exit or timeout)."""
+        with self._changed:
+            found = self._changed.wait_for(
+                lambda: any(text in line for line in self.lines) or "<eof>" in self.lines,
+                timeout=timeout,
+            )
+            match = next((line for line in self.lines if text in line), None)
+        if not found or match is None:
+            raise AssertionError(f"no line with {text!r}; output:\n" + "\n".join(self.lines))
+        return match
+
+    def request(self, method: str, path: str) -> tuple[int, Any]:
+        """One HTTP request on a fresh connection; the JSON body decoded."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path)
+            response = conn.getresponse()
+            return response.status, json.loads(response.read())
+        finally:
+            conn.close()
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> int:
+        """Signal the node and wait for its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL, if still running."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+        self._reader.join(timeout=10)
