@@ -23,7 +23,8 @@
     │   └── ModuleConflict           two source roots provide the same module
     ├── ApplicationError             the application controller
     ├── ReleaseError                 the release handler
-    │   └── BuildError               a release package or relup cannot be built
+    │   ├── BuildError               a release package or relup cannot be built
+    │   └── UnpackError              a release package was refused by unpack
     ├── SpecError                    malformed specs and configuration files
     └── ControlError                 the control socket and the CLI
 
@@ -59,6 +60,7 @@ __all__ = [
     "SupervisorError",
     "SystemCallError",
     "UnknownModule",
+    "UnpackError",
 ]
 
 
@@ -257,6 +259,21 @@ class BuildError(ReleaseError):
         self.problems = problems
         shown = "\n  ".join(problems)
         super().__init__(f"cannot build {what}:\n  {shown}")
+
+
+class UnpackError(ReleaseError):
+    """A release package was refused while unpacking; the node's releases and libs are as before.
+
+    ``package`` is the package file, ``member`` the archive member at fault (None when the
+    package as a whole is), ``reason`` what is wrong and what to do about it.
+    """
+
+    def __init__(self, package: str, reason: str, member: str | None = None) -> None:
+        self.package = package
+        self.member = member
+        self.reason = reason
+        where = package if member is None else f"{package}, member {member!r}"
+        super().__init__(f"cannot unpack {where}: {reason}")
 
 
 class SpecError(ServerError):
