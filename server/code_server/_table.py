@@ -215,7 +215,7 @@ class CodeServer(importlib.abc.MetaPathFinder):
 
     def first_load(self, entry: ModuleEntry, path: Path) -> None:
         """Build the first version of a module being imported."""
-        version = self._build(entry.name, _read(entry.name, path), path, from_file=True)
+        version = self._build(entry, _read(entry.name, path), path, from_file=True)
         self._install_current(entry, version)
 
     # -- loading --------------------------------------------------------------------------
@@ -243,8 +243,8 @@ class CodeServer(importlib.abc.MetaPathFinder):
         if first and source is None:
             return self._import(name)  # never imported: through the hook, parents first
         path, text, from_file = self._source_of(name, source)
-        version = self._build(name, text, path, from_file=from_file)
         entry = self.entry_for(name)
+        version = self._build(entry, text, path, from_file=from_file)
         entry.old = entry.current
         self._install_current(entry, version)
         if first:
@@ -267,11 +267,14 @@ class CodeServer(importlib.abc.MetaPathFinder):
         assert entry.current is not None
         return entry.current
 
-    def _build(self, name: str, text: str, path: Path, *, from_file: bool) -> ModuleVersion:
+    def _build(
+        self, entry: ModuleEntry, text: str, path: Path, *, from_file: bool
+    ) -> ModuleVersion:
         is_package = path.name == "__init__.py"
-        loader = _Loader(self, name, str(path))
+        loader = _Loader(self, entry.name, str(path))
+        synthetic = None if from_file else _free_source_name(entry, path)
         return build_version(
-            name, text, path, is_package=is_package, loader=loader, from_file=from_file
+            entry.name, text, path, is_package=is_package, loader=loader, synthetic=synthetic
         )
 
     def _install_current(self, entry: ModuleEntry, version: ModuleVersion) -> None:
@@ -365,11 +368,7 @@ class CodeServer(importlib.abc.MetaPathFinder):
     def _drop_old(self, entry: ModuleEntry) -> None:
         old = entry.old
         entry.old = None
-        current = entry.current
-        # the same source loaded twice shares its lines in linecache with the current one
-        if old is not None and (
-            current is None or current.synthetic_filename != old.synthetic_filename
-        ):
+        if old is not None:
             forget_version(old)
 
     # -- introspection and dispatch -------------------------------------------------------
@@ -420,6 +419,20 @@ class CodeServer(importlib.abc.MetaPathFinder):
         if entry is None or entry.current is None:
             raise UnknownModule(name)
         return entry.current.vsn
+
+
+def _free_source_name(entry: ModuleEntry, path: Path) -> str:
+    """The file name of a version built from a given text, for its tracebacks.
+
+    A module has at most two versions, so two names per module are enough: the new one
+    takes the name the current version does not use. (Every distinct file name given to
+    ``compile`` stays in memory for good, so a name per load would grow without end.)
+    """
+    names = [f"{path} <source {slot}>" for slot in (1, 2)]
+    current = entry.current
+    if current is not None and current.synthetic_filename == names[0]:
+        return names[1]
+    return names[0]
 
 
 def _read(name: str, path: Path) -> str:

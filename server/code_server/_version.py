@@ -57,9 +57,13 @@ def build_version(
     *,
     is_package: bool,
     loader: importlib.machinery.SourceFileLoader,
-    from_file: bool,
+    synthetic: str | None,
 ) -> ModuleVersion:
     """Compile and execute ``source`` as a new version of module ``name``.
+
+    ``synthetic`` is the file name for code that does not come from ``path`` as it is on
+    disk (a source given as text): its lines go to ``linecache`` under that name, so that
+    tracebacks show them. None compiles the code under ``path``.
 
     Raises:
         ModuleLoadError: the source does not compile, or its body raised; the error names
@@ -68,10 +72,7 @@ def build_version(
     text = source.decode("utf-8") if isinstance(source, bytes) else source
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
     filename = str(path)
-    synthetic = None
-    if not from_file:
-        # tracebacks of code loaded from a string still show its lines
-        synthetic = f"{path} [vsn {digest}]"
+    if synthetic is not None:
         filename = synthetic
         linecache.cache[synthetic] = (len(text), None, text.splitlines(True), synthetic)
     try:

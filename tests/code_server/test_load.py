@@ -132,15 +132,18 @@ def test_importlib_reload_is_a_load(app: App) -> None:
     assert app.slots("mod") == [("current", "v2"), ("old", "v1")]
 
 
-def test_loading_the_same_source_twice_keeps_its_traceback_lines(app: App) -> None:
+def test_tracebacks_of_a_version_loaded_from_text_show_its_lines(app: App) -> None:
     app.first("mod", MOD, vsn="v1")
-    same = app.load("mod", MOD, vsn="v2")
-    code_server.soft_purge(app.dotted("mod"))
-    again = app.load("mod", MOD, vsn="v2")
-    assert again.synthetic_filename == same.synthetic_filename
+    first = app.load("mod", MOD, vsn="v2")
     assert code_server.soft_purge(app.dotted("mod"))
-    assert again.synthetic_filename is not None
-    assert linecache.getline(again.synthetic_filename, 5) == "def version():\n"
+    second = app.load("mod", MOD, vsn="v2")  # the same text again
+    assert code_server.soft_purge(app.dotted("mod")), "drops the first text version"
+    for version in (first, second):
+        assert version.synthetic_filename is not None
+        assert version.module.version.__code__.co_filename == version.synthetic_filename
+    assert first.synthetic_filename != second.synthetic_filename
+    assert linecache.getline(str(second.synthetic_filename), 5) == "def version():\n"
+    assert linecache.getline(str(first.synthetic_filename), 5) == "", "purged with its version"
 
 
 def test_a_module_outside_every_root_cannot_be_loaded(app: App) -> None:
