@@ -178,6 +178,8 @@ async def test_a_supervisor_starts_and_shuts_the_listener_down(node: Node) -> No
             assert await reason_of(connection_ref, name="connection ends") == kernel.SHUTDOWN
             assert await client.closed_by_peer()
         await assert_refused(port)
-        await within(supervisor.restart_child(sup, "web"), "restart_child")
+        again = await within(supervisor.restart_child(sup, "web"), "restart_child")
+        assert again is not None
+        assert http_server.listening_port(again) > 0
 
     await node.run_process(body)
