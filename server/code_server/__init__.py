@@ -35,6 +35,7 @@ __all__ = [
     "purge",
     "remove_path",
     "soft_purge",
+    "source_changed",
     "which_versions",
 ]
 
@@ -114,6 +115,16 @@ async def purge(module: str) -> bool:
         True if a process was killed.
     """
     return await code_server.purge(module)
+
+
+def source_changed(module: str) -> bool:
+    """True unless the module's file holds exactly its current version's source.
+
+    Raises:
+        ModuleLoadError: the file is not UTF-8 text.
+        UnknownModule: not managed, or no source file under its root.
+    """
+    return code_server.source_changed(module)
 
 
 def which_versions(module: str) -> list[VersionInfo]:

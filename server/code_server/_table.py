@@ -30,7 +30,12 @@ from typing import TYPE_CHECKING, final
 from server import kernel
 from server.behaviours import _dispatch
 from server.code_server._proxy import ModuleProxy
-from server.code_server._version import ModuleVersion, build_version, forget_version
+from server.code_server._version import (
+    ModuleVersion,
+    build_version,
+    digest_of,
+    forget_version,
+)
 from server.errors import (
     ModuleConflict,
     ModuleLoadError,
@@ -408,6 +413,20 @@ class CodeServer(importlib.abc.MetaPathFinder):
     def all_loaded(self) -> list[VersionInfo]:
         """Every version of every managed module, sorted by module name."""
         return [info for name in sorted(self.entries) for info in self.which_versions(name)]
+
+    def source_changed(self, name: str) -> bool:
+        """True unless the module's file holds exactly the source of its current version.
+
+        Raises:
+            UnknownModule: not managed, or no source file under its root.
+        """
+        entry = self.entries.get(name)
+        located = self.locate(name)
+        if located is None:
+            raise UnknownModule(name, "has no source file under its root")
+        if entry is None or entry.current is None:
+            return True
+        return digest_of(_read(name, located[0])) != entry.current.digest
 
     def get_vsn(self, name: str) -> object:
         """The current version's vsn.

@@ -23,7 +23,7 @@ from server.errors import ModuleLoadError
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["ModuleVersion", "build_version", "forget_version", "read_vsn"]
+__all__ = ["ModuleVersion", "build_version", "digest_of", "forget_version", "read_vsn"]
 
 
 @final
@@ -50,6 +50,11 @@ def read_vsn(module: types.ModuleType, digest: str) -> object:
     return module.__dict__.get("__vsn__", digest)
 
 
+def digest_of(text: str) -> str:
+    """The content hash of a source text (the vsn of a module that sets no ``__vsn__``)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 def build_version(
     name: str,
     source: str | bytes,
@@ -70,7 +75,7 @@ def build_version(
             the file and line, and nothing outside the discarded module was changed.
     """
     text = source.decode("utf-8") if isinstance(source, bytes) else source
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    digest = digest_of(text)
     filename = str(path)
     if synthetic is not None:
         filename = synthetic

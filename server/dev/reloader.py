@@ -81,6 +81,14 @@ async def reload_module(module: str, *, grace: float, report: Report) -> bool:
     if not code_server.which_versions(module):
         report(ReloadEvent(module, "skipped", "not loaded yet; it will load on first import"))
         return False
+    try:
+        changed = code_server.source_changed(module)
+    except CodeError as exc:
+        report(ReloadEvent(module, "refused", str(exc)))
+        return False
+    if not changed:  # saved as it was: loading it again would only purge processes
+        report(ReloadEvent(module, "skipped", "unchanged"))
+        return False
     await _make_room(module, grace, report)
     try:
         version = code_server.load(module)
