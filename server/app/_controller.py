@@ -55,10 +55,11 @@ class _Loaded:
 
 
 class _Running:
-    __slots__ = ("master", "type")
+    __slots__ = ("master", "top", "type")
 
-    def __init__(self, master: Pid | None, start_type: str) -> None:
+    def __init__(self, master: Pid | None, top: Pid | None, start_type: str) -> None:
         self.master = master
+        self.top = top
         self.type = start_type
 
 
@@ -109,6 +110,9 @@ async def handle_call(request: Any, from_: From, state: ControllerState) -> obje
             return Reply(rows, state)
         case ("loaded",):
             return Reply({n: (app.spec, app.lib_dir) for n, app in state.loaded.items()}, state)
+        case ("top_supervisors",):
+            tops = {n: r.top for n, r in state.running.items() if r.top is not None}
+            return Reply(tops, state)
         case ("start_type", name):
             running = state.running.get(name)
             return Reply(running.type if running else None, state)
@@ -208,6 +212,7 @@ def _refuse_start(state: ControllerState, name: str) -> tuple[str, str] | None:
 async def _start(state: ControllerState, name: str, start_type: str) -> tuple[str, object]:
     mod = state.loaded[name].spec.mod
     master: Pid | None = None
+    top: Pid | None = None
     if mod is not None:
         try:
             master = await gen_server.start_link(
@@ -215,7 +220,10 @@ async def _start(state: ControllerState, name: str, start_type: str) -> tuple[st
             )
         except StartError as exc:
             return ("error", exc.reason)
-    state.running[name] = _Running(master, start_type)
+        assert master is not None
+        with contextlib.suppress(CalleeExited):  # ended already: its end is on its way here
+            top = await gen_server.call(master, ("top",), timeout=math.inf)
+    state.running[name] = _Running(master, top, start_type)
     logger.info("application %s started (type %s)", name, start_type)
     return ("ok", None)
 

@@ -41,6 +41,7 @@ __all__ = [
     "start_link",
     "start_type",
     "stop_application",
+    "top_supervisors",
     "unload_application",
     "which_applications",
 ]
@@ -220,6 +221,11 @@ async def ensure_all_started(
 async def which_applications() -> list[RunningApplication]:
     """The running applications, in start order."""
     return [RunningApplication(*row) for row in await _call(("which",))]
+
+
+async def top_supervisors() -> dict[str, Pid]:
+    """The top supervisor of each running application that has one, in start order."""
+    return dict(await _call(("top_supervisors",)))
 
 
 async def loaded_applications() -> dict[str, tuple[AppSpec, Path | None]]:

@@ -113,6 +113,9 @@ async def test_which_applications_lists_them_in_start_order(node: Node) -> None:
             RunningApplication("mid", "the mid application", "1.0"),
         ]
         assert await within(controller.start_type("alpha"), "start_type") == "temporary"
+        tops = await within(controller.top_supervisors(), "top_supervisors")
+        assert list(tops) == ["zeta", "alpha", "mid"], "a library application has none"
+        assert tops["alpha"] is kernel.whereis("alpha_sup")
         assert await within(controller.start_type("absent"), "start_type") is None
 
     await node.run_process(body)
