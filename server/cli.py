@@ -17,6 +17,7 @@ from server import code_server, kernel
 from server._logging import configure_logging
 from server.dev.reloader import ReloadEvent, watch
 from server.errors import ServerError
+from server.heart import run_heart_on_root, start_detached
 from server.release.boot import parse_release_name, run_release
 from server.release.package import build_package
 from server.release.source_tree import SourceTree
@@ -81,6 +82,17 @@ def _parser() -> argparse.ArgumentParser:
         default=2.0,
         help="seconds a process may stay in old code before it is purged (default 2)",
     )
+
+    start = commands.add_parser(
+        "start", help="run a node under a heart that restarts it when it dies (in the background)"
+    )
+    start.add_argument("--root", type=Path, default=Path.cwd(), help="the node's root directory")
+    start.add_argument(
+        "--foreground",
+        action="store_true",
+        help="stay attached: the node's output goes to this terminal (for systemd)",
+    )
+    start.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     return parser
 
 
@@ -176,6 +188,15 @@ async def _dev(paths: list[Path], start: str | None, grace: float) -> None:
         await _until_signal()
 
 
+def _start(args: argparse.Namespace) -> int:
+    if args.foreground:
+        return run_heart_on_root(args.root, log_level=args.log_level, ready_fd=args.ready_fd)
+    started = start_detached(args.root, log_level=args.log_level)
+    _say(f"heart started: pid {started.heart_pid}, node pid {started.node_pid}")
+    _say(f"logs: {started.log_dir / 'heart.log'} and {started.log_dir / 'node.log'}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``server`` console script."""
     args = _parser().parse_args(argv)
@@ -187,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             _build(args)
         elif args.command == "dev":
             anyio.run(_dev, args.path, args.start, args.grace, backend="asyncio")
+        elif args.command == "start":
+            raise SystemExit(_start(args))
     except ServerError as exc:
         print(f"server: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -1,0 +1,327 @@
+"""The heart: OTP's watchdog, a parent OS process that restarts its node when it dies.
+
+A heart runs the node as a child OS process and watches it. It depends on nothing of the
+node (no kernel, no event loop): it is a plain synchronous loop around ``waitpid``, so it
+keeps working whatever state the node's runtime is in.
+
+How this works:
+
+1. What ends a child decides what the heart does next:
+
+   ==============================================  ===============================
+   the child ended                                 the heart
+   ==============================================  ===============================
+   after SIGTERM/SIGINT sent to the heart          exits with the child's status
+   on its own with code 0 (stopped via control)    exits 0, no restart
+   on its own with another code, or by a signal    restarts it, unless over limit
+   ==============================================  ===============================
+
+   A child's status is its exit code, or ``128 + signal`` when a signal ended it.
+2. SIGTERM and SIGINT received by the heart are forwarded to the child; a stop requested
+   while no child runs (between a crash and its restart) means no restart. The child runs
+   in its own process group, so a terminal's Ctrl-C reaches the heart only, and the node
+   sees one signal, not two.
+3. Restart intensity is counted as a supervisor counts it (``record_restart``, a pure
+   function): a sliding window of restart times over ``period`` seconds of monotonic time;
+   the heart gives up when more than ``max_restarts`` restarts fall in the window, so a
+   child that always crashes is started ``max_restarts + 1`` times.
+4. The child is told it runs under a heart: ``SERVER_HEART=1`` and
+   ``SERVER_HEART_RESTARTS=<n>`` (0 for the first start) are added to its environment.
+5. Files (see ``server._heart_files``): the root lock, ``run/heart.pid`` and
+   ``run/node.pid`` (removed on exit), ``log/heart.log`` (one line per event) and, unless
+   ``foreground``, ``log/node.log`` with the child's stdout and stderr appended.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, final
+
+from server._heart_detach import DetachedHeart, HeartStartFailed, start_detached
+from server._heart_files import (
+    HeartAlreadyRunning,
+    HeartLog,
+    RootLock,
+    read_pid_file,
+    remove_file,
+    write_pid_file,
+)
+from server.config import read_sys_config
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from types import FrameType
+
+__all__ = [
+    "HEART_ENV",
+    "RESTARTS_ENV",
+    "DetachedHeart",
+    "HeartAlreadyRunning",
+    "HeartStartFailed",
+    "node_command",
+    "record_restart",
+    "run_heart",
+    "run_heart_on_root",
+    "start_detached",
+]
+
+for _public in (DetachedHeart, HeartAlreadyRunning, HeartStartFailed, start_detached):
+    _public.__module__ = __name__
+del _public
+
+HEART_ENV = "SERVER_HEART"
+"""Set to ``1`` in the environment of a node that runs under a heart."""
+RESTARTS_ENV = "SERVER_HEART_RESTARTS"
+"""How many times the heart has restarted the node before this start (``0`` at first)."""
+
+_LOGGER = logging.getLogger(__name__)
+_FORWARDED = (signal.SIGTERM, signal.SIGINT)
+
+
+def record_restart(
+    restarts: tuple[float, ...], now: float, *, max_restarts: int, period: float
+) -> tuple[tuple[float, ...], bool]:
+    """Record a restart at ``now`` in the sliding window of the last ``period`` seconds.
+
+    Times older than ``now - period`` leave the window (its edge is inclusive).
+
+    Returns:
+        The restart times still in the window, ``now`` included, and True when there are
+        more than ``max_restarts`` of them (the heart must give up).
+    """
+    kept = tuple(t for t in restarts if t >= now - period)
+    updated = (*kept, now)
+    return updated, len(updated) > max_restarts
+
+
+def _status(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _describe(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
+@final
+class _StopRequest:
+    """Signal handler state: the stop signal received, forwarded to the running child."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._child: subprocess.Popen[bytes] | None = None
+        self._signalled: subprocess.Popen[bytes] | None = None
+
+    def handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.signal = signum
+        child = self._child
+        if child is not None:
+            self._signalled = child
+            child.send_signal(signum)
+
+    def attach(self, child: subprocess.Popen[bytes]) -> None:
+        """Make ``child`` the one to forward to; a stop that came before it is sent now."""
+        self._child = child
+        if self.signal is not None and self._signalled is not child:
+            self._signalled = child
+            child.send_signal(self.signal)
+
+    def detach(self) -> None:
+        self._child = None
+
+    def requested(self) -> bool:
+        """Whether a stop signal has arrived (a method: the handler changes it any time)."""
+        return self.signal is not None
+
+
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    command: Sequence[str]
+    run_dir: Path
+    max_restarts: int
+    period: float
+    env: Mapping[str, str]
+    lock_fd: int
+    output: IO[bytes] | None
+    started: Callable[[int], None] | None
+
+
+def run_heart(
+    command: Sequence[str],
+    *,
+    root: Path,
+    max_restarts: int,
+    period: float,
+    log: logging.Logger | None = None,
+    env: Mapping[str, str] | None = None,
+    foreground: bool = False,
+    started: Callable[[int], None] | None = None,
+) -> int:
+    """Run ``command`` as the node under a heart until it stops or the heart gives up.
+
+    Must be called from the main thread (it installs SIGTERM and SIGINT handlers, and puts
+    the previous ones back when it returns).
+
+    Args:
+        command: the node's command line.
+        root: the node's root directory (``run/`` and ``log/`` are created in it).
+        max_restarts: restarts allowed within ``period``; one more and the heart gives up.
+        period: the length of the sliding window, in seconds.
+        log: where events are reported besides ``heart.log`` (default: this module's logger).
+        env: the child's environment (default: the heart's), plus ``HEART_ENV`` and
+            ``RESTARTS_ENV``.
+        foreground: the child writes to the heart's stdout and stderr instead of
+            ``log/node.log``.
+        started: called with the child's pid once the first child is running.
+
+    Returns:
+        The last child's status when a stop was requested or the heart gave up, 0 when
+        the child exited 0 on its own (see the table in the module docstring).
+
+    Raises:
+        HeartAlreadyRunning: another heart (or the node of a heart that died) holds ``root``.
+        ValueError: ``max_restarts`` is negative or ``period`` is not positive.
+        OSError: the command cannot be started or the root's files cannot be written.
+    """
+    if max_restarts < 0:
+        raise ValueError(f"invalid max_restarts {max_restarts!r}: a count >= 0")
+    if not period > 0:
+        raise ValueError(f"invalid period {period!r}: seconds > 0")
+    root = Path(root).resolve()
+    run_dir = root / "run"
+    lock = RootLock(root)
+    lock.acquire()
+    events = HeartLog(root / "log" / "heart.log", log or _LOGGER)
+    stale = read_pid_file(run_dir / "heart.pid")
+    output: IO[bytes] | None = None
+    stop = _StopRequest()
+    previous = {signum: signal.signal(signum, stop.handle) for signum in _FORWARDED}
+    try:
+        events.open()
+        if not foreground:
+            output = (root / "log" / "node.log").open("ab")
+        write_pid_file(run_dir / "heart.pid", os.getpid())
+        facts: dict[str, object] = {"heart_pid": os.getpid(), "root": root}
+        if stale is not None:
+            facts["stale_pid"] = stale
+        events.write(logging.INFO, "heart_start", "heart started", **facts)
+        settings = _Settings(
+            command=list(command),
+            run_dir=run_dir,
+            max_restarts=max_restarts,
+            period=period,
+            env=os.environ if env is None else env,
+            lock_fd=lock.fd,
+            output=output,
+            started=started,
+        )
+        code = _supervise(settings, stop, events)
+        events.write(logging.INFO, "heart_exit", "heart exiting", code=code)
+        return code
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        remove_file(run_dir / "node.pid")
+        remove_file(run_dir / "heart.pid")
+        if output is not None:
+            output.close()
+        events.close()
+        lock.release()
+
+
+def _supervise(settings: _Settings, stop: _StopRequest, events: HeartLog) -> int:
+    restarts: tuple[float, ...] = ()
+    count = 0
+    status = 0
+    while not stop.requested():
+        child = subprocess.Popen(
+            settings.command,
+            stdin=subprocess.DEVNULL,
+            stdout=settings.output,
+            stderr=settings.output,
+            env={**settings.env, HEART_ENV: "1", RESTARTS_ENV: str(count)},
+            pass_fds=(settings.lock_fd,),
+            process_group=0,
+        )
+        stop.attach(child)
+        write_pid_file(settings.run_dir / "node.pid", child.pid)
+        events.write(logging.INFO, "start", "node started", pid=child.pid, restarts=count)
+        if count == 0 and settings.started is not None:
+            settings.started(child.pid)
+        returncode = child.wait()
+        stop.detach()
+        remove_file(settings.run_dir / "node.pid")
+        status = _status(returncode)
+        how = _describe(returncode)
+        events.write(logging.INFO, "exit", f"node {how}", pid=child.pid, status=status, how=how)
+        if stop.requested():
+            break
+        if returncode == 0:
+            return 0
+        restarts, over = record_restart(
+            restarts,
+            time.monotonic(),
+            max_restarts=settings.max_restarts,
+            period=settings.period,
+        )
+        if over:
+            reason = f"{len(restarts)} restarts within {settings.period:g} s"
+            events.write(
+                logging.ERROR,
+                "give_up",
+                f"heart gave up: {reason} (limit {settings.max_restarts})",
+                reason=reason,
+                max_restarts=settings.max_restarts,
+                period=settings.period,
+            )
+            return status
+        count += 1
+        events.write(logging.WARNING, "restart", f"restarting node ({how})", restarts=count)
+    return status
+
+
+def node_command(root: Path, *, log_level: str = "INFO") -> list[str]:
+    """The command line of ``server run`` for ``root``, with this interpreter."""
+    return [sys.executable, "-m", "server", "--log-level", log_level, "run", "--root", str(root)]
+
+
+def run_heart_on_root(root: Path, *, log_level: str = "INFO", ready_fd: int | None = None) -> int:
+    """Run the node of ``root`` under a heart in the foreground (``server start --foreground``).
+
+    The limits come from ``sys.config`` (``heart_max_restarts``, ``heart_period``). When
+    ``ready_fd`` is given, the first node's pid is written to it, then it is closed.
+
+    Returns:
+        The heart's exit code (see ``run_heart``).
+
+    Raises:
+        HeartAlreadyRunning: another heart holds ``root``.
+        SpecError: ``sys.config`` is malformed.
+    """
+    root = Path(root).resolve()
+    settings = read_sys_config(root / "sys.config").node
+
+    def report_ready(pid: int) -> None:
+        if ready_fd is not None:
+            with os.fdopen(ready_fd, "w") as ready:
+                ready.write(f"{pid}\n")
+
+    return run_heart(
+        node_command(root, log_level=log_level),
+        root=root,
+        max_restarts=settings.heart_max_restarts,
+        period=settings.heart_period,
+        foreground=True,
+        started=report_ready,
+    )

@@ -1,0 +1,385 @@
+"""The heart: restarts, stops, the restart limit, pid files and the one-heart-per-root rule.
+
+Each heart runs in its own OS process (so signals behave as in production) around a tiny
+fake node: a ``python -c`` script that says ``started`` on stdout with its pid and the
+heart's environment variables, then crashes, exits 0 or waits for a signal. Every wait is
+on a fact (a line on a pipe, a process exit) under a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from typing import TYPE_CHECKING, Protocol
+
+import pytest
+
+from server.heart import record_restart
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+pytestmark = pytest.mark.node
+
+STEP = 10.0  # seconds any one waiting step may take before the test fails
+
+FAKE_NODE = textwrap.dedent(
+    """
+    import os, signal, sys
+    mode = sys.argv[1]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(7))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(8))
+    heart = os.environ.get("SERVER_HEART")
+    restarts = os.environ.get("SERVER_HEART_RESTARTS")
+    print(f"started {os.getpid()} {heart} {restarts}", flush=True)
+    if mode == "crash":
+        sys.exit(3)
+    if mode == "exit0":
+        sys.exit(0)
+    while True:
+        signal.pause()
+    """
+)
+
+HEART = textwrap.dedent(
+    """
+    import json, logging, sys
+    from pathlib import Path
+    from server.heart import HeartAlreadyRunning, run_heart
+    options = json.loads(sys.argv[1])
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    try:
+        code = run_heart(
+            [sys.executable, "-c", options["node"], options["mode"]],
+            root=Path(options["root"]),
+            max_restarts=options["max_restarts"],
+            period=options["period"],
+            foreground=options["foreground"],
+        )
+    except HeartAlreadyRunning as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code)
+    """
+)
+
+
+class Heart:
+    """A heart process and the lines its fake nodes print on its stdout."""
+
+    def __init__(self, root: Path, mode: str, *, max_restarts: int, foreground: bool) -> None:
+        options = {
+            "node": FAKE_NODE,
+            "mode": mode,
+            "root": str(root),
+            "max_restarts": max_restarts,
+            "period": 60.0,
+            "foreground": foreground,
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", HEART, json.dumps(options)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert self.process.stdout is not None
+        self._fd = self.process.stdout.fileno()
+        self._buffer = b""
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def next_line(self) -> str | None:
+        """The next line on stdout; None at end of file. Fails after ``STEP`` seconds."""
+        deadline = time.monotonic() + STEP
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self._fd], [], [], remaining)[0]:
+                pytest.fail(f"no line from the heart's nodes within {STEP} s")
+            chunk = os.read(self._fd, 4096)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line.decode()
+
+    def next_start(self) -> tuple[int, str, str]:
+        """Wait for a fake node to start: its pid, SERVER_HEART and SERVER_HEART_RESTARTS."""
+        line = self.next_line()
+        assert line is not None, "the heart's stdout closed before a node started"
+        word, pid, heart, restarts = line.split()
+        assert word == "started"
+        return int(pid), heart, restarts
+
+    def wait(self) -> int:
+        return self.process.wait(timeout=STEP)
+
+    def stderr(self) -> str:
+        assert self.process.stderr is not None
+        return self.process.stderr.read().decode()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=STEP)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+class HeartStarter(Protocol):
+    def __call__(self, mode: str, *, max_restarts: int = 5, foreground: bool = True) -> Heart: ...
+
+
+@pytest.fixture
+def start_heart(tmp_path: Path) -> Iterator[HeartStarter]:
+    """Start hearts on ``tmp_path``; every one still running is killed at the end."""
+    started: list[Heart] = []
+
+    def start(mode: str, *, max_restarts: int = 5, foreground: bool = True) -> Heart:
+        heart = Heart(tmp_path, mode, max_restarts=max_restarts, foreground=foreground)
+        started.append(heart)
+        return heart
+
+    yield start
+    for heart in started:
+        heart.close()
+
+
+def events(root: Path) -> list[dict[str, str]]:
+    """The lines of ``heart.log`` as ``key: value`` dicts (values here are never quoted)."""
+    lines = (root / "log" / "heart.log").read_text().splitlines()
+    return [dict(field.split("=", 1) for field in line.split() if "=" in field) for line in lines]
+
+
+def event_names(root: Path) -> list[str]:
+    return [event["event"] for event in events(root)]
+
+
+def read_pid(path: Path) -> int:
+    return int(path.read_text())
+
+
+# --- the sliding window, as a pure function -----------------------------------------------
+
+
+def window(times: list[float], *, max_restarts: int, period: float) -> list[bool]:
+    """Feed restart times one by one; say after each whether the heart gives up."""
+    kept: tuple[float, ...] = ()
+    verdicts = []
+    for now in times:
+        kept, over = record_restart(kept, now, max_restarts=max_restarts, period=period)
+        verdicts.append(over)
+    return verdicts
+
+
+@pytest.mark.parametrize(
+    ("times", "max_restarts", "period", "verdicts"),
+    [
+        ([0, 1, 2], 2, 60, [False, False, True]),
+        ([0, 100, 200, 300, 400], 2, 60, [False] * 5),
+        ([0, 30, 61, 62], 2, 60, [False, False, False, True]),
+        ([0, 60], 1, 60, [False, True]),
+        ([0, 60.5], 1, 60, [False, False]),
+        ([5], 0, 60, [True]),
+        ([0, 10, 20, 100, 110, 120], 2, 60, [False, False, True, False, False, True]),
+    ],
+    ids=[
+        "three-at-once-over-two",
+        "spread-beyond-the-period",
+        "old-ones-leave-the-window",
+        "edge-of-window-counts",
+        "just-past-the-edge-drops",
+        "zero-restarts-allowed",
+        "window-refills-after-a-quiet-spell",
+    ],
+)
+def test_sliding_window(
+    times: list[float], max_restarts: int, period: float, verdicts: list[bool]
+) -> None:
+    assert window(times, max_restarts=max_restarts, period=period) == verdicts
+
+
+def test_window_keeps_only_recent_times() -> None:
+    kept, over = record_restart((0.0, 10.0, 50.0), 65.0, max_restarts=5, period=60.0)
+    assert kept == (10.0, 50.0, 65.0)
+    assert not over
+
+
+# --- hearts around fake nodes --------------------------------------------------------------
+
+
+def test_sigkilled_node_is_restarted(start_heart: HeartStarter, tmp_path: Path) -> None:
+    heart = start_heart("wait")
+    first, under_heart, restarts = heart.next_start()
+    assert (under_heart, restarts) == ("1", "0")
+    os.kill(first, signal.SIGKILL)
+    second, under_heart, restarts = heart.next_start()
+    assert second != first
+    assert (under_heart, restarts) == ("1", "1")
+    assert read_pid(tmp_path / "run" / "node.pid") == second
+    heart.process.send_signal(signal.SIGTERM)
+    assert heart.wait() == 7
+    assert event_names(tmp_path) == [
+        "heart_start",
+        "start",
+        "exit",
+        "restart",
+        "start",
+        "exit",
+        "heart_exit",
+    ]
+    crash = events(tmp_path)[2]
+    assert (crash["pid"], crash["status"]) == (str(first), str(128 + signal.SIGKILL))
+
+
+def test_node_exiting_zero_ends_the_heart(start_heart: HeartStarter, tmp_path: Path) -> None:
+    heart = start_heart("exit0", foreground=False)
+    assert heart.wait() == 0
+    assert heart.next_line() is None  # not foreground: the node wrote to node.log
+    node_log = (tmp_path / "log" / "node.log").read_text().splitlines()
+    assert len(node_log) == 1
+    assert node_log[0].startswith("started ")
+    assert event_names(tmp_path) == ["heart_start", "start", "exit", "heart_exit"]
+    assert events(tmp_path)[-1]["code"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGTERM, 7), (signal.SIGINT, 8)], ids=["SIGTERM", "SIGINT"]
+)
+def test_stop_signal_is_forwarded_and_never_restarted(
+    start_heart: HeartStarter, tmp_path: Path, signum: int, code: int
+) -> None:
+    heart = start_heart("wait")
+    heart.next_start()
+    heart.process.send_signal(signum)
+    assert heart.wait() == code
+    assert heart.next_line() is None  # no second start
+    assert event_names(tmp_path) == ["heart_start", "start", "exit", "heart_exit"]
+    assert events(tmp_path)[-1]["code"] == str(code)
+
+
+def test_gives_up_over_the_restart_limit(start_heart: HeartStarter, tmp_path: Path) -> None:
+    heart = start_heart("crash", max_restarts=2)
+    assert [heart.next_start()[2] for _ in range(3)] == ["0", "1", "2"]
+    assert heart.wait() == 3
+    assert heart.next_line() is None  # max_restarts + 1 starts, no more
+    assert "3 restarts within 60 s (limit 2)" in heart.stderr()
+    log_text = (tmp_path / "log" / "heart.log").read_text()
+    assert 'event=give_up reason="3 restarts within 60 s" max_restarts=2' in log_text
+    assert event_names(tmp_path).count("restart") == 2
+
+
+def test_pid_files_are_written_then_removed(start_heart: HeartStarter, tmp_path: Path) -> None:
+    heart = start_heart("wait")
+    node_pid, _, _ = heart.next_start()
+    run = tmp_path / "run"
+    assert read_pid(run / "heart.pid") == heart.pid
+    assert read_pid(run / "node.pid") == node_pid
+    heart.process.send_signal(signal.SIGTERM)
+    assert heart.wait() == 7
+    assert not (run / "heart.pid").exists()
+    assert not (run / "node.pid").exists()
+    assert [p.name for p in run.iterdir()] == ["heart.lock"]  # no temporary files left
+
+
+def test_second_heart_on_the_root_is_refused(start_heart: HeartStarter, tmp_path: Path) -> None:
+    first = start_heart("wait")
+    node_pid, _, _ = first.next_start()
+    second = start_heart("wait")
+    assert second.wait() == 2
+    assert second.next_line() is None  # it started no node
+    assert f"a heart already runs on {tmp_path} (pid {first.pid})" in second.stderr()
+    run = tmp_path / "run"
+    assert read_pid(run / "heart.pid") == first.pid
+    assert read_pid(run / "node.pid") == node_pid
+    first.process.send_signal(signal.SIGTERM)
+    assert first.wait() == 7
+
+
+def test_stale_pid_file_is_replaced(start_heart: HeartStarter, tmp_path: Path) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(timeout=STEP)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "heart.pid").write_text(f"{gone.pid}\n")
+    heart = start_heart("wait")
+    heart.next_start()
+    assert read_pid(tmp_path / "run" / "heart.pid") == heart.pid
+    assert events(tmp_path)[0]["stale_pid"] == str(gone.pid)
+    heart.process.send_signal(signal.SIGTERM)
+    assert heart.wait() == 7
+
+
+def test_node_outliving_its_heart_still_holds_the_root(
+    start_heart: HeartStarter, tmp_path: Path
+) -> None:
+    heart = start_heart("wait")
+    node_pid, _, _ = heart.next_start()
+    try:
+        heart.process.kill()  # the heart dies; its node, in its own process group, lives on
+        heart.wait()
+        second = start_heart("wait")
+        assert second.wait() == 2
+        assert f"still runs on {tmp_path} (pid {node_pid})" in second.stderr()
+    finally:
+        os.kill(node_pid, signal.SIGKILL)
+
+
+# --- server start --------------------------------------------------------------------------
+
+
+def wait_for_exit(pid: int) -> None:
+    """Wait until a process that is not our child ends."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        ready, _, _ = select.select([pidfd], [], [], STEP)
+        assert ready, f"process {pid} still runs after {STEP} s"
+    finally:
+        os.close(pidfd)
+
+
+def test_server_start_detaches_a_heart(tmp_path: Path) -> None:
+    # A root with no release: the node fails to boot, and with no restarts allowed the
+    # heart gives up at once, which makes a fast, self-ending real run.
+    (tmp_path / "sys.config").write_text("[node]\nheart_max_restarts = 0\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "start", "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=STEP,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    heart_pid = int(first.split()[3].rstrip(","))
+    assert second == (f"logs: {tmp_path / 'log' / 'heart.log'} and {tmp_path / 'log' / 'node.log'}")
+    wait_for_exit(heart_pid)
+    assert event_names(tmp_path) == ["heart_start", "start", "exit", "give_up", "heart_exit"]
+    assert events(tmp_path)[0]["heart_pid"] == str(heart_pid)
+    assert "no release to boot" in (tmp_path / "log" / "node.log").read_text()
+
+
+def test_server_start_refuses_a_taken_root(start_heart: HeartStarter, tmp_path: Path) -> None:
+    heart = start_heart("wait")
+    heart.next_start()
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "start", "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=STEP,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"server: a heart already runs on {tmp_path} (pid {heart.pid})" in done.stderr
+    heart.process.send_signal(signal.SIGTERM)
+    assert heart.wait() == 7
