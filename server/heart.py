@@ -42,7 +42,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, final
+from typing import IO, TYPE_CHECKING, TypeAlias, final
 
 from server._heart_detach import DetachedHeart, HeartStartFailed, start_detached
 from server._heart_files import (
@@ -82,6 +82,7 @@ RESTARTS_ENV = "SERVER_HEART_RESTARTS"
 """How many times the heart has restarted the node before this start (``0`` at first)."""
 
 _LOGGER = logging.getLogger(__name__)
+_Handler: TypeAlias = "Callable[[int, FrameType | None], object] | int | signal.Handlers | None"
 _FORWARDED = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -206,8 +207,10 @@ def run_heart(
     stale = read_pid_file(run_dir / "heart.pid")
     output: IO[bytes] | None = None
     stop = _StopRequest()
-    previous = {signum: signal.signal(signum, stop.handle) for signum in _FORWARDED}
+    previous: dict[signal.Signals, _Handler] = {}
     try:
+        for signum in _FORWARDED:
+            previous[signum] = signal.signal(signum, stop.handle)
         events.open()
         if not foreground:
             output = (root / "log" / "node.log").open("ab")
@@ -230,8 +233,8 @@ def run_heart(
         events.write(logging.INFO, "heart_exit", "heart exiting", code=code)
         return code
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for forwarded, handler in previous.items():
+            signal.signal(forwarded, handler)
         remove_file(run_dir / "node.pid")
         remove_file(run_dir / "heart.pid")
         if output is not None:
