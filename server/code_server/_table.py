@@ -320,8 +320,7 @@ class CodeServer(importlib.abc.MetaPathFinder):
         entry = self.entries.get(name)
         if entry is None or entry.old is None:
             return False
-        old_globals = entry.old.module.__dict__
-        return any(code_globals is old_globals for code_globals in kernel.process_globals(pid))
+        return _runs_in(pid, entry.old.module.__dict__)
 
     def processes_in_old_code(self, name: str) -> list[Pid]:
         """Every live process running old code of ``name``."""
@@ -329,11 +328,7 @@ class CodeServer(importlib.abc.MetaPathFinder):
         if entry is None or entry.old is None:
             return []
         old_globals = entry.old.module.__dict__
-        return [
-            pid
-            for pid in _live_processes()
-            if any(code_globals is old_globals for code_globals in kernel.process_globals(pid))
-        ]
+        return [pid for pid in _live_processes() if _runs_in(pid, old_globals)]
 
     def soft_purge(self, name: str) -> bool:
         """Drop the old version unless a process runs it.
@@ -345,7 +340,8 @@ class CodeServer(importlib.abc.MetaPathFinder):
         entry = self.entries.get(name)
         if entry is None or entry.old is None:
             return True
-        if self.processes_in_old_code(name):
+        old_globals = entry.old.module.__dict__
+        if any(_runs_in(pid, old_globals) for pid in _live_processes()):
             return False
         self._drop_old(entry)
         return True
@@ -459,6 +455,13 @@ def _read(name: str, path: Path) -> str:
         return path.read_text("utf-8")
     except UnicodeDecodeError as exc:
         raise ModuleLoadError(name, str(path), None, f"is not UTF-8 text ({exc})") from None
+
+
+def _runs_in(pid: Pid, module_globals: dict[str, object]) -> bool:
+    for code_globals in kernel.process_globals(pid):  # noqa: SIM110 - any() costs a generator
+        if code_globals is module_globals:
+            return True
+    return False
 
 
 def _live_processes() -> list[Pid]:
