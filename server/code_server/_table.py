@@ -12,7 +12,8 @@ How this works:
    already there, ``load`` refuses (``NotPurged``) and changes nothing.
 4. A process runs old code when a frame of its suspended coroutine stack executes in the old
    version's globals. ``soft_purge`` refuses while one does; ``purge`` kills them
-   (``killed``), waits for their ends, then drops the old version.
+   (``killed``), waits for their ends, then drops the old version. ``importlib.reload`` of
+   a managed module is a ``load`` like any other.
 5. The table is a plain synchronous object: imports must reach it synchronously, and the
    node is single-threaded, so each operation is atomic. Only ``purge`` waits (for the
    processes it killed).
@@ -348,6 +349,9 @@ class CodeServer(importlib.abc.MetaPathFinder):
 
     async def purge(self, name: str) -> bool:
         """Kill every process running old code of ``name`` (reason ``killed``), then drop it.
+
+        A caller that runs the old code itself is killed last, once the version is dropped
+        (the call then does not return: the caller ends ``killed``).
 
         Returns:
             True if at least one process was killed.
