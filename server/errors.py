@@ -27,6 +27,13 @@
     │   └── UnpackError              a release package was refused by unpack
     ├── SpecError                    malformed specs and configuration files
     └── ControlError                 the control socket and the CLI
+        ├── ControlSocketError       the socket's path is unusable (too long, unsafe, taken)
+        │   └── SocketInUse          another live node answers on the socket
+        ├── NodeNotRunning           nothing listens on the socket (the client's view)
+        ├── ControlTimeout           the node did not answer in time
+        ├── ConnectionLost           the node closed the connection before its reply
+        ├── ProtocolViolation        the node sent a line that is not a valid message
+        └── RemoteError              the node answered with an error (type, message)
 
 Exit reasons are values, never raised across processes: a process ends with a reason and
 its links and monitors see that value. These exceptions are what a *caller* sees when an
@@ -44,17 +51,24 @@ __all__ = [
     "CalleeExited",
     "CodeChangeFailed",
     "CodeError",
+    "ConnectionLost",
     "ControlError",
+    "ControlSocketError",
+    "ControlTimeout",
     "ModuleConflict",
     "ModuleLoadError",
     "NoProcError",
     "NoProcessError",
+    "NodeNotRunning",
     "NotPurged",
     "NotRegisteredError",
     "ProcessError",
+    "ProtocolViolation",
     "RegistrationError",
     "ReleaseError",
+    "RemoteError",
     "ServerError",
+    "SocketInUse",
     "SpecError",
     "StartError",
     "SupervisorError",
@@ -291,3 +305,87 @@ class SpecError(ServerError):
 
 class ControlError(ServerError):
     """Errors of the control socket and the CLI talking to a node."""
+
+
+class ControlSocketError(ControlError):
+    """The control socket's path cannot be used; nothing was changed.
+
+    ``why`` says what is wrong: too long for ``AF_UNIX``, its folder unsafe (writable by
+    every user), not a socket, or no permission.
+    """
+
+    def __init__(self, path: str, why: str) -> None:
+        self.path = path
+        self.why = why
+        super().__init__(f"control socket {path}: {why}")
+
+
+class SocketInUse(ControlSocketError):
+    """Another live node answers on the control socket; it was left alone."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            path,
+            "another node is listening on it; stop that node or start this one on another root",
+        )
+
+
+class NodeNotRunning(ControlError):
+    """No node listens on the control socket (no socket file, or a stale one)."""
+
+    def __init__(self, path: str, why: str) -> None:
+        self.path = path
+        self.why = why
+        super().__init__(
+            f"no node is running at {path} ({why}); start one with `server run --root <root>`"
+        )
+
+
+class ControlTimeout(ControlError, TimeoutError):
+    """The node did not answer in time; the command may still be running in the node."""
+
+    def __init__(self, path: str, command: str, timeout: float) -> None:
+        self.path = path
+        self.command = command
+        self.timeout = timeout
+        super().__init__(
+            f"the node at {path} did not answer {command!r} within {timeout:g} s; "
+            "the command may still be running: check the node's log"
+        )
+
+
+class ConnectionLost(ControlError):
+    """The node closed the connection before its final reply; the outcome is unknown."""
+
+    def __init__(self, path: str, command: str) -> None:
+        self.path = path
+        self.command = command
+        super().__init__(
+            f"the node at {path} closed the connection before answering {command!r}; "
+            "it may have stopped, and the command may or may not have run"
+        )
+
+
+class ProtocolViolation(ControlError):
+    """The node sent a line that is not a valid message (a client of another version?)."""
+
+    def __init__(self, path: str, why: str) -> None:
+        self.path = path
+        self.why = why
+        super().__init__(
+            f"the node at {path} sent an unreadable message ({why}); "
+            "check that the CLI and the node are the same version"
+        )
+
+
+class RemoteError(ControlError):
+    """The node answered with an error.
+
+    ``type`` is the error's class name in the node (``NotPurged``, ``InstallRefused``, ...)
+    or a protocol error type (``unknown_command``, ``bad_request``, ``internal``, ...).
+    """
+
+    def __init__(self, type: str, message: str) -> None:  # noqa: A002 - the wire's name
+        self.type = type
+        self.message = message
+        super().__init__(f"{type}: {message}")
