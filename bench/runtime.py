@@ -16,8 +16,12 @@ What is measured (every measurement on a fresh node, after a warm-up):
   ``restart_latency_crash`` is the same for a child that crashes with an exception (crash
   report with a formatted traceback).
 
-Throughputs are the best of several repeats (the machine may be shared); latencies are the
-median of all samples. Run from the repository root::
+Throughputs are the median of several repeats, each kernel repeat run right after a repeat
+of its baseline, so that a slow or fast spell of a shared machine falls on both sides (a
+best-of would keep the luckiest baseline spike and understate the ratio). The cyclic GC
+stays on, as in a server: a heap collected before each timed run, then whatever the run
+allocates is collected as it would be in production. Latencies are the median of all
+samples. Run from the repository root::
 
     .venv/bin/python bench/runtime.py --quick     # under a minute
     .venv/bin/python bench/runtime.py             # full run, a few minutes
@@ -84,7 +88,7 @@ class Config:
 
 QUICK = Config(
     quick=True,
-    repeats=3,
+    repeats=7,
     pingpong_n=30_000,
     call_n=20_000,
     cast_n=50_000,
@@ -97,7 +101,7 @@ QUICK = Config(
 )
 FULL = Config(
     quick=False,
-    repeats=5,
+    repeats=9,
     pingpong_n=200_000,
     call_n=100_000,
     cast_n=300_000,
@@ -157,26 +161,24 @@ def bare(main: Callable[..., Awaitable[T]], *args: Any) -> T:
     return anyio.run(main, *args, backend="asyncio")
 
 
-def best_of(repeats: int, measure: Callable[[], float]) -> tuple[float, list[float]]:
-    """The highest of ``repeats`` measurements (of a rate), and all of them."""
-    samples = [measure() for _ in range(repeats)]
-    return max(samples), samples
+def paired(
+    repeats: int, measure: Callable[[], float], baseline: Callable[[], float]
+) -> tuple[float, list[float], float, list[float]]:
+    """Median rates of ``measure`` and ``baseline``, run alternately, and their samples."""
+    samples: list[float] = []
+    base_samples: list[float] = []
+    for _ in range(repeats):
+        base_samples.append(baseline())
+        samples.append(measure())
+    return statistics.median(samples), samples, statistics.median(base_samples), base_samples
 
 
 def _spread(samples: list[float]) -> str:
     return f"repeats {min(samples):,.0f}..{max(samples):,.0f}"
 
 
-_bare_pingpong_cache: dict[int, tuple[float, list[float]]] = {}
-
-
-def bare_pingpong_rate(config: Config) -> tuple[float, list[float]]:
-    """The bare-asyncio ping-pong figure, measured once per run and shared."""
-    if config.pingpong_n not in _bare_pingpong_cache:
-        _bare_pingpong_cache[config.pingpong_n] = best_of(
-            config.repeats, lambda: bare(_bare_pingpong, config.pingpong_n, 2_000)
-        )
-    return _bare_pingpong_cache[config.pingpong_n]
+def _bare_pingpong_rate(config: Config) -> float:
+    return bare(_bare_pingpong, config.pingpong_n, 2_000)
 
 
 # -- bare asyncio baselines --------------------------------------------------------------------
@@ -463,9 +465,10 @@ def logs_in_memory() -> Iterator[io.StringIO]:
 
 
 def bench_pingpong(config: Config) -> list[Result]:
-    base, base_samples = bare_pingpong_rate(config)
-    value, samples = best_of(
-        config.repeats, lambda: on_node(_kernel_pingpong, config.pingpong_n, 2_000)
+    value, samples, base, base_samples = paired(
+        config.repeats,
+        lambda: on_node(_kernel_pingpong, config.pingpong_n, 2_000),
+        lambda: _bare_pingpong_rate(config),
     )
     return [
         Result(
@@ -481,8 +484,11 @@ def bench_pingpong(config: Config) -> list[Result]:
 
 
 def bench_call(config: Config) -> list[Result]:
-    base, _ = bare_pingpong_rate(config)
-    value, samples = best_of(config.repeats, lambda: on_node(_call_rate, config.call_n, 2_000))
+    value, samples, base, base_samples = paired(
+        config.repeats,
+        lambda: on_node(_call_rate, config.call_n, 2_000),
+        lambda: _bare_pingpong_rate(config),
+    )
     return [
         Result(
             "call",
@@ -491,14 +497,20 @@ def bench_call(config: Config) -> list[Result]:
             BARE_PINGPONG,
             base,
             value / base,
-            (f"{1e6 / value:.2f} us per call; {_spread(samples)}",),
+            (
+                f"{1e6 / value:.2f} us per call; kernel {_spread(samples)}; "
+                f"bare {_spread(base_samples)}",
+            ),
         )
     ]
 
 
 def bench_cast(config: Config) -> list[Result]:
-    base, _ = bare_pingpong_rate(config)
-    value, samples = best_of(config.repeats, lambda: on_node(_cast_rate, config.cast_n, 5_000))
+    value, samples, base, base_samples = paired(
+        config.repeats,
+        lambda: on_node(_cast_rate, config.cast_n, 5_000),
+        lambda: _bare_pingpong_rate(config),
+    )
     return [
         Result(
             "cast",
@@ -507,15 +519,21 @@ def bench_cast(config: Config) -> list[Result]:
             BARE_PINGPONG + " (a ping-pong figure: casts are one-way)",
             base,
             value / base,
-            (f"{1e6 / value:.2f} us per cast, send and handle; {_spread(samples)}",),
+            (
+                f"{1e6 / value:.2f} us per cast, send and handle; kernel {_spread(samples)}; "
+                f"bare {_spread(base_samples)}",
+            ),
         )
     ]
 
 
 def bench_spawn(config: Config) -> list[Result]:
     n, warmup = config.spawn_n, 1_000
-    base, base_samples = best_of(config.repeats, lambda: bare(_bare_spawn_rate, n, warmup))
-    value, samples = best_of(config.repeats, lambda: on_node(_spawn_rate, n, warmup))
+    value, samples, base, base_samples = paired(
+        config.repeats,
+        lambda: on_node(_spawn_rate, n, warmup),
+        lambda: bare(_bare_spawn_rate, n, warmup),
+    )
     spread = f"kernel {_spread(samples)}; bare {_spread(base_samples)}"
     return [
         Result(

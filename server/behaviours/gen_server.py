@@ -315,10 +315,25 @@ class _Server:
                     await system_messages.handle_system(self, message, self.parent)  # type: ignore[arg-type]
                     continue
                 timeout = None
+                # calls and casts run their callback inline rather than through invoke: two
+                # coroutines fewer per message; the callback is still looked up each time
                 if kind is CallMessage:
-                    action = await self._handle_call(message)  # type: ignore[arg-type]
+                    from_ = message.from_  # type: ignore[attr-defined]
+                    result = self.callback("handle_call")(message.request, from_, self.state)  # type: ignore[attr-defined]
+                    if type(result) is CoroutineType:
+                        result = await result
+                    if type(result) is Reply:
+                        kernel.reply(from_, result.reply)
+                        self.state = result.state
+                        action = result.action
+                    else:
+                        if type(result) is Stop and result.reply is not NO_REPLY:
+                            kernel.reply(from_, result.reply)
+                        action = self._result(result)
                 elif kind is CastMessage:
-                    result = await self.invoke("handle_cast", message.request, self.state)  # type: ignore[attr-defined]
+                    result = self.callback("handle_cast")(message.request, self.state)  # type: ignore[attr-defined]
+                    if type(result) is CoroutineType:
+                        result = await result
                     action = self._result(result)
                 elif kind is ExitMessage and message.pid is self.parent:  # type: ignore[attr-defined]
                     raise _Stopping(message.reason)  # type: ignore[attr-defined]
@@ -330,16 +345,6 @@ class _Server:
                 raise
             except Exception as exc:
                 await self._crash(exc, message)
-
-    async def _handle_call(self, message: CallMessage) -> object:
-        result = await self.invoke("handle_call", message.request, message.from_, self.state)
-        if type(result) is Reply:
-            kernel.reply(message.from_, result.reply)
-            self.state = result.state
-            return result.action
-        if type(result) is Stop and result.reply is not NO_REPLY:
-            kernel.reply(message.from_, result.reply)
-        return self._result(result)
 
     def _result(self, result: object) -> object:
         if type(result) is NoReply:

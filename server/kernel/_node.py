@@ -26,6 +26,7 @@ import itertools
 import logging
 import math
 import traceback
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, TypeVar, final
 
 from server.errors import NoProcError, ProcessError
@@ -104,6 +105,8 @@ class Node:
         self.registry: dict[str, Process] = {}
         self._numbers = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._plain_tasks = False
+        self._task_done_callback = self._on_task_done  # bound once, shared by every task
         self.spawned = 0
 
     @property
@@ -124,6 +127,9 @@ class Node:
             ) from None
         if _running is not None:
             raise ProcessError(f"node {_running.name} is already running in this OS process")
+        # With the stock create_task (and no task factory, checked at each spawn), a spawn
+        # builds its Task directly: loop.create_task would only add a Python-level call.
+        self._plain_tasks = type(self._loop).create_task is asyncio.BaseEventLoop.create_task
         _running = self
         return self
 
@@ -168,26 +174,47 @@ class Node:
 
         Raises:
             TypeError: ``fn(*args)`` is not awaitable; nothing is spawned then.
+            ProcessError: the node is not running.
         """
-        coro = _as_coroutine(fn(*args))  # first: a bad body must leave no half-made process
-        proc = Process(self, next(self._numbers))
-        proc.trap_exit = trap_exit
-        context = contextvars.Context()
+        coro = fn(*args)  # first: a bad body must leave no half-made process
+        if type(coro) is not CoroutineType:
+            coro = _as_coroutine(coro)
+        loop = self._loop
+        if loop is None:
+            coro.close()
+            raise ProcessError(f"node {self.name} is not running")
+        proc = Process(self, next(self._numbers), loop)
+        if trap_exit:
+            proc.trap_exit = True
+        context = proc.context = contextvars.Context()
         context.run(current.set, proc)
-        proc.context = context
         self.processes[proc.pid.number] = proc
         self.spawned += 1
         if link_to is not None:
             _add_link(proc, link_to)
-        self._start_task(proc, coro)
+        # _start_task, inlined: this is the path every spawn takes
+        if self._plain_tasks and loop.get_task_factory() is None:
+            task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, context=context)
+        else:
+            task = loop.create_task(coro, context=context)
+        proc.task = task
+        task.add_done_callback(self._task_done_callback, context=context)
         return proc
 
     def _start_task(self, proc: Process, coro: Coroutine[Any, Any, Any]) -> None:
         task = self.loop.create_task(coro, context=proc.context)
         proc.task = task
-        task.add_done_callback(lambda t: self._task_done(proc, t))
+        task.add_done_callback(self._task_done_callback, context=proc.context)
 
-    def _task_done(self, proc: Process, task: asyncio.Task[Any]) -> None:
+    def _on_task_done(self, task: asyncio.Task[Any]) -> None:
+        # The done callback runs in the process's own context (see ``spawn``), so the
+        # process is ``current`` here: one bound method per node serves every process,
+        # where a closure per process (function, cells, a copy of the spawner's context)
+        # would allocate five objects for the cyclic GC to count.
+        self.task_done(current.get(), task)
+
+    def task_done(self, proc: Process, task: asyncio.Task[Any]) -> None:
+        """The process boundary: turn the task's outcome into an exit reason and finish."""
         reason: object
         if task.cancelled():
             reason = proc.exit_reason if proc.exit_reason is not None else KILLED

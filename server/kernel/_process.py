@@ -16,6 +16,11 @@ How this works:
    signal). From then on it is not alive, its mailbox takes nothing, and it is finalised
    when its task has really finished, so links and monitors see the end only after the
    process's own cleanup (``finally`` blocks, sockets closed) is done.
+5. A receive with a timeout sets ``deadline``; the timer is lazy. A receive that is woken
+   leaves its timer armed instead of cancelling it, and the next receive reuses it when it
+   fires no later than the new deadline: on firing it times out the parked receive only if
+   that receive's deadline has come, and otherwise re-arms for it. A request loop (each
+   ``call`` a receive with a 5 s timeout) thus makes one timer per 5 s, not one per call.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ from __future__ import annotations
 import contextvars
 import math
 from collections import deque
-from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn, final
 
 from server.kernel._types import Pid, Ref
 
 if TYPE_CHECKING:
     import asyncio
+    from types import TracebackType
 
     from server.kernel._node import Node
 
@@ -52,10 +58,12 @@ class Process:
     __slots__ = (
         "budget",
         "context",
+        "deadline",
         "exit_reason",
         "handed_at",
         "info",
         "links",
+        "loop",
         "mailbox",
         "matcher",
         "monitored_by",
@@ -69,8 +77,9 @@ class Process:
         "waiter",
     )
 
-    def __init__(self, node: Node, number: int) -> None:
+    def __init__(self, node: Node, number: int, loop: asyncio.AbstractEventLoop) -> None:
         self.node = node
+        self.loop = loop  # the node's, kept here for the receive path
         self.pid = Pid(number, self)
         self.task: asyncio.Task[Any] | None = None
         self.context: contextvars.Context | None = None
@@ -78,6 +87,7 @@ class Process:
         self.waiter: asyncio.Future[object] | None = None
         self.matcher: Matcher | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.deadline = math.inf
         self.links: set[Process] | None = None
         self.monitors: dict[Ref, Process] | None = None
         self.monitored_by: dict[Ref, Process] | None = None
@@ -100,15 +110,19 @@ class Process:
         waiter = self.waiter
         if waiter is not None:
             matcher = self.matcher
-            try:
-                matched = matcher is None or matcher(message)
-            except Exception as exc:  # a broken predicate fails the receiver, not the sender
-                self._wake(waiter)
-                if not waiter.done():
-                    waiter.set_exception(exc)
-                matched = False
+            if matcher is None:
+                matched = True
+            else:
+                try:
+                    matched = matcher(message)
+                except Exception as exc:  # a broken predicate fails the receiver, not the sender
+                    self.waiter = self.matcher = None
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+                    matched = False
             if matched:
-                self._wake(waiter)
+                # the timer (if any) stays armed: it finds no parked receive, or a later one
+                self.waiter = self.matcher = None
                 if not waiter.done():
                     waiter.set_result(message)
                     box = self.mailbox
@@ -118,14 +132,6 @@ class Process:
         if box is None:
             box = self.mailbox = deque()
         box.append(message)
-
-    def _wake(self, waiter: asyncio.Future[object]) -> None:
-        self.waiter = None
-        self.matcher = None
-        timer = self.timer
-        if timer is not None:
-            timer.cancel()
-            self.timer = None
 
     def take(self, matcher: Matcher | None) -> tuple[bool, object]:
         """Remove and return the first queued message that matches, if any."""
@@ -160,24 +166,46 @@ class Process:
 
     def park(self, matcher: Matcher | None, timeout: float | None) -> Receipt:
         """Park a future that the next matching message (or the timeout) resolves."""
-        loop = self.node.loop
+        return Receipt(self, self.wait(matcher, timeout), -1)
+
+    def wait(self, matcher: Matcher | None, timeout: float | None) -> asyncio.Future[object]:
+        """``park`` without the ``Receipt``: the caller gives a handed message back itself.
+
+        For a waiter whose cancellation discards the message anyway (a call's reply), so it
+        can await the bare future. The caller must ``unpark`` it when cancelled.
+        """
+        loop = self.loop
         waiter: asyncio.Future[object] = loop.create_future()
         self.waiter = waiter
         self.matcher = matcher
-        if timeout is not None and timeout != math.inf:
-            self.timer = loop.call_later(timeout, self._expire, waiter)
-        return Receipt(self, waiter, -1)
+        if timeout is None or timeout == math.inf:
+            self.deadline = math.inf
+        else:
+            deadline = self.deadline = loop.time() + timeout
+            timer = self.timer
+            # an armed timer that fires no later than this deadline will re-arm for it
+            if timer is None or timer.when() > deadline:
+                if timer is not None:
+                    timer.cancel()
+                self.timer = loop.call_at(deadline, self._expire, deadline)
+        return waiter
 
     def unpark(self, waiter: asyncio.Future[object]) -> None:
         """Forget a parked receive that was cancelled before anything resolved it."""
         if self.waiter is waiter:
-            self._wake(waiter)
+            self.waiter = self.matcher = None
 
-    def _expire(self, waiter: asyncio.Future[object]) -> None:
-        if self.waiter is waiter:
-            self.waiter = None
-            self.matcher = None
-            self.timer = None
+    def _expire(self, when: float) -> None:
+        self.timer = None
+        waiter = self.waiter
+        if waiter is None:  # the receive this timer was armed for was woken
+            return
+        deadline = self.deadline
+        if deadline > when:  # armed for an earlier receive: wait on for this one's deadline
+            if deadline != math.inf:
+                self.timer = self.loop.call_at(deadline, self._expire, deadline)
+            return
+        self.waiter = self.matcher = None
         if not waiter.done():
             waiter.set_exception(TimeoutError("receive timed out"))
 
@@ -196,6 +224,13 @@ class Receipt:
     A receive can be cancelled (a cancel scope, a kill) after a sender handed it a message
     but before the receiving task resumed. Then the message goes back into the mailbox at
     its place in arrival order (``index``, or where it was when handed), so it is not lost.
+
+    It is its own iterator, not a generator around ``future.__await__()``: a parked receive
+    then keeps one object alive where it would keep three (this, the generator and the
+    future's iterator), and the cyclic GC counts each. It speaks the protocol an ``await``
+    drives: ``__next__`` (``send``) yields the future until it is done, then returns its
+    result or raises its exception; ``throw`` and ``close`` (how an exception or
+    ``GeneratorExit`` reaches a suspended await) give the message back first.
     """
 
     __slots__ = ("future", "index", "process")
@@ -205,14 +240,44 @@ class Receipt:
         self.future = future
         self.index = index
 
-    def __await__(self) -> Generator[Any, None, object]:
+    def __await__(self) -> Receipt:
+        return self
+
+    def __iter__(self) -> Receipt:
+        return self
+
+    def __next__(self) -> asyncio.Future[object]:
         future = self.future
-        try:
-            return (yield from future.__await__())
-        except BaseException:  # cancellation: give the message back, then go on cancelling
-            if future.done() and not future.cancelled() and future.exception() is None:
-                index = self.index if self.index >= 0 else self.process.handed_at
-                self.process.requeue(future.result(), index)
-            else:
-                self.process.unpark(future)
-            raise
+        if future.done():
+            raise StopIteration(future.result())
+        future._asyncio_future_blocking = True  # what Future.__await__ does before yielding
+        return future
+
+    def send(self, value: None) -> asyncio.Future[object]:
+        """Resume the await (a task sends None)."""
+        return self.__next__()
+
+    def throw(
+        self,
+        typ: type[BaseException] | BaseException,
+        val: object = None,
+        tb: TracebackType | None = None,
+    ) -> NoReturn:
+        """Give the message back (if one was handed), then raise what was thrown in."""
+        self._give_back()
+        if isinstance(typ, BaseException):
+            raise typ
+        exc = val if isinstance(val, BaseException) else typ() if val is None else typ(val)
+        raise exc.with_traceback(tb) if tb is not None else exc
+
+    def close(self) -> None:
+        """The awaiting coroutine is closed: give the message back (if one was handed)."""
+        self._give_back()
+
+    def _give_back(self) -> None:
+        future = self.future
+        if future.done() and not future.cancelled() and future.exception() is None:
+            index = self.index if self.index >= 0 else self.process.handed_at
+            self.process.requeue(future.result(), index)
+        else:
+            self.process.unpark(future)
