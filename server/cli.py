@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import signal
 import sys
 from pathlib import Path
@@ -18,7 +19,8 @@ from server._logging import configure_logging
 from server.dev.reloader import ReloadEvent, watch
 from server.errors import ServerError
 from server.heart import run_heart_on_root, start_detached
-from server.release.boot import parse_release_name, run_release
+from server.release.boot import parse_release_name
+from server.release.node import run_node
 from server.release.package import build_package
 from server.release.source_tree import SourceTree
 
@@ -109,24 +111,28 @@ def _say(text: str) -> None:
 async def _run(root: Path, release: str | None) -> int:
     tree = SourceTree(root)
     settings = tree.sys_config.node
-    chosen = release or settings.release
-    if chosen is None:
-        raise ServerError(f"no release to boot: set [node] release in {root / 'sys.config'}")
-    name, vsn = parse_release_name(chosen)
-    view = tree.view(name, vsn)
-    lib_dirs = {e.name: tree.app_dir(e.name, e.vsn) for e in view.spec.applications}
-    stop = anyio.Event()
-
-    async def on_signal() -> None:
-        await _until_signal()
-        _say("node stopping")
-        stop.set()
-
+    embedded = release or settings.release
+    restarts = os.environ.get("SERVER_HEART_RESTARTS")
     async with kernel.Node(name=settings.name) as node, anyio.create_task_group() as group:
-        group.start_soon(on_signal)
-        _say(f"node {settings.name}: booting release {name} {vsn} (root {tree.root})")
-        boot = functools.partial(run_release, view, lib_dirs, tree.sys_config.env, until=stop)
-        reason = await node.run_process(boot)
+        boot = functools.partial(run_node, tree.root, tree, embedded, [])
+
+        async def main() -> object:
+            me = kernel.self()
+
+            async def on_signal() -> None:
+                # the receiver stays open for the node's whole life: a second Ctrl-C while
+                # stopping must not turn into a KeyboardInterrupt in the middle of a shutdown
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        _say("node stopping")
+                        kernel.send(me, ("stop",))
+
+            group.start_soon(on_signal)
+            return await boot()
+
+        note = f", restarted by heart ({restarts})" if restarts and restarts != "0" else ""
+        _say(f"node {settings.name}: starting (root {tree.root}{note})")
+        reason = await node.run_process(main)
         group.cancel_scope.cancel()
     if reason is not None:
         _say(f"node {settings.name} stopped: {reason!r}")

@@ -24,7 +24,9 @@
     ├── ApplicationError             the application controller
     ├── ReleaseError                 the release handler
     │   ├── BuildError               a release package or relup cannot be built
-    │   └── UnpackError              a release package was refused by unpack
+    │   ├── UnpackError              a release package was refused by unpack
+    │   ├── InstallRefused           a release operation refused; nothing changed
+    │   └── InstallFailed            failed after the point of no return (rolled back or restarting)
     ├── SpecError                    malformed specs and configuration files
     └── ControlError                 the control socket and the CLI
         ├── ControlSocketError       the socket's path is unusable (too long, unsafe, taken)
@@ -55,6 +57,8 @@ __all__ = [
     "ControlError",
     "ControlSocketError",
     "ControlTimeout",
+    "InstallFailed",
+    "InstallRefused",
     "ModuleConflict",
     "ModuleLoadError",
     "NoProcError",
@@ -273,6 +277,45 @@ class BuildError(ReleaseError):
         self.problems = problems
         shown = "\n  ".join(problems)
         super().__init__(f"cannot build {what}:\n  {shown}")
+
+
+class InstallRefused(ReleaseError):
+    """An install, check or other release operation was refused; nothing was changed."""
+
+
+class InstallFailed(ReleaseError):
+    """An install failed after the point of no return.
+
+    ``outcome`` says what the node did about it: ``"rolled_back"`` (every module, state and
+    application back as it was, in place) or ``"restarting"`` (a step that cannot be undone
+    had run: the node restarts into its permanent release). ``pid`` and ``module`` name the
+    failing process and module when there is one; ``detail`` is its traceback or reason.
+    """
+
+    def __init__(
+        self,
+        vsn: str,
+        step: str,
+        outcome: str,
+        detail: str,
+        *,
+        pid: str | None = None,
+        module: str | None = None,
+    ) -> None:
+        self.vsn = vsn
+        self.step = step
+        self.outcome = outcome
+        self.detail = detail
+        self.pid = pid
+        self.module = module
+        where = f" in process {pid}" if pid else ""
+        where += f" (module {module})" if module else ""
+        then = (
+            "nothing was changed: the node runs the previous release, every state untouched"
+            if outcome == "rolled_back"
+            else "the node restarts into its permanent release"
+        )
+        super().__init__(f"install of {vsn} failed at {step}{where}: {detail}; {then}")
 
 
 class UnpackError(ReleaseError):

@@ -366,7 +366,7 @@ def test_server_start_detaches_a_heart(tmp_path: Path) -> None:
     wait_for_exit(heart_pid)
     assert event_names(tmp_path) == ["heart_start", "start", "exit", "give_up", "heart_exit"]
     assert events(tmp_path)[0]["heart_pid"] == str(heart_pid)
-    assert "no release to boot" in (tmp_path / "log" / "node.log").read_text()
+    assert "no embedded release is named" in (tmp_path / "log" / "node.log").read_text()
 
 
 def test_server_start_refuses_a_taken_root(start_heart: HeartStarter, tmp_path: Path) -> None:

@@ -1,0 +1,116 @@
+"""Two-phase loading for the release handler: build now, make current later, or take back.
+
+OTP's release handler reads the new object code before the point of no return and loads it
+after; if a later step fails it restarts the node. Here the three steps are separate so an
+install can be undone in place:
+
+1. ``prepare(name, path)`` builds a version from a file in isolation (its body runs, with
+   ``sys.modules[name]`` pointing at it meanwhile); nothing the node sees changes.
+2. ``install_prepared(name, version)`` makes it current; the former current becomes old
+   (refused with ``NotPurged`` while an old version is still there).
+3. ``revert(name)`` takes the last load or delete back: the old version is current again
+   and the version it replaced is forgotten. A module that had no version before the load
+   is forgotten entirely.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from server.code_server._table import ModuleEntry, code_server
+from server.code_server._version import forget_version
+from server.errors import NotPurged, UnknownModule
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from server.code_server._version import ModuleVersion
+
+__all__ = [
+    "current_version",
+    "has_old",
+    "install_prepared",
+    "prepare",
+    "revert",
+    "root_of",
+    "top_level_names",
+]
+
+
+def prepare(name: str, path: Path) -> ModuleVersion:
+    """Build a version of ``name`` from ``path`` without making it current.
+
+    Raises:
+        ModuleLoadError: it does not compile or its body raised (file and line named).
+        OSError: the file cannot be read.
+    """
+    text = path.read_text(encoding="utf-8")
+    scratch = ModuleEntry(name)  # not in the table: building changes nothing it holds
+    return code_server._build(scratch, text, path, from_file=True)
+
+
+def install_prepared(name: str, version: ModuleVersion) -> None:
+    """Make a prepared version current; the former current becomes old.
+
+    Raises:
+        NotPurged: an old version still exists (purge it first); nothing changed.
+        UnknownModule: ``name`` is not under a managed root.
+    """
+    if not code_server.is_managed(name):
+        raise UnknownModule(name, "is not under any application source root (add_path)")
+    entry = code_server.entries.get(name)
+    if entry is not None and entry.old is not None:
+        raise NotPurged(name)
+    first = entry is None or sys.modules.get(name) is not entry.proxy
+    entry = code_server.entry_for(name)
+    entry.old = entry.current
+    code_server._install_current(entry, version)
+    if first:
+        code_server._publish(entry)
+
+
+def revert(name: str) -> None:
+    """Take back the last load or delete of ``name``: its old version is current again."""
+    entry = code_server.entries.get(name)
+    if entry is None:
+        return
+    dropped = entry.current
+    if entry.old is None:  # it had no version before: forget it entirely
+        code_server.entries.pop(name, None)
+        if sys.modules.get(name) is entry.proxy:
+            del sys.modules[name]
+        parent, _, child = name.rpartition(".")
+        holder = sys.modules.get(parent) if parent else None
+        if holder is not None and getattr(holder, child, None) is entry.proxy:
+            delattr(holder, child)
+    else:
+        old = entry.old
+        entry.old = None
+        code_server._install_current(entry, old)
+    if dropped is not None:
+        forget_version(dropped)
+
+
+def has_old(name: str) -> bool:
+    """Whether ``name`` has an old version in memory."""
+    entry = code_server.entries.get(name)
+    return entry is not None and entry.old is not None
+
+
+def current_version(name: str) -> ModuleVersion | None:
+    """The current version of ``name``, or None."""
+    entry = code_server.entries.get(name)
+    return entry.current if entry is not None else None
+
+
+def top_level_names(directory: Path) -> list[str]:
+    """The top-level packages and modules an application source root provides."""
+    from server.code_server._table import _top_level_names
+
+    return _top_level_names(directory.resolve())
+
+
+def root_of(top: str) -> Path | None:
+    """The source root a managed top-level name is loaded from, or None."""
+    return code_server.roots.get(top)

@@ -1,0 +1,308 @@
+"""The release handler: a gen_server (registered ``release_handler``) owning RELEASES.
+
+How this works:
+
+1. The state holds the node root, the RELEASES record *in memory* (with ``current``, which
+   is never written), the version running, and the operation in progress, if any.
+2. ``unpack``, ``make_permanent`` and ``remove`` run inside the handler; they are quick.
+   ``check_install`` and ``install`` run in a worker process the handler spawns and links,
+   answering the caller later (a deferred reply), so the handler stays responsive:
+   ``which_releases`` answers during an install, and a second install is refused with the
+   name of the one running.
+3. A status change goes through ``release_status.next_statuses`` (the one table), then
+   RELEASES is written atomically, then the reply is sent.
+4. An install that fails with ``outcome == "restarting"`` asks the boot process to restart
+   the node into the permanent release (``("reboot", reason)``), after replying.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from typing import TYPE_CHECKING, Any
+
+from server import code_server, kernel
+from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply
+from server.errors import InstallFailed, InstallRefused, ServerError
+from server.kernel import ExitMessage, From, Pid
+from server.release import _installer
+from server.release.current import set_current_release
+from server.release.installed import read_installed
+from server.release.release_status import StatusRefused, next_statuses
+from server.release.releases_file import (
+    AppEntry,
+    ReleaseEntry,
+    ReleasesFile,
+    write_releases,
+)
+from server.release.unpack import unpack_package
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from server.release.release_status import Status
+
+logger = logging.getLogger("server.release")
+
+#: Environment variable naming an instruction index after which install kills the node
+#: (``SIGKILL`` on itself): the crash-at-every-step tests set it, nothing else does.
+FAULT_AFTER_STEP = "SERVER_FAULT_AFTER_STEP"
+
+
+class HandlerState:
+    """What the release handler knows."""
+
+    __slots__ = ("booted", "busy", "record", "root", "running", "started", "unpurged", "worker")
+
+    def __init__(self, root: Path, record: ReleasesFile, running: str, booted: Pid) -> None:
+        self.root = root
+        self.record = record
+        self.running = running
+        self.booted = booted  # the boot process: asked to restart the node when needed
+        self.busy: str | None = None
+        self.worker: Pid | None = None
+        self.unpurged: list[str] = []
+        self.started = time.time()
+
+    def __repr__(self) -> str:
+        return f"HandlerState(running={self.running!r}, busy={self.busy!r})"
+
+
+def init(args: tuple[Path, ReleasesFile, str, Pid]) -> object:
+    root, record, running, booted = args
+    kernel.trap_exit(True)
+    kernel.set_label("behaviour", "release_handler")
+    return Ok(HandlerState(root, record, running, booted))
+
+
+async def handle_call(request: Any, from_: From, state: HandlerState) -> object:
+    match request:
+        case ("which_releases",):
+            return Reply(("ok", _rows(state)), state)
+        case ("unpack", package):
+            return Reply(_guard(state, lambda: _unpack(state, package)), state)
+        case ("make_permanent", vsn, rollback):
+            return Reply(_guard(state, lambda: _make_permanent(state, vsn, rollback)), state)
+        case ("rollback_target",):
+            return Reply(_guard(state, lambda: _rollback_target(state)), state)
+        case ("remove", vsn):
+            return Reply(_guard(state, lambda: _remove(state, vsn)), state)
+        case ("check_install", vsn) | ("install", vsn, _):
+            if state.busy is not None:
+                refusal = InstallRefused(f"{state.busy} is running: wait for it to finish")
+                return Reply(("error", refusal), state)
+            try:
+                target = state.record.get(vsn)
+                if target is None:
+                    raise InstallRefused(f"no release {vsn} (unpack it first)")
+                if request[0] == "install":
+                    next_statuses(_statuses(state), vsn, "install")
+            except (ServerError, StatusRefused) as exc:
+                return Reply(("error", _as_error(exc)), state)
+            state.busy = f"{request[0]} {vsn}"
+            state.worker = kernel.spawn_link(
+                _work, kernel.self(), from_, request, state.root, state.running
+            )
+            return NoReply(state)
+    return Reply(("error", InstallRefused(f"unknown request {request!r}")), state)
+
+
+async def handle_info(message: Any, state: HandlerState) -> object:
+    match message:
+        case ("installed", from_, vsn, report):
+            state.record = _with_statuses(state, next_statuses(_statuses(state), vsn, "install"))
+            write_releases(state.root, state.record)
+            state.running = vsn
+            target = read_installed(state.root, vsn)
+            set_current_release(target.spec.name, vsn)
+            state.unpurged = [m for m in report.modules_loaded if _has_old(m)]
+            kernel.reply(from_, ("ok", report))
+        case ("failed", from_, error):
+            kernel.reply(from_, ("error", error))
+            if isinstance(error, InstallFailed) and error.outcome == "restarting":
+                kernel.send(state.booted, ("reboot", str(error)))
+        case ("checked", from_, answer):
+            kernel.reply(from_, answer)
+        case ExitMessage(pid=pid, reason=reason) if pid is state.worker:
+            state.busy = None
+            state.worker = None
+            if reason != kernel.NORMAL:
+                logger.error("release handler worker ended with %r", reason)
+    return NoReply(state)
+
+
+# -- the worker: check_install and install ------------------------------------------------
+
+
+async def _work(
+    handler: Pid, from_: From, request: tuple[Any, ...], root: Path, running: str
+) -> None:
+    vsn = request[1]
+    try:
+        current = read_installed(root, running)
+        target = read_installed(root, vsn)
+        plan = _installer.prepare(current, target)
+        if request[0] == "check_install":
+            touched = await _installer.dry_run(plan)
+            checked = _check_report(plan, touched)
+            kernel.send(handler, ("checked", from_, ("ok", checked)))
+            return
+        options: _installer.InstallOptions = request[2]
+        report = await _installer.execute(plan, options, after_step=_fault_hook())
+    except (ServerError, StatusRefused) as exc:
+        kernel.send(handler, ("failed", from_, _as_error(exc)))
+        return
+    kernel.send(handler, ("installed", from_, vsn, report))
+
+
+def _check_report(plan: _installer.Plan, touched: list[tuple[str, str]]) -> dict[str, Any]:
+    current, target = plan.current, plan.target
+    return {
+        "from_vsn": current.vsn,
+        "to_vsn": target.vsn,
+        "direction": plan.direction,
+        "modules": sorted(plan.prepared),
+        "instructions": [step.op for step in plan.entry.instructions],
+        "processes": [list(t) for t in touched],
+        "applications_added": sorted(set(target.apps) - set(current.apps)),
+        "applications_removed": sorted(set(current.apps) - set(target.apps)),
+        "env_changes": {
+            name: {"from": current.apps[name].env, "to": target.apps[name].env}
+            for name in target.apps
+            if name in current.apps and current.apps[name].env != target.apps[name].env
+        },
+    }
+
+
+def _fault_hook() -> Any:
+    wanted = os.environ.get(FAULT_AFTER_STEP)
+    if wanted is None:
+        return None
+    index = int(wanted)
+
+    def hook(step: int) -> None:
+        if step == index:
+            logger.critical("fault injection: killing the node after instruction %d", step)
+            os.kill(os.getpid(), 9)
+
+    return hook
+
+
+# -- quick operations ---------------------------------------------------------------------
+
+
+def _guard(state: HandlerState, operation: Any) -> tuple[str, object]:
+    if state.busy is not None:
+        return ("error", InstallRefused(f"{state.busy} is running: wait for it to finish"))
+    try:
+        return ("ok", operation())
+    except (ServerError, StatusRefused) as exc:
+        return ("error", _as_error(exc))
+
+
+def _as_error(exc: Exception) -> ServerError:
+    return InstallRefused(str(exc)) if isinstance(exc, StatusRefused) else exc  # type: ignore[return-value]
+
+
+def _statuses(state: HandlerState) -> dict[str, Status]:
+    return {entry.vsn: entry.status for entry in state.record.releases}
+
+
+def _with_statuses(state: HandlerState, statuses: dict[str, Status]) -> ReleasesFile:
+    releases = [
+        entry.model_copy(update={"status": statuses[entry.vsn]})
+        for entry in state.record.releases
+        if entry.vsn in statuses
+    ]
+    return state.record.model_copy(update={"releases": releases})
+
+
+def _rows(state: HandlerState) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": entry.name,
+            "vsn": entry.vsn,
+            "status": entry.status,
+            "applications": [f"{a.name}-{a.vsn}" for a in entry.applications],
+        }
+        for entry in state.record.releases
+    ]
+
+
+def _unpack(state: HandlerState, package: str) -> str:
+    from pathlib import Path
+
+    known = [entry.vsn for entry in state.record.releases]
+    unpacked = unpack_package(Path(package), state.root, known_vsns=known)
+    entry = ReleaseEntry(
+        name=unpacked.name,
+        vsn=unpacked.vsn,
+        status="unpacked",
+        applications=[
+            AppEntry(name=name, vsn=spec.vsn, lib_dir=str(lib.relative_to(state.root)))
+            for name, (spec, lib) in unpacked.apps.items()
+        ],
+    )
+    state.record = state.record.model_copy(update={"releases": [*state.record.releases, entry]})
+    write_releases(state.root, state.record)
+    logger.info("release %s unpacked", unpacked.vsn, extra={"package": package})
+    return unpacked.vsn
+
+
+def _make_permanent(state: HandlerState, vsn: str, rollback: bool) -> str:
+    if state.record.get(vsn) is None:
+        raise InstallRefused(f"no release {vsn}")
+    was = state.record.permanent.vsn
+    statuses = next_statuses(_statuses(state), vsn, "make_permanent")
+    record = _with_statuses(state, statuses)
+    history = list(record.permanent_history) or [was]
+    if was != vsn:
+        if rollback and len(history) >= 2 and history[-2] == vsn:
+            history.pop()  # a rollback undoes the last make_permanent
+        else:
+            history.append(vsn)
+    state.record = record.model_copy(update={"permanent_history": history})
+    write_releases(state.root, state.record)
+    for module in state.unpurged:  # post-purge brutal_purge: now, as OTP does
+        code_server.soft_purge(module)
+    state.unpurged = []
+    logger.info("release %s made permanent", vsn)
+    return vsn
+
+
+def _rollback_target(state: HandlerState) -> dict[str, Any]:
+    """Where ``rollback`` goes: the permanent release, or the one permanent before it."""
+    permanent = state.record.permanent.vsn
+    if state.running != permanent:
+        return {"vsn": permanent, "make_permanent": False}
+    history = state.record.permanent_history
+    if len(history) < 2:
+        raise InstallRefused(
+            f"nothing to roll back to: {permanent} is the only release ever made permanent"
+        )
+    previous = history[-2]
+    if state.record.get(previous) is None:
+        raise InstallRefused(f"the previous permanent release {previous} was removed")
+    return {"vsn": previous, "make_permanent": True}
+
+
+def _remove(state: HandlerState, vsn: str) -> str:
+    entry = state.record.get(vsn)
+    if entry is None:
+        raise InstallRefused(f"no release {vsn}")
+    statuses = next_statuses(_statuses(state), vsn, "remove")
+    kept = {a.lib_dir for e in state.record.releases if e.vsn != vsn for a in e.applications}
+    state.record = _with_statuses(state, statuses)
+    write_releases(state.root, state.record)
+    for app in entry.applications:
+        if app.lib_dir not in kept:
+            shutil.rmtree(state.root / app.lib_dir, ignore_errors=True)
+    shutil.rmtree(state.root / "releases" / vsn, ignore_errors=True)
+    logger.info("release %s removed", vsn)
+    return vsn
+
+
+def _has_old(module: str) -> bool:
+    return any(info.slot == "old" for info in code_server.which_versions(module))

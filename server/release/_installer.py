@@ -1,0 +1,695 @@
+"""Running a relup script on the live node, transactionally where Python allows it.
+
+How this works:
+
+1. ``prepare`` does everything before the point of no return and changes nothing: it finds
+   the script (``installed.find_script``), checks it (one point of no return, object code
+   for every load, suspends matching resumes and code changes), refuses a soft pre-purge
+   that cannot succeed, and builds every new module version in isolation.
+2. ``dry_run`` (``check_install``) runs each ``code_change`` the script will call on a deep
+   copy of each affected process's live state: a migration bug is found before anything is
+   touched.
+3. ``execute`` runs the script after the point of no return, keeping an undo log:
+
+   - ``suspend`` suspends every process using the modules *concurrently*; a timeout aborts;
+   - ``load`` / ``remove`` make the prepared version current / delete (undo: revert);
+   - ``code_change`` backs each state up (a deep copy, so even a ``code_change`` that
+     mutates its input loses nothing), then has the process migrate it (undo: the backup);
+   - ``resume`` and ``purge`` are deferred: processes stay suspended and old code stays
+     loaded until the whole script has succeeded, so no process runs a new state that a
+     later failure would have to take back;
+   - starting an application is undone by stopping it; a user ``apply``, stopping an
+     application and ``stop``/``start`` cannot be undone.
+
+4. Success: resume everything (reverse order), purge, soft-purge what became old, and
+   reconcile the children of updated supervisors. Failure: if nothing irreversible ran,
+   the undo log is replayed backwards and every process is resumed with its untouched
+   state (``InstallFailed`` with ``outcome="rolled_back"``); otherwise ``outcome`` is
+   ``"restarting"`` and the caller restarts the node into its permanent release.
+   Processes are never left suspended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, final
+
+import anyio
+
+from server import code_server
+from server.app import controller
+from server.behaviours import supervisor, system_messages
+from server.behaviours._dispatch import resolve
+from server.code_server import _staging as staging
+from server.code_server import code_server as code_table
+from server.errors import (
+    CallError,
+    CodeChangeFailed,
+    CodeError,
+    InstallFailed,
+    InstallRefused,
+    ServerError,
+)
+from server.release import _processes
+from server.release.installed import find_script
+from server.release.relup import (
+    ApplyCall,
+    CodeChange,
+    LoadObjectCode,
+    ModuleLoad,
+    ModuleRemove,
+    PointOfNoReturn,
+    PurgeModules,
+    ResumeModules,
+    StartModules,
+    StopModules,
+    SuspendModules,
+)
+from server.release.relup_builder import APPLICATION_API
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from pathlib import Path
+
+    from server.app.app_spec import AppSpec
+    from server.code_server import ModuleVersion
+    from server.kernel import Pid
+    from server.release.installed import InstalledRelease
+    from server.release.relup import LowInstruction, RelupEntry
+
+__all__ = ["InstallOptions", "InstallReport", "Plan", "dry_run", "execute", "prepare"]
+
+logger = logging.getLogger("server.release")
+
+DEFAULT_TIMEOUT = 5.0
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class InstallOptions:
+    """``suspend_timeout`` replaces every suspend's timeout (as in OTP) when given."""
+
+    suspend_timeout: float | None = None
+    code_change_timeout: float = DEFAULT_TIMEOUT
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class InstallReport:
+    """What an install did, or (``check_install``) would do."""
+
+    from_vsn: str
+    to_vsn: str
+    direction: str
+    modules_loaded: tuple[str, ...]
+    modules_removed: tuple[str, ...]
+    processes: tuple[tuple[str, str], ...]  # (pid, module) suspended and migrated
+    applications_added: tuple[str, ...]
+    applications_removed: tuple[str, ...]
+    applications_restarted: tuple[str, ...]
+    env_changes: dict[str, Any]
+    seconds: float
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as plain JSON data (for the control socket)."""
+        return {
+            "from_vsn": self.from_vsn,
+            "to_vsn": self.to_vsn,
+            "direction": self.direction,
+            "modules_loaded": list(self.modules_loaded),
+            "modules_removed": list(self.modules_removed),
+            "processes": [list(p) for p in self.processes],
+            "applications_added": list(self.applications_added),
+            "applications_removed": list(self.applications_removed),
+            "applications_restarted": list(self.applications_restarted),
+            "env_changes": self.env_changes,
+            "seconds": round(self.seconds, 6),
+        }
+
+
+@final
+@dataclass
+class Plan:
+    """A checked script with its new module versions built, ready to run."""
+
+    current: InstalledRelease
+    target: InstalledRelease
+    direction: str
+    entry: RelupEntry
+    prepared: dict[str, ModuleVersion]
+    old_vsns: dict[str, object]
+
+    @property
+    def script(self) -> list[LowInstruction]:
+        """The instructions after the point of no return."""
+        steps = self.entry.instructions
+        point = next(i for i, s in enumerate(steps) if isinstance(s, PointOfNoReturn))
+        return list(steps[point + 1 :])
+
+    def code_change_vsn(self, module: str, mode: str) -> object:
+        """What ``code_change`` gets: the old vsn up, ``("down", vsn of the older code)``."""
+        if mode == "up":
+            return self.old_vsns.get(module)
+        version = self.prepared.get(module)
+        return ("down", version.vsn if version is not None else self.old_vsns.get(module))
+
+
+# -- before the point of no return --------------------------------------------------------
+
+
+def prepare(current: InstalledRelease, target: InstalledRelease) -> Plan:
+    """Check the script and build every new module version; nothing changes.
+
+    Raises:
+        InstallRefused: no script, a malformed script, a soft pre-purge that would fail, or
+            a module that does not build (named, with its error).
+    """
+    try:
+        direction, entry = find_script(current, target)
+    except ServerError as exc:
+        raise InstallRefused(str(exc)) from None
+    _check_script(entry.instructions, target)
+    plan = Plan(current, target, direction, entry, {}, {})
+    # a new application's modules may import one another while they are built
+    borrowed = [
+        (top, target.lib_dirs[name])
+        for name in target.apps
+        if name not in current.apps
+        for top in staging.top_level_names(target.lib_dirs[name])
+        if staging.root_of(top) is None
+    ]
+    for top, where in borrowed:
+        code_table.set_path(top, where)
+    try:
+        _build_versions(plan)
+    finally:
+        for top, _ in borrowed:
+            code_table.roots.pop(top, None)
+    for step in plan.script:
+        if not isinstance(step, ModuleLoad | ModuleRemove) or step.pre_purge != "soft_purge":
+            continue
+        if code_table.processes_in_old_code(step.module):
+            raise InstallRefused(
+                f"old_processes: processes still run old code of {step.module} "
+                f"(its appup asks for soft_purge): wait for them, or purge it first"
+            )
+    for step in plan.script:
+        if isinstance(step, ModuleRemove):
+            plan.old_vsns.setdefault(step.module, _vsn_or_none(step.module))
+    return plan
+
+
+def _build_versions(plan: Plan) -> None:
+    """Build every module of every ``load_object_code`` in isolation."""
+    target = plan.target
+    for step in plan.entry.instructions:
+        if isinstance(step, LoadObjectCode):
+            lib_dir = target.lib_dirs[step.application]
+            for module in step.modules:
+                path = _source_file(lib_dir, module)
+                try:
+                    plan.prepared[module] = staging.prepare(module, path)
+                except (CodeError, OSError) as exc:
+                    raise InstallRefused(f"release {target.vsn}: {exc}") from None
+                plan.old_vsns[module] = _vsn_or_none(module)
+
+
+def _check_script(steps: list[LowInstruction], target: InstalledRelease) -> None:
+    points = [i for i, s in enumerate(steps) if isinstance(s, PointOfNoReturn)]
+    if len(points) != 1:
+        raise InstallRefused(f"the relup needs exactly one point_of_no_return, has {len(points)}")
+    before, after = steps[: points[0]], steps[points[0] + 1 :]
+    problems: list[str] = []
+    problems.extend(
+        f"{s.op} before the point of no return"
+        for s in before
+        if not isinstance(s, LoadObjectCode | ApplyCall)
+    )
+    object_code: set[str] = set()
+    for s in steps:
+        if isinstance(s, LoadObjectCode):
+            app = target.spec.app(s.application)
+            if app is None or app.vsn != s.vsn:
+                problems.append(f"load_object_code {s.application} {s.vsn}: not in the target")
+            object_code.update(s.modules)
+    suspended: set[str] = set()
+    resumed: set[str] = set()
+    for s in after:
+        if isinstance(s, LoadObjectCode):
+            problems.append("load_object_code after the point of no return")
+        elif isinstance(s, ModuleLoad) and s.module not in object_code:
+            problems.append(f"load {s.module}: no load_object_code reads it")
+        elif isinstance(s, SuspendModules):
+            suspended.update(m.module for m in s.modules)
+        elif isinstance(s, ResumeModules):
+            resumed.update(s.modules)
+        elif isinstance(s, CodeChange):
+            problems.extend(
+                f"code_change {m.module}: not suspended"
+                for m in s.modules
+                if m.module not in suspended
+            )
+    if suspended != resumed:
+        problems.append(f"suspended and resumed modules differ: {sorted(suspended ^ resumed)}")
+    if problems:
+        raise InstallRefused(f"the relup to {target.vsn} is invalid: " + "; ".join(problems))
+
+
+def _source_file(lib_dir: Any, module: str) -> Any:
+    base = lib_dir.joinpath(*module.split("."))
+    package = base / "__init__.py"
+    return package if package.is_file() else base.with_suffix(".py")
+
+
+def _vsn_or_none(module: str) -> object:
+    try:
+        return code_server.get_vsn(module)
+    except CodeError:
+        return None
+
+
+async def dry_run(plan: Plan) -> list[tuple[str, str]]:
+    """Run every ``code_change`` of the script on deep copies of the live states.
+
+    Returns:
+        ``(pid, module)`` of every process the install would suspend and migrate.
+
+    Raises:
+        InstallRefused: a ``code_change`` raised (the process, module and traceback named).
+    """
+    processes = await _processes.supervised_processes()
+    touched: list[tuple[str, str]] = []
+    script = plan.script
+    for index, step in enumerate(script):
+        if not isinstance(step, CodeChange):
+            continue
+        for change in step.modules:
+            # the code that runs it: the new version when the script loaded it before this
+            # step (upgrades, static downgrades), else the code still current
+            loaded_before = any(
+                isinstance(s, ModuleLoad) and s.module == change.module for s in script[:index]
+            )
+            version = plan.prepared.get(change.module) if loaded_before else None
+            code = version.module if version is not None else resolve(change.module)
+            hook = getattr(code, "code_change", None)
+            old_vsn = plan.code_change_vsn(change.module, step.mode)
+            for using in _processes.processes_using(processes, change.module):
+                touched.append((repr(using.pid), change.module))
+                if hook is not None and not using.is_supervisor:
+                    await _dry_one(using, change.module, hook, old_vsn, change.extra)
+    return touched
+
+
+async def _dry_one(
+    using: _processes.Using, module: str, hook: Any, old_vsn: object, extra: object
+) -> None:
+    try:
+        state = await system_messages.get_state(using.pid)
+    except CallError:
+        return  # the process ended meanwhile: nothing to migrate
+    try:
+        result = hook(old_vsn, copy.deepcopy(state), extra)
+        if hasattr(result, "__await__"):
+            await result
+    except Exception as exc:
+        raise InstallRefused(
+            f"dry run of {module}.code_change({old_vsn!r}, <state>, {extra!r}) in process "
+            f"{using.pid!r} raised {exc!r}; nothing was changed:\n{_trace(exc)}"
+        ) from None
+
+
+def _trace(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+
+
+# -- after the point of no return ---------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """The state of one execution: the undo log and what is deferred to the commit."""
+
+    plan: Plan
+    options: InstallOptions
+    undo: list[tuple[str, Callable[[], Awaitable[None]]]] = field(default_factory=list)
+    irreversible: str | None = None
+    suspended: list[Pid] = field(default_factory=list)
+    suspended_by_module: dict[str, list[_processes.Using]] = field(default_factory=dict)
+    processes: list[_processes.Using] | None = None
+    purges: list[str] = field(default_factory=list)
+    loaded: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    migrated: list[tuple[str, str]] = field(default_factory=list)
+    supervisors: list[Pid] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+
+
+async def execute(
+    plan: Plan,
+    options: InstallOptions,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+    after_step: Callable[[int], None] | None = None,
+) -> InstallReport:
+    """Run the script on the live node (see the module docstring).
+
+    ``after_step(i)`` runs after instruction ``i`` (fault-injection tests kill the node).
+
+    Raises:
+        InstallFailed: a step failed; ``outcome`` says whether it was rolled back in place.
+    """
+    began = time.perf_counter()
+    run = _Run(plan, options)
+    steps = plan.script
+    snapshot = await _switch_paths_and_env(run)
+    for index, step in enumerate(steps):
+        if progress is not None:
+            progress(step.op, index, len(steps))
+        try:
+            await _step(run, step)
+        except _StepFailed as failure:
+            await _fail(run, failure)
+        except Exception as exc:
+            await _fail(run, _StepFailed(step.op, repr(exc) + "\n" + _trace(exc)))
+        if after_step is not None:
+            after_step(index)
+    await _commit(run)
+    changes = await controller.config_change(snapshot)
+    env_changes = {name: repr(outcome) for name, outcome in changes}
+    if progress is not None:
+        progress("done", len(steps), len(steps))
+    return InstallReport(
+        from_vsn=plan.current.vsn,
+        to_vsn=plan.target.vsn,
+        direction=plan.direction,
+        modules_loaded=tuple(run.loaded),
+        modules_removed=tuple(run.removed),
+        processes=tuple(run.migrated),
+        applications_added=tuple(run.added),
+        applications_removed=tuple(run.stopped),
+        applications_restarted=tuple(a for a in run.added if a in run.stopped),
+        env_changes=env_changes,
+        seconds=time.perf_counter() - began,
+    )
+
+
+class _StepFailed(Exception):
+    def __init__(self, step: str, detail: str, pid: str | None = None, module: str | None = None):
+        super().__init__(detail)
+        self.step = step
+        self.detail = detail
+        self.pid = pid
+        self.module = module
+
+
+async def _switch_paths_and_env(run: _Run) -> dict[str, dict[str, Any]]:
+    """The point of no return: code paths and application data of the target release."""
+    current, target = run.plan.current, run.plan.target
+    previous: list[tuple[str, Any]] = []
+    for name, lib_dir in target.lib_dirs.items():
+        old_dir = current.lib_dirs.get(name)
+        if old_dir == lib_dir:
+            continue
+        for top in staging.top_level_names(lib_dir):
+            previous.append((top, staging.root_of(top)))
+            code_table.set_path(top, lib_dir)
+
+    async def restore_paths() -> None:
+        for top, where in reversed(previous):
+            if where is None:
+                code_table.roots.pop(top, None)
+            else:
+                code_table.set_path(top, where)
+
+    run.undo.append(("code paths", restore_paths))
+    target_apps: list[tuple[AppSpec, Path | None]] = [
+        (target.apps[n], target.lib_dirs[n]) for n in target.apps
+    ]
+    snapshot = await controller.change_application_data(target_apps, target.sys_config.env)
+    current_apps: list[tuple[AppSpec, Path | None]] = [
+        (current.apps[n], current.lib_dirs[n]) for n in current.apps
+    ]
+
+    async def restore_data() -> None:
+        await controller.change_application_data(current_apps, current.sys_config.env)
+
+    run.undo.append(("application data", restore_data))
+    return snapshot
+
+
+async def _step(run: _Run, step: LowInstruction) -> None:
+    match step:
+        case SuspendModules():
+            await _suspend(run, step)
+        case ModuleLoad(module=module):
+            await _load(run, module)
+        case ModuleRemove(module=module):
+            _remove(run, module)
+        case CodeChange():
+            await _code_change(run, step)
+        case ResumeModules() | PurgeModules():
+            if isinstance(step, PurgeModules):
+                run.purges.extend(step.modules)  # deferred: old code stays until the commit
+        case ApplyCall():
+            await _apply(run, step)
+        case StopModules() | StartModules():
+            await _stop_or_start(run, step)
+        case _:
+            raise _StepFailed(step.op, f"{step.op} is not allowed after the point of no return")
+
+
+async def _suspend(run: _Run, step: SuspendModules) -> None:
+    if run.processes is None:
+        run.processes = await _processes.supervised_processes()
+    targets: list[tuple[_processes.Using, float]] = []
+    for entry in step.modules:
+        timeout = run.options.suspend_timeout or entry.timeout or DEFAULT_TIMEOUT
+        using = _processes.processes_using(run.processes, entry.module)
+        run.suspended_by_module[entry.module] = using
+        targets.extend((u, timeout) for u in using if u.pid not in run.suspended)
+    failures: list[tuple[Pid, BaseException]] = []
+
+    async def one(pid: Pid, timeout: float) -> None:
+        try:
+            await system_messages.suspend(pid, timeout=timeout)
+        except CallError as exc:
+            if kernel_alive(pid):
+                failures.append((pid, exc))
+            return
+        run.suspended.append(pid)
+
+    async with anyio.create_task_group() as group:
+        for target, timeout in targets:
+            group.start_soon(one, target.pid, timeout)
+    if failures:
+        pid, exc = failures[0]
+        raise _StepFailed("suspend", f"process {pid!r} did not suspend: {exc}", repr(pid))
+
+
+def kernel_alive(pid: Pid) -> bool:
+    """Whether ``pid`` still runs (a process that ended is simply not upgraded)."""
+    from server import kernel
+
+    return kernel.is_alive(pid)
+
+
+async def _load(run: _Run, module: str) -> None:
+    version = run.plan.prepared[module]
+    if staging.has_old(module):
+        await code_server.purge(module)  # the code from two versions ago: never needed again
+    staging.install_prepared(module, version)
+    run.loaded.append(module)
+
+    async def undo() -> None:
+        staging.revert(module)
+
+    run.undo.append((f"load {module}", undo))
+
+
+def _remove(run: _Run, module: str) -> None:
+    if not code_server.delete(module):
+        raise _StepFailed("remove", f"module {module} cannot be removed (old code left)")
+    run.removed.append(module)
+
+    async def undo() -> None:
+        staging.revert(module)
+
+    run.undo.append((f"remove {module}", undo))
+
+
+async def _code_change(run: _Run, step: CodeChange) -> None:
+    timeout = run.options.code_change_timeout
+    for change in step.modules:
+        old_vsn = run.plan.code_change_vsn(change.module, step.mode)
+        for using in run.suspended_by_module.get(change.module, []):
+            if using.pid not in run.suspended:
+                continue
+            await _change_one(run, using, change.module, old_vsn, change.extra, timeout)
+
+
+async def _change_one(
+    run: _Run, using: _processes.Using, module: str, old_vsn: object, extra: object, timeout: float
+) -> None:
+    pid = using.pid
+    try:
+        state = await system_messages.get_state(pid, timeout=timeout)
+        backup = _copy_state(state)
+        await system_messages.change_code(pid, module, old_vsn, extra, timeout=timeout)
+    except CodeChangeFailed as exc:
+        raise _StepFailed("code_change", str(exc), repr(pid), module) from None
+    except CallError as exc:
+        if not kernel_alive(pid):
+            return
+        raise _StepFailed("code_change", str(exc), repr(pid), module) from None
+    run.migrated.append((repr(pid), module))
+    if using.is_supervisor:
+        run.supervisors.append(pid)
+
+    async def undo() -> None:
+        await system_messages.replace_state(pid, lambda _: backup)
+
+    run.undo.append((f"code_change {module} {pid!r}", undo))
+
+
+def _copy_state(state: object) -> object:
+    try:
+        return copy.deepcopy(state)
+    except Exception:  # a state holding a socket or a lock: keep the reference
+        logger.warning("state of type %s cannot be deep-copied", type(state).__name__)
+        return state
+
+
+async def _apply(run: _Run, step: ApplyCall) -> None:
+    if step.module == APPLICATION_API:
+        await _application_step(run, step.function, step.args)
+        return
+    run.irreversible = run.irreversible or f"apply {step.module}.{step.function}"
+    fn = getattr(resolve(step.module), step.function)
+    result = fn(*step.args)
+    if hasattr(result, "__await__"):
+        await result
+
+
+async def _application_step(run: _Run, function: str, args: list[Any]) -> None:
+    name = str(args[0])
+    target = run.plan.target
+    if function in ("start_application", "load_application"):
+        loaded = await controller.loaded_applications()
+        if name not in loaded:
+            await controller.load_application(target.apps[name], target.lib_dirs[name])
+        if function == "start_application":
+            await controller.start_application(name, str(args[1]))
+            run.added.append(name)
+
+        async def undo() -> None:
+            running = {row.name for row in await controller.which_applications()}
+            if name in running:
+                await controller.stop_application(name)
+            await controller.unload_application(name)
+
+        run.undo.append((f"{function} {name}", undo))
+    elif function == "stop_application":
+        run.irreversible = run.irreversible or f"stop_application {name}"
+        await controller.stop_application(name)
+        run.stopped.append(name)
+    elif function == "unload_application":
+        await controller.unload_application(name)
+    else:
+        raise _StepFailed("apply", f"unknown application step {function}")
+
+
+async def _stop_or_start(run: _Run, step: StopModules | StartModules) -> None:
+    run.irreversible = run.irreversible or step.op
+    if run.processes is None:
+        run.processes = await _processes.supervised_processes()
+    for module in step.modules:
+        for using in _processes.processes_using(run.processes, module):
+            if using.supervisor is None or using.child_id is None:
+                continue
+            try:
+                if isinstance(step, StopModules):
+                    await supervisor.terminate_child(using.supervisor, using.child_id)
+                else:
+                    await supervisor.restart_child(using.supervisor, using.child_id)
+            except ServerError as exc:  # as OTP: errors are ignored
+                logger.warning("%s %s: %s", step.op, using.child_id, exc)
+
+
+async def _resume_all(run: _Run) -> None:
+    pids = list(reversed(run.suspended))
+    run.suspended.clear()
+
+    async def one(pid: Pid) -> None:
+        with contextlib.suppress(CallError):  # ended meanwhile
+            await system_messages.resume(pid, timeout=math.inf)
+
+    async with anyio.create_task_group() as group:
+        for pid in pids:
+            group.start_soon(one, pid)
+
+
+async def _commit(run: _Run) -> None:
+    with anyio.CancelScope(shield=True):
+        await _resume_all(run)
+        for module in run.purges:
+            await code_server.purge(module)
+        for module in run.loaded:
+            code_server.soft_purge(module)
+        for sup in run.supervisors:
+            await _reconcile(sup)
+
+
+async def _reconcile(sup: Pid) -> None:
+    """Start the children a supervisor's new spec added, stop the ones it dropped."""
+    try:
+        state = await system_messages.get_state(sup)
+        wanted = {child.id for child in state.spec.children}
+        rows = await supervisor.which_children(sup)
+    except (CallError, AttributeError):
+        return
+    if state.spec.strategy == "simple_one_for_one":
+        return
+    for row in rows:
+        if row.id is None:
+            continue
+        try:
+            if row.id not in wanted:
+                await supervisor.terminate_child(sup, row.id)
+                await supervisor.delete_child(sup, row.id)
+            elif row.pid is None:
+                await supervisor.restart_child(sup, row.id)
+        except ServerError as exc:
+            logger.warning("supervisor %r: reconciling child %s: %s", sup, row.id, exc)
+
+
+async def _fail(run: _Run, failure: _StepFailed) -> None:
+    """Undo in place when possible, then raise ``InstallFailed`` (never leaves suspended)."""
+    vsn = run.plan.target.vsn
+    outcome = "rolled_back"
+    with anyio.CancelScope(shield=True):
+        if run.irreversible is not None:
+            outcome = "restarting"
+            logger.error(
+                "install of %s failed at %s after %s, which cannot be undone",
+                vsn,
+                failure.step,
+                run.irreversible,
+            )
+        else:
+            for what, undo in reversed(run.undo):
+                try:
+                    await undo()
+                except Exception:
+                    logger.exception("undoing %s failed", what)
+                    outcome = "restarting"
+        await _resume_all(run)
+    raise InstallFailed(
+        vsn, failure.step, outcome, failure.detail, pid=failure.pid, module=failure.module
+    )

@@ -1,0 +1,74 @@
+"""Finding the processes that use a module: a walk of the running applications' trees.
+
+As OTP's release handler does: for every running application, its top supervisor (using
+its own callback module) and every child below it, recursively, with the ``modules`` of its
+child spec. A process outside every supervision tree, or with a wrong ``modules`` list, is
+never found, so it is never suspended nor migrated: the child spec is the contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, final
+
+from server.app import controller
+from server.behaviours import supervisor, system_messages
+from server.errors import CallError
+from server.kernel import Pid
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = ["Using", "processes_using", "supervised_processes"]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Using:
+    """One supervised process and the modules its child spec names."""
+
+    pid: Pid
+    application: str
+    supervisor: Pid | None
+    child_id: str | None
+    modules: tuple[str, ...]
+    is_supervisor: bool
+
+
+async def supervised_processes() -> list[Using]:
+    """Every process of every running application's supervision tree, tops first."""
+    found: list[Using] = []
+    for application, top in (await controller.top_supervisors()).items():
+        try:
+            status = await system_messages.get_status(top)
+        except CallError:
+            continue  # ending right now: nothing to upgrade in it
+        found.append(Using(top, application, None, None, (status.module,), True))
+        await _walk(application, top, found)
+    return found
+
+
+async def _walk(application: str, sup: Pid, found: list[Using]) -> None:
+    try:
+        rows = await supervisor.which_children(sup)
+    except CallError:
+        return
+    for row in rows:
+        if not isinstance(row.pid, Pid):
+            continue  # not running, or restarting
+        modules = () if row.modules == "dynamic" else tuple(row.modules)
+        is_sup = row.type == "supervisor"
+        found.append(Using(row.pid, application, sup, row.id, modules, is_sup))
+        if is_sup:
+            await _walk(application, row.pid, found)
+
+
+def processes_using(processes: Iterable[Using], module: str) -> list[Using]:
+    """The processes whose child spec names ``module`` (each pid once, walk order)."""
+    seen: set[Pid] = set()
+    using: list[Using] = []
+    for process in processes:
+        if module in process.modules and process.pid not in seen:
+            seen.add(process.pid)
+            using.append(process)
+    return using

@@ -1,0 +1,147 @@
+"""A node's life: boot the permanent release, serve, restart into it when an install asks.
+
+``run_node`` is the node's first process. It:
+
+1. installs the embedded release the first time a root is used (the source tree's
+   ``[node] release``, built into a package and unpacked like any other, then recorded as
+   the permanent release);
+2. boots the **permanent** release of RELEASES: an installed but not permanent release is
+   thereby rolled back by any restart, as in OTP;
+3. starts the application controller, the release handler and (when given) the control
+   server, and waits for ``("stop",)``, ``("reboot", reason)`` or the controller's end;
+4. on ``reboot`` (an install failed after a step that cannot be undone) stops everything,
+   forgets every application module, and boots the permanent release again in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from server import code_server, kernel
+from server.errors import ReleaseError
+from server.release import handler
+from server.release.boot import boot_release, parse_release_name
+from server.release.installed import read_installed
+from server.release.package import build_package
+from server.release.releases_file import (
+    AppEntry,
+    ReleaseEntry,
+    ReleasesFile,
+    read_releases,
+    write_releases,
+)
+from server.release.unpack import unpack_package
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from server.kernel import Pid, Ref
+    from server.release.source_tree import SourceTree
+
+__all__ = ["install_embedded", "run_node"]
+
+logger = logging.getLogger("server.release")
+
+
+def install_embedded(root: Path, tree: SourceTree, release: str) -> ReleasesFile:
+    """Install the source tree's release ``name-vsn`` into an empty root, as permanent.
+
+    Raises:
+        ReleaseError: the root already has a RELEASES record.
+        BuildError, UnpackError, SpecError: the release cannot be built or unpacked.
+    """
+    if read_releases(root) is not None:
+        raise ReleaseError(f"{root} already has releases installed")
+    name, vsn = parse_release_name(release)
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="server-embedded-") as scratch:
+        built = build_package(tree, name, vsn, Path(scratch), up_from=[], down_to=[])
+        unpacked = unpack_package(built.path, root)
+    entry = ReleaseEntry(
+        name=name,
+        vsn=vsn,
+        status="permanent",
+        applications=[
+            AppEntry(name=app, vsn=spec.vsn, lib_dir=str(lib.relative_to(root)))
+            for app, (spec, lib) in unpacked.apps.items()
+        ],
+    )
+    record = ReleasesFile(releases=[entry], permanent_history=[vsn])
+    write_releases(root, record)
+    logger.info("embedded release %s %s installed as permanent", name, vsn)
+    return record
+
+
+async def run_node(
+    root: Path,
+    tree: SourceTree | None,
+    embedded: str | None,
+    services: list[Callable[[Path], Awaitable[Pid]]] | None = None,
+    on_booted: Callable[[str], None] | None = None,
+) -> object:
+    """Boot and serve until ``("stop",)``; returns None then, else the controller's reason.
+
+    Raises:
+        ReleaseError: the root has no release and no embedded one is named.
+    """
+    kernel.trap_exit(True)
+    while True:
+        record = read_releases(root)
+        if record is None:
+            if tree is None or embedded is None:
+                raise ReleaseError(
+                    f"{root} has no releases/RELEASES and no embedded release is named: "
+                    "set [node] release in sys.config"
+                )
+            record = install_embedded(root, tree, embedded)
+        permanent = record.permanent
+        installed = read_installed(root, permanent.vsn)
+        logger.info("booting the permanent release %s %s", permanent.name, permanent.vsn)
+        started: list[Pid] = []
+        controller_pid = await boot_release(
+            installed.view, installed.lib_dirs, installed.sys_config.env
+        )
+        started.append(controller_pid)
+        started.append(await handler.start_link(root, record, permanent.vsn, kernel.self()))
+        started.extend([await service(root) for service in services or []])
+        if on_booted is not None:
+            on_booted(permanent.vsn)
+        message = await _wait_for_the_end(kernel.monitor(controller_pid))
+        if type(message) is kernel.DownMessage:
+            await _teardown(started[1:])
+            return message.reason
+        await _teardown(started)
+        if message == ("stop",):
+            return None
+        assert isinstance(message, tuple)
+        logger.error("restarting the node into its permanent release: %s", message[1])
+
+
+async def _wait_for_the_end(ref: Ref) -> object:
+    def wanted(m: object) -> bool:
+        if type(m) is kernel.DownMessage:
+            return m.ref is ref
+        return m == ("stop",) or (isinstance(m, tuple) and m[:1] == ("reboot",))
+
+    return await kernel.receive(wanted)
+
+
+async def _down(ref: Ref) -> None:
+    await kernel.receive(lambda m: type(m) is kernel.DownMessage and m.ref is ref)
+
+
+async def _teardown(pids: list[Pid]) -> None:
+    """Stop what the boot started (reverse order), then forget every application module."""
+    for pid in reversed(pids):
+        if not kernel.is_alive(pid):
+            continue
+        ref = kernel.monitor(pid)
+        kernel.unlink(pid)
+        kernel.exit(pid, kernel.SHUTDOWN)
+        await _down(ref)
+    kernel.flush(lambda m: type(m) is kernel.ExitMessage)
+    for directory in set(code_server.code_server.roots.values()):
+        code_server.remove_path(directory)

@@ -1,0 +1,133 @@
+"""The RELEASES record: which releases a node has, their status, and the permanent history.
+
+``<root>/releases/RELEASES`` is JSON (a pydantic model). It is written atomically: a temp
+file in the same folder, fsync, rename over the old one, fsync of the folder, so a crash at
+any instant leaves the old record or the new one, never a torn one. ``current`` is never
+written (see ``release_status.on_disk``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import TYPE_CHECKING, Literal
+
+import pydantic
+
+from server.errors import SpecError
+from server.release.release_status import Status, on_disk
+from server.spec_files import SPEC_MODEL_CONFIG, parse_model
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["AppEntry", "ReleaseEntry", "ReleasesFile", "read_releases", "write_releases"]
+
+FILE_NAME = "RELEASES"
+
+
+class AppEntry(pydantic.BaseModel):
+    """One application of a release, and where its code lives (relative to the root)."""
+
+    model_config = SPEC_MODEL_CONFIG
+
+    name: str
+    vsn: str
+    lib_dir: str
+
+
+class ReleaseEntry(pydantic.BaseModel):
+    """One release the node has."""
+
+    model_config = SPEC_MODEL_CONFIG
+
+    name: str
+    vsn: str
+    status: Status
+    applications: list[AppEntry]
+
+
+class ReleasesFile(pydantic.BaseModel):
+    """The whole record: releases, plus the versions made permanent, oldest first."""
+
+    model_config = SPEC_MODEL_CONFIG
+
+    format: Literal[1] = 1
+    releases: list[ReleaseEntry]
+    permanent_history: list[str] = []
+
+    @pydantic.model_validator(mode="after")
+    def _one_permanent(self) -> ReleasesFile:
+        permanent = [r.vsn for r in self.releases if r.status == "permanent"]
+        if len(permanent) != 1:
+            raise ValueError(f"exactly one release must be permanent, found {permanent}")
+        vsns = [r.vsn for r in self.releases]
+        if len(set(vsns)) != len(vsns):
+            raise ValueError("a release version is listed twice")
+        return self
+
+    @property
+    def permanent(self) -> ReleaseEntry:
+        """The release that boots."""
+        return next(r for r in self.releases if r.status == "permanent")
+
+    def get(self, vsn: str) -> ReleaseEntry | None:
+        """The entry of ``vsn``, or None."""
+        return next((r for r in self.releases if r.vsn == vsn), None)
+
+
+def read_releases(root: Path) -> ReleasesFile | None:
+    """The node's RELEASES record, or None when the root has none yet.
+
+    Raises:
+        SpecError: the file exists but is not a valid record (never silently replaced).
+    """
+    path = root / "releases" / FILE_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(str(path), [("", f"cannot read the file: {exc}")]) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(str(path), [("", f"not valid JSON: {exc}")]) from None
+    return parse_model(ReleasesFile, data, str(path))
+
+
+def write_releases(root: Path, record: ReleasesFile, *, before_rename: object = None) -> None:
+    """Write RELEASES atomically (``current`` is written as ``unpacked``).
+
+    ``before_rename``, when callable, runs after the temp file is synced and before the
+    rename: the fault-injection tests kill the node there.
+    """
+    folder = root / "releases"
+    folder.mkdir(parents=True, exist_ok=True)
+    stored = record.model_copy(
+        update={
+            "releases": [
+                r.model_copy(update={"status": on_disk(r.status)}) for r in record.releases
+            ]
+        }
+    )
+    data = stored.model_dump_json(indent=2).encode() + b"\n"
+    fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{FILE_NAME}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        if callable(before_rename):
+            before_rename()
+        os.replace(temp, folder / FILE_NAME)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
