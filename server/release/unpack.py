@@ -54,7 +54,7 @@ import types
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, final
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, final
 
 import pydantic
 
@@ -70,6 +70,8 @@ if TYPE_CHECKING:
 __all__ = ["STAGING_PREFIX", "UnpackLimits", "UnpackedRelease", "clean_staging", "unpack_package"]
 
 logger = logging.getLogger(__name__)
+
+_Model = TypeVar("_Model", bound=pydantic.BaseModel)
 
 #: Staging directories are ``<root>/<STAGING_PREFIX><random>``.
 STAGING_PREFIX = ".unpack-"
@@ -371,9 +373,7 @@ class _Scan:
                 tar_in = io.BufferedReader(limited)
                 with tarfile.open(fileobj=tar_in, mode="r|") as tar:
                     for info in tar:
-                        self.current = None
                         self._member(tar, info, write)
-                    self.current = None
                     end = tar.offset
                 while tar_in.read(_CHUNK):  # to the end: gzip checks its CRC there
                     pass
@@ -444,6 +444,7 @@ class _Scan:
             raise self.refuse(self._too_much(), name)
         self.current = name
         self.files[name] = self._read(tar, info, name, parts, write)
+        self.current = None
 
     def _checked_name(self, name: str) -> list[str]:
         problem = None
@@ -591,9 +592,7 @@ def _plan(scan: _Scan, name: str, vsn: str, root: Path) -> _Plan:
     spec_member = f"releases/{vsn}/release.toml"
     if spec_member not in scan.documents:
         raise scan.refuse(f"the package has no {spec_member}; {_REBUILD}", None)
-    spec = parse_model(
-        ReleaseSpec, _toml(scan.documents[spec_member], scan.package, spec_member), spec_member
-    )
+    spec = _document(scan, ReleaseSpec, spec_member)
     if (spec.name, spec.vsn) != (name, vsn):
         raise scan.refuse(
             f"it describes release {spec.name} {spec.vsn}, but the package file is named for "
@@ -610,9 +609,7 @@ def _plan(scan: _Scan, name: str, vsn: str, root: Path) -> _Plan:
                 f"package has no {app_member}; {_REBUILD}",
                 app_member,
             )
-        app = parse_model(
-            AppSpec, _toml(scan.documents[app_member], scan.package, app_member), app_member
-        )
+        app = _document(scan, AppSpec, app_member)
         if (app.name, app.vsn) != (entry.name, entry.vsn):
             raise scan.refuse(
                 f"it describes application {app.name} {app.vsn}, not {entry.name} {entry.vsn}; "
@@ -630,9 +627,7 @@ def _plan(scan: _Scan, name: str, vsn: str, root: Path) -> _Plan:
     relup_member = f"releases/{vsn}/relup.json"
     relup = None
     if relup_member in scan.documents:
-        relup = parse_model(
-            Relup, _json(scan.documents[relup_member], scan.package, relup_member), relup_member
-        )
+        relup = _document(scan, Relup, relup_member)
         if relup.vsn != vsn:
             raise scan.refuse(
                 f"it is the relup of vsn {relup.vsn}, not {vsn}; {_REBUILD}", relup_member
@@ -640,30 +635,22 @@ def _plan(scan: _Scan, name: str, vsn: str, root: Path) -> _Plan:
     return _Plan(spec, apps, relup, (*listed, f"releases/{vsn}"))
 
 
-def _toml(data: bytes, package: str, member: str) -> dict[str, Any]:
-    source = f"{package}:{member}"
+def _document(scan: _Scan, model: type[_Model], member: str) -> _Model:
+    """Parse spec file ``member`` (TOML, or JSON for ``.json``) kept by the scan."""
+    data = scan.documents[member]
+    source = f"{scan.package}:{member}"
+    kind = "JSON" if member.endswith(".json") else "TOML"
     try:
-        return tomllib.loads(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        parsed: object = json.loads(text) if kind == "JSON" else tomllib.loads(text)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise SpecError(source, [("", f"the file is not UTF-8 text (line {line})")]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(source, [("", f"not valid TOML: {exc}")]) from None
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SpecError(source, [("", f"not valid {kind}: {exc}")]) from None
     except RecursionError:
-        raise SpecError(source, [("", "not usable TOML: nested too deeply")]) from None
-
-
-def _json(data: bytes, package: str, member: str) -> object:
-    source = f"{package}:{member}"
-    try:
-        return json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise SpecError(source, [("", f"the file is not UTF-8 text (line {line})")]) from None
-    except json.JSONDecodeError as exc:
-        raise SpecError(source, [("", f"not valid JSON: {exc}")]) from None
-    except RecursionError:
-        raise SpecError(source, [("", "not usable JSON: nested too deeply")]) from None
+        raise SpecError(source, [("", f"not usable {kind}: nested too deeply")]) from None
+    return parse_model(model, parsed, source)
 
 
 def _check_in_place(scan: _Scan, plan: _Plan, root: Path) -> None:
@@ -793,8 +780,13 @@ def _move_into_place(package: str, plan: _Plan, staging: Path, root: Path) -> No
         for top in ("lib", "releases"):
             path = root / top
             if not path.exists():
-                path.mkdir(mode=_DIR_MODE)
+                path.mkdir()
                 created.append(path)
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+                try:
+                    os.fchmod(fd, _DIR_MODE)  # whatever the umask
+                finally:
+                    os.close(fd)
         for rel in plan.dirs:
             target = root / rel
             if target.exists():
