@@ -50,11 +50,11 @@ from server.code_server import _staging as staging
 from server.code_server import code_server as code_table
 from server.errors import (
     CallError,
-    CodeChangeFailed,
     CodeError,
     InstallFailed,
     InstallRefused,
     ServerError,
+    SystemCallError,
 )
 from server.release import _processes
 from server.release.installed import find_script
@@ -540,21 +540,26 @@ async def _change_one(
     pid = using.pid
     try:
         state = await system_messages.get_state(pid, timeout=timeout)
-        backup = _copy_state(state)
-        await system_messages.change_code(pid, module, old_vsn, extra, timeout=timeout)
-    except CodeChangeFailed as exc:
-        raise _StepFailed("code_change", str(exc), repr(pid), module) from None
     except CallError as exc:
         if not kernel_alive(pid):
             return
         raise _StepFailed("code_change", str(exc), repr(pid), module) from None
-    run.migrated.append((repr(pid), module))
-    if using.is_supervisor:
-        run.supervisors.append(pid)
+    backup = _copy_state(state)
 
     async def undo() -> None:
         await system_messages.replace_state(pid, lambda _: backup)
 
+    try:
+        await system_messages.change_code(pid, module, old_vsn, extra, timeout=timeout)
+    except (CallError, SystemCallError) as exc:
+        if not kernel_alive(pid):
+            return
+        # a code_change that mutated its input before failing: the backup puts it right
+        run.undo.append((f"code_change {module} {pid!r}", undo))
+        raise _StepFailed("code_change", str(exc), repr(pid), module) from None
+    run.migrated.append((repr(pid), module))
+    if using.is_supervisor:
+        run.supervisors.append(pid)
     run.undo.append((f"code_change {module} {pid!r}", undo))
 
 

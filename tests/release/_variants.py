@@ -1,0 +1,44 @@
+"""Test releases made from the demo: counter 1.0.0 with a store whose code_change misbehaves."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def make_variant(root: Path, vsn: str, code_change: str, *, apply: str | None = None) -> None:
+    """Add release demo ``vsn``: counter ``vsn``, whose store's ``code_change`` is given.
+
+    ``code_change`` is the body of ``code_change(old_vsn, state, extra)``. ``apply`` names a
+    function of ``counter.store`` the appup applies after the update.
+    """
+    source = root / "apps" / "counter-1.0.0"
+    target = root / "apps" / f"counter-{vsn}"
+    shutil.copytree(source, target)
+    store = target / "counter" / "store.py"
+    text = store.read_text()
+    head, _, _ = text.partition("def code_change(")
+    body = textwrap.indent(textwrap.dedent(code_change).strip(), "    ")
+    store.write_text(
+        head.replace('__vsn__ = "1.0.0"', f'__vsn__ = "{vsn}"')
+        + ("async " if "await " in code_change else "")
+        + "def code_change(old_vsn: Any, state: Any, extra: Any) -> Any:\n"
+        + body
+        + '\n\n\ndef explode() -> None:\n    raise RuntimeError("apply exploded")\n'
+    )
+    spec = (root / "appspecs" / "counter-1.0.0.toml").read_text()
+    steps = '  {op = "update", module = "counter.store", change = "advanced"},\n'
+    if apply is not None:
+        steps += f'  {{op = "apply", module = "counter.store", function = "{apply}"}},\n'
+    spec = spec.replace('vsn = "1.0.0"', f'vsn = "{vsn}"', 1) + (
+        f'\n[[appup.up]]\nvsn = "1.0.0"\ninstructions = [\n{steps}]\n'
+        f'\n[[appup.down]]\nvsn = "1.0.0"\ninstructions = [\n{steps}]\n'
+    )
+    (root / "appspecs" / f"counter-{vsn}.toml").write_text(spec)
+    (root / "releases" / f"demo-{vsn}.toml").write_text(
+        f'name = "demo"\nvsn = "{vsn}"\n\n[[applications]]\nname = "counter"\nvsn = "{vsn}"\n'
+    )
