@@ -33,7 +33,8 @@ async def test_upgrade_to_1_1_0_migrates_the_state_and_back_down(
             vsn = await within(handler.unpack(demo.package("1.1.0")), "unpack", 30)
             assert vsn == "1.1.0"
             assert statuses(await handler.which_releases()) == {
-                "1.0.0": "permanent", "1.1.0": "unpacked"
+                "1.0.0": "permanent",
+                "1.1.0": "unpacked",
             }
             check = await within(handler.check_install("1.1.0"), "check", 30)
             assert check["direction"] == "up"
@@ -49,7 +50,8 @@ async def test_upgrade_to_1_1_0_migrates_the_state_and_back_down(
             assert isinstance(body["updated"], float)
             assert current_vsn() == "1.1.0"
             assert statuses(await handler.which_releases()) == {
-                "1.0.0": "permanent", "1.1.0": "current"
+                "1.0.0": "permanent",
+                "1.1.0": "current",
             }
             await demo.http("POST", "/incr/a")
             # back down: through the 1.1.0 relup's down entry, state migrated down
@@ -57,10 +59,13 @@ async def test_upgrade_to_1_1_0_migrates_the_state_and_back_down(
             assert down.direction == "down"
             assert await demo.store_state() == {"a": 3}
             assert (await demo.http("GET", "/count/a"))[1] == {
-                "key": "a", "value": 3, "vsn": "1.0.0"
+                "key": "a",
+                "value": 3,
+                "vsn": "1.0.0",
             }
             assert statuses(await handler.which_releases()) == {
-                "1.0.0": "permanent", "1.1.0": "old"
+                "1.0.0": "permanent",
+                "1.1.0": "old",
             }
         finally:
             await stop_demo(demo)
@@ -81,13 +86,15 @@ async def test_2_0_0_adds_stats_and_rollback_removes_it(
             assert status == 200
             assert stats["routes"]["/incr"] == 1
             assert statuses(await handler.which_releases()) == {
-                "1.0.0": "old", "2.0.0": "permanent"
+                "1.0.0": "old",
+                "2.0.0": "permanent",
             }
             assert (await demo.http("GET", "/count/b"))[1]["value"] == 2
             result = await within(handler.rollback(), "rollback", 30)
             assert result["vsn"] == "1.0.0"
             assert statuses(await handler.which_releases()) == {
-                "1.0.0": "permanent", "2.0.0": "old"
+                "1.0.0": "permanent",
+                "2.0.0": "old",
             }
             assert (await demo.http("GET", "/stats"))[0] == 404
             assert await demo.store_state() == {"b": 2}
