@@ -33,6 +33,9 @@ Invariants:
 
 Callers: one unpack per root at a time (the release handler serialises its calls), since
 ``clean_staging`` removes every staging directory under the root.
+
+The module is longer than most: the member checks, the two passes and the writer share
+one scan, and keeping them together keeps the safety argument above in one place.
 """
 
 from __future__ import annotations
@@ -208,7 +211,7 @@ def unpack_package(
     with _open_package(package) as source:
         if scan.run(source, None) != actual:
             raise UnpackError(where, _CHANGED)
-    plan = _plan(scan, name, vsn, root)
+    plan = _plan(scan, name, vsn)
     _check_in_place(scan, plan, root)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
     try:
@@ -498,7 +501,7 @@ class _Scan:
                     name,
                 )
         elif top == "lib":
-            if len(parts) >= 2 and _lib_dir_key(parts[1]) is None:
+            if len(parts) >= 2 and not _is_lib_dir(parts[1]):
                 raise self.refuse(
                     f"lib/ holds only <app>-<vsn> directories; {_REBUILD}",
                     name,
@@ -556,14 +559,14 @@ class _Scan:
         )
 
 
-def _lib_dir_key(dir_name: str) -> tuple[str, str] | None:
+def _is_lib_dir(dir_name: str) -> bool:
     app, dash, vsn = dir_name.partition("-")
     try:
         _APP_NAME.validate_python(app)
         _VSN.validate_python(vsn)
     except pydantic.ValidationError:
-        return None
-    return (app, vsn) if dash else None
+        return False
+    return bool(dash)
 
 
 def _is_document(parts: list[str]) -> bool:
@@ -588,7 +591,7 @@ class _Plan:
     dirs: tuple[str, ...]  # lib/<app>-<vsn> ..., then releases/<vsn>
 
 
-def _plan(scan: _Scan, name: str, vsn: str, root: Path) -> _Plan:
+def _plan(scan: _Scan, name: str, vsn: str) -> _Plan:
     spec_member = f"releases/{vsn}/release.toml"
     if spec_member not in scan.documents:
         raise scan.refuse(f"the package has no {spec_member}; {_REBUILD}", None)
@@ -794,23 +797,36 @@ def _move_into_place(package: str, plan: _Plan, staging: Path, root: Path) -> No
             os.replace(staging / rel, target)
             moved.append((target, staging / rel))
     except OSError as exc:
-        _undo(moved, created)
+        outcome = (
+            "nothing was changed"
+            if _undo(moved, created)
+            else "complete application directories may stay in place (a retry keeps them)"
+        )
         raise UnpackError(
             package,
-            f"cannot move the unpacked files into {root} ({exc.strerror or exc}); nothing was "
-            "changed: fix the cause and retry",
+            f"cannot move the unpacked files into {root} ({exc.strerror or exc}); {outcome}: "
+            "fix the cause and retry",
         ) from None
     except BaseException:
         _undo(moved, created)
         raise
 
 
-def _undo(moved: list[tuple[Path, Path]], created: list[Path]) -> None:
-    # A directory that cannot be moved back stays in place: it is complete and equal to the
-    # package's, so a retry keeps it (invariants 2 and 3).
+def _undo(moved: list[tuple[Path, Path]], created: list[Path]) -> bool:
+    """Move back what was moved; whether everything is as it was.
+
+    A directory that cannot be moved back stays in place: it is complete and equal to the
+    package's, so a retry keeps it (invariants 2 and 3).
+    """
+    undone = True
     for target, back in reversed(moved):
-        with contextlib.suppress(OSError):
+        try:
             os.replace(target, back)
+        except OSError:
+            undone = False
     for path in reversed(created):
-        with contextlib.suppress(OSError):
+        try:
             path.rmdir()
+        except OSError:
+            undone = False
+    return undone

@@ -8,6 +8,7 @@ root, nothing was written outside it, and no staging directory was left behind.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import gzip
 import hashlib
@@ -247,9 +248,9 @@ def test_archive_modes_are_not_kept(tmp_path: Path, built: Built, root: Path) ->
 
 
 def _with_mode(info: tarfile.TarInfo, mode: int) -> tarfile.TarInfo:
-    copy = info.replace()
-    copy.mode = mode
-    return copy
+    changed = copy.copy(info)
+    changed.mode = mode
+    return changed
 
 
 def test_an_explicit_checksum_stands_in_for_the_file(
