@@ -35,7 +35,7 @@ from server.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from anyio.abc import SocketStream
@@ -54,7 +54,7 @@ _REQUEST_ID: Final = 1  # one request per connection
 async def request(
     path: Path,
     command: str,
-    args: dict[str, JsonValue] | None = None,
+    args: Mapping[str, JsonValue] | None = None,
     *,
     on_progress: Callable[[ProgressInfo], None] | None = None,
     timeout: float = 30.0,
@@ -74,7 +74,7 @@ async def request(
         ValueError: ``command`` or ``args`` cannot be sent (not a command name, not JSON).
     """
     try:
-        message = Request(id=_REQUEST_ID, command=command, args=args or {})
+        message = Request(id=_REQUEST_ID, command=command, args=dict(args or {}))
     except ValidationError as exc:
         raise ValueError(f"cannot send {command!r}: {exc}") from None
     where = str(path)
@@ -155,7 +155,7 @@ async def _await_reply(
 def request_sync(
     path: Path,
     command: str,
-    args: dict[str, JsonValue] | None = None,
+    args: Mapping[str, JsonValue] | None = None,
     *,
     on_progress: Callable[[ProgressInfo], None] | None = None,
     timeout: float = 30.0,
