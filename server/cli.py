@@ -16,6 +16,8 @@ from rich.table import Table
 
 from server import code_server, kernel
 from server._logging import configure_logging
+from server.cli_control import COMMANDS, add_control_commands, run_control_command
+from server.commands import control_service
 from server.dev.reloader import ReloadEvent, watch
 from server.errors import ServerError
 from server.heart import run_heart_on_root, start_detached
@@ -95,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
         help="stay attached: the node's output goes to this terminal (for systemd)",
     )
     start.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    add_control_commands(commands)
     return parser
 
 
@@ -114,7 +117,8 @@ async def _run(root: Path, release: str | None) -> int:
     embedded = release or settings.release
     restarts = os.environ.get("SERVER_HEART_RESTARTS")
     async with kernel.Node(name=settings.name) as node, anyio.create_task_group() as group:
-        boot = functools.partial(run_node, tree.root, tree, embedded, [])
+        services = [control_service(settings.control_socket)]
+        boot = functools.partial(run_node, tree.root, tree, embedded, services)
 
         async def main() -> object:
             me = kernel.self()
@@ -216,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             anyio.run(_dev, args.path, args.start, args.grace, backend="asyncio")
         elif args.command == "start":
             raise SystemExit(_start(args))
+        elif args.command in COMMANDS:
+            raise SystemExit(run_control_command(args))
     except ServerError as exc:
         print(f"server: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

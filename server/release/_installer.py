@@ -97,6 +97,7 @@ class InstallOptions:
 
     suspend_timeout: float | None = None
     code_change_timeout: float = DEFAULT_TIMEOUT
+    progress: Callable[[str, int, int], None] | None = None  # (step, done, total)
 
 
 @final
@@ -366,6 +367,7 @@ async def execute(
         InstallFailed: a step failed; ``outcome`` says whether it was rolled back in place.
     """
     began = time.perf_counter()
+    progress = progress or options.progress
     run = _Run(plan, options)
     steps = plan.script
     snapshot = await _switch_paths_and_env(run)

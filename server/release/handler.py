@@ -13,6 +13,7 @@ from server.behaviours import gen_server
 from server.release._installer import InstallOptions, InstallReport
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from server.kernel import Pid
@@ -79,7 +80,11 @@ async def check_install(vsn: str) -> dict[str, Any]:
 
 
 async def install(
-    vsn: str, *, suspend_timeout: float | None = None, code_change_timeout: float = 5.0
+    vsn: str,
+    *,
+    suspend_timeout: float | None = None,
+    code_change_timeout: float = 5.0,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> InstallReport:
     """Move the running node to release ``vsn`` (up, or down through the newer relup).
 
@@ -88,7 +93,7 @@ async def install(
         InstallFailed: failed after it; rolled back in place, or the node restarts into
             its permanent release (``outcome``).
     """
-    options = InstallOptions(suspend_timeout, code_change_timeout)
+    options = InstallOptions(suspend_timeout, code_change_timeout, progress)
     report: InstallReport = await _call("install", vsn, options)
     return report
 
