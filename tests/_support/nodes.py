@@ -70,14 +70,18 @@ class NodeProcess:
             self.lines.append("<eof>")
             self._changed.notify_all()
 
-    def wait_for(self, text: str, timeout: float = BOOT_TIMEOUT) -> str:
-        """Block until a line containing ``text`` was printed (fails on exit or timeout)."""
+    def wait_for(self, text: str, timeout: float = BOOT_TIMEOUT, *, count: int = 1) -> str:
+        """Block until ``count`` lines containing ``text`` were printed (fails on exit)."""
+
+        def matching() -> list[str]:
+            return [line for line in self.lines if text in line]
+
         with self._changed:
             found = self._changed.wait_for(
-                lambda: any(text in line for line in self.lines) or "<eof>" in self.lines,
-                timeout=timeout,
+                lambda: len(matching()) >= count or "<eof>" in self.lines, timeout=timeout
             )
-            match = next((line for line in self.lines if text in line), None)
+            lines = matching()
+            match = lines[count - 1] if len(lines) >= count else None
         if not found or match is None:
             raise AssertionError(f"no line with {text!r}; output:\n" + "\n".join(self.lines))
         return match

@@ -1,0 +1,163 @@
+"""The whole story on real OS processes: a node, the CLI, a client under load, kill -9."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from server.release.package import build_package
+from server.release.source_tree import SourceTree
+from tests._support.nodes import NodeProcess, free_port, set_port
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+pytestmark = pytest.mark.node
+
+
+def cli(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``server <args> --root <root>`` as a user would."""
+    done = subprocess.run(
+        [sys.executable, "-m", "server", *args, "--root", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"server {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def cli_json(root: Path, *args: str) -> Any:
+    return json.loads(cli(root, *args, "--json").stdout)
+
+
+def statuses(root: Path) -> dict[str, str]:
+    return {row["vsn"]: row["status"] for row in cli_json(root, "releases")}
+
+
+class Client(threading.Thread):
+    """Keeps incrementing one key on one keep-alive connection; counts what went wrong."""
+
+    def __init__(self, port: int, key: str) -> None:
+        super().__init__(daemon=True)
+        self.port, self.key = port, key
+        self.ok = 0
+        self.failures: list[str] = []
+        self.versions: set[str] = set()
+        self.stop = threading.Event()
+        self.going = threading.Event()
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            while not self.stop.is_set():
+                try:
+                    conn.request("POST", f"/incr/{self.key}")
+                    response = conn.getresponse()
+                    body = json.loads(response.read())
+                except Exception as exc:  # a failed request is what the test counts
+                    self.failures.append(repr(exc))
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                    continue
+                if response.status != 200 or body.get("value") != self.ok + 1:
+                    self.failures.append(f"{response.status} {body}")
+                else:
+                    self.ok += 1
+                    self.versions.add(body["vsn"])
+                if self.ok == 20:
+                    self.going.set()
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def live(demo_tree: Path) -> Iterator[tuple[NodeProcess, Path]]:
+    port = free_port()
+    set_port(demo_tree, port)
+    packages = demo_tree / "build"
+    for vsn in ("1.1.0", "2.0.0"):
+        build_package(SourceTree(demo_tree), "demo", vsn, packages)
+    node = NodeProcess(demo_tree, ["run"], port).start()
+    try:
+        node.wait_for("release demo 1.0.0 booted")
+        yield node, packages
+    finally:
+        node.kill()
+
+
+def test_upgrade_under_load_and_back_loses_nothing(live: tuple[NodeProcess, Path]) -> None:
+    node, packages = live
+    root = node.root
+    client = Client(node.port, "load")
+    client.start()
+    assert client.going.wait(30), client.failures
+    cli(root, "upgrade", str(packages / "demo-1.1.0.tar.gz"))
+    assert statuses(root) == {"1.0.0": "old", "1.1.0": "permanent"}
+    cli(root, "upgrade", str(packages / "demo-2.0.0.tar.gz"))
+    assert cli_json(root, "status")["release"]["vsn"] == "2.0.0"
+    cli(root, "rollback")
+    cli(root, "rollback")
+    client.stop.set()
+    client.join(30)
+    assert client.failures == []
+    assert client.versions == {"1.0.0", "1.1.0", "2.0.0"}
+    assert statuses(root) == {"1.0.0": "permanent", "1.1.0": "old", "2.0.0": "old"}
+    assert node.request("GET", "/count/load")[1] == {
+        "key": "load",
+        "value": client.ok,
+        "vsn": "1.0.0",
+    }, "every successful increment counted once, through three state migrations"
+
+
+def test_a_bad_package_is_refused_and_nothing_changes(live: tuple[NodeProcess, Path]) -> None:
+    node, packages = live
+    root = node.root
+    package = packages / "demo-1.1.0.tar.gz"
+    data = bytearray(package.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    package.write_bytes(bytes(data))
+    before = (root / "releases" / "RELEASES").read_bytes()
+    done = cli(root, "unpack", str(package), check=False)
+    assert done.returncode == 1
+    assert "UnpackError" in done.stderr
+    assert "sha256" in done.stderr
+    assert (root / "releases" / "RELEASES").read_bytes() == before
+    assert not (root / "releases" / "1.1.0").exists()
+    assert cli(root, "install", "1.1.0", check=False).returncode == 1
+    assert cli_json(root, "ping")["release"] == "1.0.0"
+
+
+def test_kill_9_before_permanent_boots_the_permanent_release(demo_tree: Path) -> None:
+    port = free_port()
+    set_port(demo_tree, port)
+    build_package(SourceTree(demo_tree), "demo", "1.1.0", demo_tree / "build")
+    heart = NodeProcess(demo_tree, ["start", "--foreground"], port).start()
+    try:
+        heart.wait_for("release demo 1.0.0 booted")
+        heart.request("POST", "/incr/k")
+        cli(demo_tree, "unpack", str(demo_tree / "build" / "demo-1.1.0.tar.gz"))
+        cli(demo_tree, "install", "1.1.0")
+        assert heart.request("GET", "/count/k")[1]["vsn"] == "1.1.0"
+        node_pid = int((demo_tree / "run" / "node.pid").read_text())
+        os.kill(node_pid, signal.SIGKILL)
+        heart.wait_for("restarted by heart")
+        heart.wait_for("release demo 1.0.0 booted", timeout=30, count=2)
+        assert cli_json(demo_tree, "ping")["release"] == "1.0.0"
+        assert statuses(demo_tree) == {"1.0.0": "permanent", "1.1.0": "unpacked"}
+        assert heart.request("GET", "/count/k")[1]["vsn"] == "1.0.0"
+        cli(demo_tree, "install", "1.1.0")  # the same install is accepted again
+        assert heart.request("GET", "/count/k")[1]["vsn"] == "1.1.0"
+    finally:
+        heart.stop(signal.SIGTERM)
+        heart.kill()
