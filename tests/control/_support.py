@@ -14,10 +14,10 @@ import anyio
 
 from server import kernel
 from server.control import ControlOptions, ProgressInfo, start_link
-from server.control.protocol import LineDecoder, LineTooLong, parse_reply
+from server.control.protocol import ErrorReply, LineDecoder, LineTooLong, Progress, parse_reply
 from server.errors import NotPurged
-from server.kernel import ProcessExit
-from tests.behaviours._helpers import step, within
+from server.kernel import Pid, ProcessExit
+from tests.behaviours._helpers import STEP, step, within
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -27,8 +27,7 @@ if TYPE_CHECKING:
     from pydantic import JsonValue
 
     from server.control import CommandHandler
-    from server.control.protocol import ErrorReply, Progress, Reply
-    from server.kernel import Pid
+    from server.control.protocol import Reply
 
 
 async def echo(args: dict[str, Any], progress: Callable[[ProgressInfo], None]) -> JsonValue:
@@ -130,11 +129,13 @@ class LineClient:
     async def message(self, name: str = "a message from the node") -> Reply | ErrorReply | Progress:
         return parse_reply(await self.line(name))
 
-    async def closed(self, name: str = "the node closes the connection") -> list[bytes]:
+    async def closed(
+        self, name: str = "the node closes the connection", limit: float = STEP
+    ) -> list[bytes]:
         """Read until the node closes the connection; returns the lines still to come."""
         rest = list(self._lines)
         self._lines.clear()
-        with step(name):
+        with step(name, limit):
             while True:
                 try:
                     chunk = await self.stream.receive()
@@ -144,3 +145,14 @@ class LineClient:
 
     async def aclose(self) -> None:
         await self.stream.aclose()
+
+
+async def connection_pid(client: LineClient) -> Pid:
+    """The pid of the process serving ``client``'s connection (asks it ``whoami``)."""
+    await client.send(request_line(0, "whoami"))
+    answer = await client.message()
+    assert not isinstance(answer, ErrorReply | Progress)
+    for pid in kernel.processes():
+        if str(pid) == answer.result:
+            return pid
+    raise AssertionError(f"no process {answer.result}")

@@ -5,7 +5,6 @@ Each test runs a real node, a real control server process and real Unix sockets.
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import tracemalloc
@@ -30,7 +29,7 @@ from server.control.protocol import (
 from server.errors import RemoteError
 from tests.behaviours._helpers import within
 
-from ._support import LineClient, request_line, start
+from ._support import LineClient, connection_pid, request_line, start
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -202,8 +201,7 @@ async def test_a_partial_line_then_a_disconnect(node: Node, socket_path: Path) -
     async def body() -> None:
         await start(socket_path)
         client = await LineClient.connect(socket_path)
-        pid = json.loads(await _whoami(client))
-        ref = kernel.monitor(_pid_from(pid))
+        ref = kernel.monitor(await connection_pid(client))
         await client.send(b'{"id": 2, "command": "ec')
         await client.aclose()
         down = await within(kernel.receive(lambda m: getattr(m, "ref", None) is ref), "DOWN")
@@ -238,10 +236,10 @@ async def test_each_connection_has_its_own_process(node: Node, socket_path: Path
         server = await start(socket_path)
         first = await LineClient.connect(socket_path)
         second = await LineClient.connect(socket_path)
-        one, two = await _whoami(first), await _whoami(second)
-        assert one != two
-        assert str(server) not in (json.loads(one), json.loads(two))
-        assert await _whoami(first) == one  # and it stays the same for the connection
+        one, two = await connection_pid(first), await connection_pid(second)
+        assert one is not two
+        assert server not in (one, two)
+        assert await connection_pid(first) is one  # and it stays the same for the connection
         await first.aclose()
         await second.aclose()
 
@@ -342,17 +340,3 @@ async def test_progress_to_a_slow_reader_is_dropped_never_the_reply(
         await client.aclose()
 
     await node.run_process(body)
-
-
-async def _whoami(client: LineClient) -> str:
-    await client.send(request_line(0, "whoami"))
-    answer = await client.message()
-    assert isinstance(answer, Reply)
-    return json.dumps(answer.result)
-
-
-def _pid_from(text: object) -> kernel.Pid:
-    for pid in kernel.processes():
-        if str(pid) == text:
-            return pid
-    raise AssertionError(f"no process {text}")
