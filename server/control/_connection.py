@@ -170,7 +170,10 @@ class _Connection:
         async with self._stream, anyio.create_task_group() as tasks:
             tasks.start_soon(self._write_loop)
             try:
-                uid = peer_uid(self._stream)
+                try:
+                    uid = peer_uid(self._stream)
+                except OSError:  # credentials that cannot be read are not the right ones
+                    uid = -1
                 if peer_allowed(uid, self._options.allowed_uids):
                     await self._read_loop()
                 else:

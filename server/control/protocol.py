@@ -30,6 +30,7 @@ __all__ = [
     "BAD_REPLY",
     "BAD_REQUEST",
     "BUSY",
+    "COMMAND_PATTERN",
     "DEFAULT_MAX_LINE",
     "FORBIDDEN",
     "IDLE_TIMEOUT",
@@ -50,6 +51,9 @@ __all__ = [
     "parse_reply",
     "parse_request",
 ]
+
+#: What a command name looks like (the ``command`` of a ``Request``).
+COMMAND_PATTERN: Final = r"^[a-z][a-z_]*$"
 
 #: The longest line either side accepts by default (bytes, newline excluded).
 DEFAULT_MAX_LINE: Final = 1024 * 1024
@@ -74,7 +78,7 @@ class Request(BaseModel):
     model_config = _WIRE
 
     id: int
-    command: Annotated[str, Field(pattern=r"^[a-z][a-z_]*$", max_length=64)]
+    command: Annotated[str, Field(pattern=COMMAND_PATTERN, max_length=64)]
     args: dict[str, JsonValue] = Field(default_factory=dict)
 
 

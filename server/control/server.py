@@ -12,7 +12,7 @@ The handler contract::
 - ``progress(ProgressInfo(step=..., done=..., total=...))`` streams a progress line to the
   client before the final reply. It never waits: when the client reads too slowly for the
   queue, events are dropped (never the final reply). Calls after the handler has returned
-  are ignored.
+  are ignored. Call it from the handler's own task (not from a worker thread).
 - The return value (a JSON value: dict, list, str, int, float, bool or None) becomes the
   ``Reply``'s ``result``; anything else is answered ``internal`` and logged.
 - Raising a ``ServerError`` answers an ``ErrorReply`` whose type is the class name
@@ -43,6 +43,7 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NoReturn, final
 
@@ -58,7 +59,7 @@ from server.control._connection import (
     serve_connection,
 )
 from server.control._socket import bind_control_socket
-from server.control.protocol import BUSY, error_reply
+from server.control.protocol import BUSY, COMMAND_PATTERN, error_reply
 from server.errors import ControlError, StartError
 from server.kernel import DownMessage, ExitMessage, Pid, ProcessExit, Ref
 
@@ -79,6 +80,8 @@ logger = logging.getLogger("server.control")
 #: ``accept`` errors that mean "out of descriptors or memory for now", not "broken": the
 #: server waits a little and goes on (the connection stays in the backlog meanwhile).
 _OUT_OF_RESOURCES: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+#: ``accept`` errors about one connection (it went away first): take the next one.
+_RETRY_AT_ONCE: Final = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EINTR})
 _BACK_OFF_SECONDS: Final = 0.1
 
 _DEFAULT_OPTIONS: Final = ControlOptions()
@@ -123,8 +126,10 @@ async def serve(
         SocketInUse: another node answers on ``path``; it was left alone.
         ControlSocketError: the socket cannot be made (path too long, folder writable by
             every user, something else in the way, ...); raised before ``ready``.
+        ValueError: a command name is not one a request can name (``COMMAND_PATTERN``).
         ProcessExit: the listening socket broke (reason ``("accept_failed", why)``).
     """
+    _check_names(commands)
     bound = bind_control_socket(path)
     try:
         listener = await SocketListener.from_socket(bound.socket)
@@ -150,6 +155,12 @@ async def serve(
         with anyio.CancelScope(shield=True):
             await listener.aclose()
     raise ProcessExit(reason)
+
+
+def _check_names(commands: Mapping[str, CommandHandler]) -> None:
+    bad = sorted(name for name in commands if not re.fullmatch(COMMAND_PATTERN, name))
+    if bad:
+        raise ValueError(f"command names must match {COMMAND_PATTERN}, these do not: {bad}")
 
 
 async def _watch(connections: dict[Ref, Pid], token: object) -> object:
@@ -182,6 +193,8 @@ async def _accept_loop(
             stream = await listener.accept()
         except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             cause = exc.__cause__
+            if isinstance(cause, OSError) and cause.errno in _RETRY_AT_ONCE:
+                continue
             if isinstance(cause, OSError) and cause.errno in _OUT_OF_RESOURCES:
                 logger.warning("control: accept failed, retrying: %s", cause)
                 await anyio.sleep(_BACK_OFF_SECONDS)
@@ -212,8 +225,10 @@ async def start_link(
     Raises:
         SocketInUse: another node answers on ``path``.
         ControlSocketError: the socket cannot be made (see ``serve``).
+        ValueError: a command name is not one a request can name (``COMMAND_PATTERN``).
         StartError: the server crashed or did not start within ``timeout``.
     """
+    _check_names(commands)
     what = f"control server on {path}"
     parent = kernel.self()
     pid = kernel.spawn_link(_server_main, parent, path, commands, options, what)

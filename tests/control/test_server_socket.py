@@ -213,3 +213,15 @@ async def test_under_a_supervisor(node: Node, socket_path: Path) -> None:
         assert not _exists(socket_path)
 
     await node.run_process(body)
+
+
+async def test_command_names_no_request_could_name_are_refused(
+    node: Node, socket_path: Path
+) -> None:
+    async def body() -> None:
+        commands = {"echo": COMMANDS["echo"], "Install": COMMANDS["echo"]}
+        with pytest.raises(ValueError, match="'Install'"):
+            await within(start_link(socket_path, commands), "start")
+
+    await node.run_process(body)
+    assert not _exists(socket_path.parent)
