@@ -13,8 +13,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from server import kernel
 from server.app import controller, get_all_env
 from server.behaviours import supervisor, system_messages
@@ -38,11 +36,8 @@ def node_commands(boot: Pid) -> dict[str, CommandHandler]:
     """Every command, bound to the node's boot process (for ``stop``)."""
 
     async def stop(args: dict[str, Any], progress: ProgressCallback) -> Any:
-        async def later() -> None:
-            await anyio.sleep(0.05)  # let the reply leave before the sockets close
-            kernel.send(boot, ("stop",))
-
-        kernel.spawn(later)
+        # the boot stops the control server last, after the applications: the reply leaves
+        kernel.send(boot, ("stop",))
         return {"stopping": True}
 
     return {

@@ -110,10 +110,14 @@ async def run_node(
         if on_booted is not None:
             on_booted(permanent.vsn)
         message = await _wait_for_the_end(kernel.monitor(controller_pid))
+        # the control server goes last, so a ``stop`` asked through it gets its reply
+        core, extra = started[:2], started[2:]
         if type(message) is kernel.DownMessage:
-            await _teardown(started[1:])
+            await _teardown(core[1:])
+            await _teardown(extra)
             return message.reason
-        await _teardown(started)
+        await _teardown(core)
+        await _teardown(extra)
         if message == ("stop",):
             return None
         assert isinstance(message, tuple)
