@@ -89,6 +89,7 @@ class ChangeCode:
     module: str
     old_vsn: object
     extra: object
+    timeout: float = math.inf  # enforced inside the process: a hang is cancelled there
 
 
 @final
@@ -198,8 +199,13 @@ async def _suspended(host: SystemHost, parent: Pid | None) -> None:
             kernel.reply(message.from_, _Ok(None))
             return
         if type(request) is ChangeCode:
+            limit = None if request.timeout == math.inf else request.timeout
             try:
-                await host.system_code_change(request.module, request.old_vsn, request.extra)
+                with anyio.fail_after(limit):
+                    await host.system_code_change(request.module, request.old_vsn, request.extra)
+            except TimeoutError:
+                exc = TimeoutError(f"code_change did not finish within {request.timeout} s")
+                kernel.reply(message.from_, _Failed(exc, repr(exc)))
             except Exception as exc:
                 text = "".join(traceback.format_exception(exc))
                 kernel.reply(message.from_, _Failed(exc, text))
@@ -322,12 +328,16 @@ async def change_code(
     ``old_vsn`` is the version upgraded from, or ``("down", vsn)`` for a downgrade.
 
     Raises:
-        CodeChangeFailed: ``code_change`` raised; the state is unchanged, still suspended.
+        CodeChangeFailed: ``code_change`` raised, or ran past ``timeout`` and was cancelled
+            inside the process; either way the state is unchanged, still suspended.
         SystemCallError: the process is not suspended (``unknown_system_msg``).
         CalleeExited: the process does not exist or ended.
         CallTimeout: it did not answer in time.
     """
-    await _system_call(pid, ChangeCode(module, old_vsn, extra), timeout, "change_code")
+    # the process cancels a code_change that overruns ``timeout`` itself (its state stays
+    # as it was); the caller waits a little longer, to hear that answer
+    wait = timeout if timeout == math.inf else timeout + 1.0
+    await _system_call(pid, ChangeCode(module, old_vsn, extra, timeout), wait, "change_code")
 
 
 async def terminate(

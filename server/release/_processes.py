@@ -40,10 +40,13 @@ async def supervised_processes() -> list[Using]:
     found: list[Using] = []
     for application, top in (await controller.top_supervisors()).items():
         try:
-            status = await system_messages.get_status(top)
+            state = await system_messages.get_state(top)
         except CallError:
             continue  # ending right now: nothing to upgrade in it
-        found.append(Using(top, application, None, None, (status.module,), True))
+        # a supervisor runs the generic engine; what is upgraded is its callback module
+        module = getattr(state, "module", None)
+        modules = (module,) if isinstance(module, str) else ()
+        found.append(Using(top, application, None, None, modules, True))
         await _walk(application, top, found)
     return found
 

@@ -42,3 +42,61 @@ def make_variant(root: Path, vsn: str, code_change: str, *, apply: str | None = 
     (root / "releases" / f"demo-{vsn}.toml").write_text(
         f'name = "demo"\nvsn = "{vsn}"\n\n[[applications]]\nname = "counter"\nvsn = "{vsn}"\n'
     )
+
+
+JANITOR = '''"""A helper the supervisor of counter {vsn} adds: it only answers pings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.behaviours.gen_server_callbacks import Ok, Reply
+
+
+def init(args: object) -> Ok:
+    return Ok(0)
+
+
+def handle_call(request: Any, from_: Any, state: int) -> Reply:
+    return Reply("pong", state + 1)
+'''
+
+
+def make_supervisor_variant(root: Path, vsn: str) -> None:
+    """Add release demo ``vsn``: counter's supervisor gains a child ``janitor`` (new module).
+
+    Its appup: ``add_module counter.janitor`` and ``update counter.sup supervisor`` both
+    ways, so the relup re-reads the supervisor's child specs on the way up and down.
+    """
+    source = root / "apps" / "counter-1.0.0"
+    target = root / "apps" / f"counter-{vsn}"
+    shutil.copytree(source, target)
+    (target / "counter" / "janitor.py").write_text(JANITOR.format(vsn=vsn))
+    sup = target / "counter" / "sup.py"
+    sup.write_text(
+        sup.read_text().replace(
+            'worker("store", "counter.store", None, name="counter_store"), listener',
+            'worker("store", "counter.store", None, name="counter_store"), listener,\n'
+            '            worker("janitor", "counter.janitor", None, name="counter_janitor"),',
+        )
+    )
+    spec = (root / "appspecs" / "counter-1.0.0.toml").read_text()
+    spec = spec.replace('vsn = "1.0.0"', f'vsn = "{vsn}"', 1).replace(
+        '"counter.web"]', '"counter.web", "counter.janitor"]'
+    )
+    up = (
+        '  {op = "add_module", module = "counter.janitor"},\n'
+        '  {op = "update", module = "counter.sup", supervisor = true},\n'
+    )
+    down = (
+        '  {op = "update", module = "counter.sup", supervisor = true},\n'
+        '  {op = "delete_module", module = "counter.janitor"},\n'
+    )
+    spec += (
+        f'\n[[appup.up]]\nvsn = "1.0.0"\ninstructions = [\n{up}]\n'
+        f'\n[[appup.down]]\nvsn = "1.0.0"\ninstructions = [\n{down}]\n'
+    )
+    (root / "appspecs" / f"counter-{vsn}.toml").write_text(spec)
+    (root / "releases" / f"demo-{vsn}.toml").write_text(
+        f'name = "demo"\nvsn = "{vsn}"\n\n[[applications]]\nname = "counter"\nvsn = "{vsn}"\n'
+    )

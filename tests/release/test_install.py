@@ -6,10 +6,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from server import kernel
+from server.behaviours import gen_server, supervisor
 from server.errors import InstallRefused
 from server.release import current_vsn, handler
 from tests.behaviours._helpers import within
 from tests.release._live import boot_demo, stop_demo
+from tests.release._variants import make_supervisor_variant
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -100,6 +103,37 @@ async def test_2_0_0_adds_stats_and_rollback_removes_it(
             assert await demo.store_state() == {"b": 2}
             with pytest.raises(InstallRefused, match="only release ever made permanent"):
                 await handler.rollback()
+        finally:
+            await stop_demo(demo)
+
+    await node.run_process(body)
+
+
+async def test_a_supervisor_update_starts_added_children_and_stops_removed_ones(
+    node: Node, demo_tree: Path, tmp_path: Path
+) -> None:
+    make_supervisor_variant(demo_tree, "1.0.2")
+
+    async def body() -> None:
+        demo = await boot_demo(demo_tree, tmp_path / "packages")
+        try:
+            await demo.http("POST", "/incr/s")
+            store = kernel.whereis("counter_store")
+            await within(handler.unpack(demo.package("1.0.2")), "unpack", 30)
+            report = await within(handler.install("1.0.2"), "install", 30)
+            assert "counter.janitor" in report.modules_loaded
+            rows = await supervisor.which_children("counter_sup")
+            assert [row.id for row in rows] == ["store", "web", "janitor"]
+            janitor = kernel.whereis("counter_janitor")
+            assert janitor is not None
+            assert await gen_server.call(janitor, "ping") == "pong"
+            assert kernel.whereis("counter_store") is store, "the other children kept"
+            await within(handler.install("1.0.0"), "downgrade", 30)
+            rows = await supervisor.which_children("counter_sup")
+            assert [row.id for row in rows] == ["store", "web"]
+            assert kernel.whereis("counter_janitor") is None
+            assert kernel.whereis("counter_store") is store
+            assert (await demo.http("GET", "/count/s"))[1]["value"] == 1
         finally:
             await stop_demo(demo)
 

@@ -212,3 +212,33 @@ async def test_refusals_before_the_point_of_no_return_change_nothing(
             await stop_demo(demo)
 
     await node.run_process(run)
+
+
+HANGS = """
+from server import kernel
+if kernel.whereis("counter_store") == kernel.self():
+    await kernel.receive(lambda m: m == "never sent")
+return dict(state)
+"""
+
+
+async def test_a_code_change_that_hangs_is_cancelled_and_rolled_back(
+    node: Node, demo_tree: Path, tmp_path: Path
+) -> None:
+    make_variant(demo_tree, "1.0.1", HANGS)
+
+    async def run() -> None:
+        demo = await boot_demo(demo_tree, tmp_path / "packages")
+        try:
+            await demo.http("POST", "/incr/h")
+            await unpacked(demo, "1.0.1")
+            before = await snapshot(demo)
+            with pytest.raises(InstallFailed, match="did not finish within 0.2 s") as info:
+                await within(handler.install("1.0.1", code_change_timeout=0.2), "install", 30)
+            assert info.value.outcome == "rolled_back"
+            assert await snapshot(demo) == before
+            assert (await demo.http("POST", "/incr/h"))[1]["value"] == 2
+        finally:
+            await stop_demo(demo)
+
+    await node.run_process(run)
