@@ -233,7 +233,7 @@ async def test_a_code_change_that_hangs_is_cancelled_and_rolled_back(
             await demo.http("POST", "/incr/h")
             await unpacked(demo, "1.0.1")
             before = await snapshot(demo)
-            with pytest.raises(InstallFailed, match="did not finish within 0.2 s") as info:
+            with pytest.raises(InstallFailed, match=r"did not finish within 0\.2 s") as info:
                 await within(handler.install("1.0.1", code_change_timeout=0.2), "install", 30)
             assert info.value.outcome == "rolled_back"
             assert await snapshot(demo) == before
