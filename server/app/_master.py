@@ -14,7 +14,7 @@ from types import CoroutineType
 from typing import Any
 
 from server import kernel
-from server.behaviours._dispatch import resolve
+from server.behaviours import resolve
 from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply, Stop
 from server.kernel import DownMessage, ExitMessage, From, Pid
 

@@ -17,8 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, final
 
-from server.behaviours import gen_server
-from server.behaviours._dispatch import resolve
+from server.behaviours import gen_server, resolve
 from server.errors import ApplicationError, CalleeExited
 
 if TYPE_CHECKING:

@@ -9,10 +9,14 @@ from server.behaviours import (
     supervisor_callbacks,
     system_messages,
 )
+from server.behaviours._dispatch import module_name, resolve, set_resolver
 
 __all__ = [
     "gen_server",
     "gen_server_callbacks",
+    "module_name",
+    "resolve",
+    "set_resolver",
     "supervisor",
     "supervisor_callbacks",
     "system_messages",

@@ -10,6 +10,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from server.code_server._proxy import ModuleProxy
+from server.code_server._staging import (
+    current_version,
+    has_old,
+    install_prepared,
+    prepare,
+    revert,
+    root_of,
+    top_level_names,
+)
 from server.code_server._table import CodeServer, VersionInfo, code_server
 from server.code_server._version import ModuleVersion
 
@@ -27,15 +36,22 @@ __all__ = [
     "all_loaded",
     "check_process_code",
     "code_server",
+    "current_version",
     "delete",
     "get_vsn",
+    "has_old",
+    "install_prepared",
     "is_managed",
     "load",
     "module_proxy",
+    "prepare",
     "purge",
     "remove_path",
+    "revert",
+    "root_of",
     "soft_purge",
     "source_changed",
+    "top_level_names",
     "which_versions",
 ]
 

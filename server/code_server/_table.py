@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, final
 
 from server import kernel
-from server.behaviours import _dispatch
+from server.behaviours import set_resolver
 from server.code_server._proxy import ModuleProxy
 from server.code_server._version import (
     ModuleVersion,
@@ -116,7 +116,7 @@ class CodeServer(importlib.abc.MetaPathFinder):
         """Put the import hook first on ``sys.meta_path`` and route behaviour dispatch here."""
         if not self.installed:
             sys.meta_path.insert(0, self)
-            _dispatch.set_resolver(self.resolve)
+            set_resolver(self.resolve)
             self.installed = True
 
     def add_path(self, directory: Path | str) -> list[str]:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Final, final
 import anyio
 
 from server import kernel
-from server.behaviours._dispatch import resolve
+from server.behaviours import resolve
 from server.net.http import (
     CONTINUE,
     HttpLimits,

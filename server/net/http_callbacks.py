@@ -5,7 +5,7 @@ An HTTP handler is a plain module (the unit of code loading) with one function::
     def handle_request(request: Request, args: object) -> Response: ...
 
 or the same as ``async def``. The server looks the module up by name with
-``server.behaviours._dispatch.resolve`` at *every* request, so a newly loaded version
+``server.behaviours.resolve`` at *every* request, so a newly loaded version
 answers the next request, also on a keep-alive connection opened before the load.
 
 ================================  ==================================================
