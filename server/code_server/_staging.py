@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 from server.code_server._table import ModuleEntry, code_server
 from server.code_server._version import forget_version
-from server.errors import NotPurged, UnknownModule
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -57,17 +56,8 @@ def install_prepared(name: str, version: ModuleVersion) -> None:
         NotPurged: an old version still exists (purge it first); nothing changed.
         UnknownModule: ``name`` is not under a managed root.
     """
-    if not code_server.is_managed(name):
-        raise UnknownModule(name, "is not under any application source root (add_path)")
-    entry = code_server.entries.get(name)
-    if entry is not None and entry.old is not None:
-        raise NotPurged(name)
-    first = entry is None or sys.modules.get(name) is not entry.proxy
-    entry = code_server.entry_for(name)
-    entry.old = entry.current
-    code_server._install_current(entry, version)
-    if first:
-        code_server._publish(entry)
+    first = code_server.check_loadable(name)
+    code_server.make_current(code_server.entry_for(name), version, first=first)
 
 
 def revert(name: str) -> None:

@@ -240,22 +240,35 @@ class CodeServer(importlib.abc.MetaPathFinder):
                 changed.
             UnknownModule: ``name`` is not under a managed root.
         """
-        if not self.is_managed(name):
-            raise UnknownModule(name, "is not under any application source root (add_path)")
-        entry = self.entries.get(name)
-        if entry is not None and entry.old is not None:
-            raise NotPurged(name)
-        first = entry is None or sys.modules.get(name) is not entry.proxy
+        first = self.check_loadable(name)
         if first and source is None:
             return self._import(name)  # never imported: through the hook, parents first
         path, text, from_file = self._source_of(name, source)
         entry = self.entry_for(name)
         version = self._build(entry, text, path, from_file=from_file)
+        self.make_current(entry, version, first=first)
+        return version
+
+    def check_loadable(self, name: str) -> bool:
+        """Refuse a load that cannot happen; True when ``name`` was never published.
+
+        Raises:
+            UnknownModule: ``name`` is not under a managed root.
+            NotPurged: an old version still exists.
+        """
+        if not self.is_managed(name):
+            raise UnknownModule(name, "is not under any application source root (add_path)")
+        entry = self.entries.get(name)
+        if entry is not None and entry.old is not None:
+            raise NotPurged(name)
+        return entry is None or sys.modules.get(name) is not entry.proxy
+
+    def make_current(self, entry: ModuleEntry, version: ModuleVersion, *, first: bool) -> None:
+        """A built version becomes current, the former current old (publish a new module)."""
         entry.old = entry.current
         self._install_current(entry, version)
         if first:
             self._publish(entry)
-        return version
 
     def _source_of(self, name: str, source: str | Path | None) -> tuple[Path, str, bool]:
         if isinstance(source, Path):

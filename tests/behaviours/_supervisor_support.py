@@ -8,15 +8,13 @@ bound is in virtual seconds and costs no real time).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, TypeVar
-
-import anyio
 
 from server import kernel
 from server.behaviours import gen_server, supervisor
 from server.kernel import DownMessage, Pid, Ref
+from tests.behaviours._helpers import drain, recv, step, within
 from tests.behaviours.callbacks import sup_given
 
 if TYPE_CHECKING:
@@ -32,41 +30,10 @@ Matcher = Callable[[object], bool]
 #: The longest any single waiting step may take (seconds; virtual seconds on virtual time).
 STEP: Final = 3.0
 
+__all__ = ["drain", "recv", "step", "within"]  # the house waiting helpers, re-exported
+
 #: The logger supervisor reports are written to.
 SUPERVISOR_LOGGER: Final = "server.behaviours.supervisor"
-
-
-@contextmanager
-def step(name: str, limit: float = STEP) -> Iterator[None]:
-    """Bound the waits inside the block; a hang fails the test naming ``name``."""
-    try:
-        with anyio.fail_after(limit):
-            yield
-    except TimeoutError as exc:
-        if type(exc) is TimeoutError:  # fail_after's own, not a CallTimeout
-            raise AssertionError(f"step {name!r}: still waiting after {limit} s") from None
-        raise
-
-
-async def within(awaitable: Awaitable[T], name: str, limit: float = STEP) -> T:
-    """Await ``awaitable`` as one bounded step."""
-    with step(name, limit):
-        return await awaitable
-
-
-async def recv(match: Matcher | None = None, *, name: str, limit: float = STEP) -> object:
-    """The next (matching) message of the test process."""
-    return await within(kernel.receive(match), name, limit)
-
-
-def drain() -> list[object]:
-    """Every queued message of the test process, in order, taken without waiting."""
-    taken: list[object] = []
-    while True:
-        try:
-            taken.append(kernel.receive_nowait())
-        except anyio.WouldBlock:
-            return taken
 
 
 def is_event(message: object) -> bool:
