@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--root", type=Path, default=Path.cwd(), help="the node's root directory")
     run.add_argument("--release", help="boot this release (<name>-<vsn>) instead")
+    run.add_argument("--config", type=Path, help="sys.config (default <root>/sys.config)")
 
     build = commands.add_parser(
         "build", help="build release packages (.tar.gz + .sha256) with their relups"
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         "releases", nargs="*", metavar="NAME-VSN", help="releases to build (default: all)"
     )
     build.add_argument("--root", type=Path, default=Path.cwd(), help="the source tree")
+    build.add_argument("--config", type=Path, help="sys.config (default <root>/sys.config)")
     build.add_argument("--out", type=Path, help="output directory (default: <root>/build)")
     build.add_argument(
         "--up-from", action="append", metavar="VSN", help="older release to upgrade from"
@@ -111,8 +113,8 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-async def _run(root: Path, release: str | None) -> int:
-    tree = SourceTree(root)
+async def _run(root: Path, release: str | None, config: Path | None) -> int:
+    tree = SourceTree(root, config)
     settings = tree.sys_config.node
     embedded = release or settings.release
     restarts = os.environ.get("SERVER_HEART_RESTARTS")
@@ -145,7 +147,7 @@ async def _run(root: Path, release: str | None) -> int:
 
 
 def _build(args: argparse.Namespace) -> None:
-    tree = SourceTree(args.root)
+    tree = SourceTree(args.root, args.config)
     wanted = [parse_release_name(text) for text in args.releases] or [
         (spec.name, spec.vsn) for spec in tree.release_specs()
     ]
@@ -213,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(args.log_level)
     try:
         if args.command == "run":
-            raise SystemExit(anyio.run(_run, args.root, args.release, backend="asyncio"))
+            raise SystemExit(anyio.run(_run, args.root, args.release, args.config, backend="asyncio"))
         if args.command == "build":
             _build(args)
         elif args.command == "dev":

@@ -213,7 +213,7 @@ def _with_entry(
 def _members(tree: SourceTree, top: ReleaseView, relup: Relup) -> dict[str, bytes]:
     vsn = top.spec.vsn
     spec_file = tree.root / "releases" / f"{top.spec.name}-{vsn}.toml"
-    sys_config = tree.root / "sys.config"
+    sys_config = tree.config or tree.root / "sys.config"
     members = {
         f"releases/{vsn}/release.toml": spec_file.read_bytes(),
         f"releases/{vsn}/sys.config": sys_config.read_bytes() if sys_config.exists() else b"",

@@ -60,11 +60,12 @@ class SourceTree:
     """The release sources under ``root`` (the project directory)."""
 
     root: Path
+    config: Path | None = None  # sys.config; default <root>/sys.config
     sys_config: SysConfig = field(init=False)
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
-        self.sys_config = read_sys_config(self.root / "sys.config")
+        self.sys_config = read_sys_config(self.config or self.root / "sys.config")
 
     @property
     def apps_dir(self) -> Path:
