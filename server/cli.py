@@ -215,7 +215,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(args.log_level)
     try:
         if args.command == "run":
-            raise SystemExit(anyio.run(_run, args.root, args.release, args.config, backend="asyncio"))
+            raise SystemExit(
+                anyio.run(_run, args.root, args.release, args.config, backend="asyncio")
+            )
         if args.command == "build":
             _build(args)
         elif args.command == "dev":
