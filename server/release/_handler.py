@@ -18,7 +18,6 @@ How this works:
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,7 @@ from server import code_server, kernel
 from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply
 from server.errors import InstallFailed, InstallRefused, ServerError
 from server.kernel import ExitMessage, From, Pid
-from server.release import _installer
+from server.release import _faults, _installer
 from server.release.current import set_current_release
 from server.release.installed import read_installed
 from server.release.release_status import StatusRefused, next_statuses
@@ -45,10 +44,6 @@ if TYPE_CHECKING:
     from server.release.release_status import Status
 
 logger = logging.getLogger("server.release")
-
-#: Environment variable naming an instruction index after which install kills the node
-#: (``SIGKILL`` on itself): the crash-at-every-step tests set it, nothing else does.
-FAULT_AFTER_STEP = "SERVER_FAULT_AFTER_STEP"
 
 
 class HandlerState:
@@ -150,7 +145,8 @@ async def _work(
             kernel.send(handler, ("checked", from_, ("ok", checked)))
             return
         options: _installer.InstallOptions = request[2]
-        report = await _installer.execute(plan, options, after_step=_fault_hook())
+        crash = _faults.hook(root, "after_step")  # None unless a crash test armed it
+        report = await _installer.execute(plan, options, after_step=crash)
     except (ServerError, StatusRefused) as exc:
         kernel.send(handler, ("failed", from_, _as_error(exc)))
         return
@@ -174,20 +170,6 @@ def _check_report(plan: _installer.Plan, touched: list[tuple[str, str]]) -> dict
             if name in current.apps and current.apps[name].env != target.apps[name].env
         },
     }
-
-
-def _fault_hook() -> Any:
-    wanted = os.environ.get(FAULT_AFTER_STEP)
-    if wanted is None:
-        return None
-    index = int(wanted)
-
-    def hook(step: int) -> None:
-        if step == index:
-            logger.critical("fault injection: killing the node after instruction %d", step)
-            os.kill(os.getpid(), 9)
-
-    return hook
 
 
 # -- quick operations ---------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 import pydantic
 
 from server.errors import SpecError
+from server.release import _faults
 from server.release.release_status import Status, on_disk
 from server.spec_files import SPEC_MODEL_CONFIG, parse_model
 
@@ -101,10 +102,15 @@ def write_releases(root: Path, record: ReleasesFile, *, before_rename: object = 
     """Write RELEASES atomically (``current`` is written as ``unpacked``).
 
     ``before_rename``, when callable, runs after the temp file is synced and before the
-    rename: the fault-injection tests kill the node there.
+    rename. The crash tests kill the node there and just after the rename (fault point
+    ``releases_write``, see ``_faults``). A temp file a crash left behind is removed by the
+    next write (one writer per root: the release handler, or the first boot before it).
     """
     folder = root / "releases"
     folder.mkdir(parents=True, exist_ok=True)
+    crash = _faults.hook(root, "releases_write")
+    for stale in folder.glob(f".{FILE_NAME}.*"):
+        stale.unlink(missing_ok=True)
     stored = record.model_copy(
         update={
             "releases": [
@@ -121,7 +127,11 @@ def write_releases(root: Path, record: ReleasesFile, *, before_rename: object = 
             os.fsync(out.fileno())
         if callable(before_rename):
             before_rename()
+        if crash is not None:
+            crash(0)
         os.replace(temp, folder / FILE_NAME)
+        if crash is not None:
+            crash(1)
     except BaseException:
         if os.path.exists(temp):
             os.unlink(temp)

@@ -63,6 +63,7 @@ import pydantic
 
 from server.app.app_spec import AppSpec
 from server.errors import SpecError, UnpackError
+from server.release import _faults
 from server.release.release_spec import ReleaseSpec
 from server.release.relup import Relup
 from server.spec_files import AppName, Vsn, parse_model
@@ -779,6 +780,7 @@ def _move_into_place(package: str, plan: _Plan, staging: Path, root: Path) -> No
     """Rename each new directory into place, ``releases/<vsn>`` last; undo on error."""
     created: list[Path] = []
     moved: list[tuple[Path, Path]] = []
+    crash = _faults.hook(root, "unpack_move")  # the crash tests kill the node between moves
     try:
         for top in ("lib", "releases"):
             path = root / top
@@ -790,12 +792,16 @@ def _move_into_place(package: str, plan: _Plan, staging: Path, root: Path) -> No
                     os.fchmod(fd, _DIR_MODE)  # whatever the umask
                 finally:
                     os.close(fd)
+        if crash is not None:
+            crash(0)
         for rel in plan.dirs:
             target = root / rel
             if target.exists():
                 continue  # identical content, checked by _check_in_place
             os.replace(staging / rel, target)
             moved.append((target, staging / rel))
+            if crash is not None:
+                crash(len(moved))
     except OSError as exc:
         outcome = (
             "nothing was changed"
