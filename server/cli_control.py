@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str | None, bool, float]] = {
     "status": ("release, OS pid, uptime, applications, process count", None, True, 10.0),
     "releases": ("the releases of the node and their status", None, True, 10.0),
     "processes": ("every process: name, behaviour, module, vsn, mailbox", None, True, 30.0),
+    "code": ("every application module version in memory: current and old", None, True, 10.0),
     "tree": ("the supervision trees of the running applications", None, True, 30.0),
     "env": ("the env of an application", "app", True, 10.0),
     "unpack": ("verify and unpack a release package", "package", False, 120.0),
@@ -122,6 +123,13 @@ def _show(console: Console, name: str, result: Any) -> None:
                     for c in ("pid", "name", "behaviour", "module", "vsn", "mailbox", "status")
                 )
             )
+        console.print(table)
+    elif name == "code":
+        table = Table(title=f"{len(result)} module versions")
+        for column in ("module", "slot", "vsn", "path"):
+            table.add_column(column)
+        for row in result:
+            table.add_row(row["module"], row["slot"], str(row["vsn"]), row["path"])
         console.print(table)
     elif name == "tree":
         for app in result:

@@ -52,6 +52,7 @@ def node_commands(boot: Pid) -> dict[str, CommandHandler]:
         "upgrade": _upgrade,
         "rollback": _rollback,
         "processes": _processes,
+        "code": _code,
         "tree": _tree,
         "env": _env,
         "stop": stop,
@@ -177,6 +178,21 @@ async def _processes(args: dict[str, Any], progress: ProgressCallback) -> Any:
             row["vsn"] = _module_vsn(status.module)
         rows.append(row)
     return rows
+
+
+async def _code(args: dict[str, Any], progress: ProgressCallback) -> Any:
+    from server import code_server
+
+    return [
+        {
+            "module": info.module,
+            "slot": info.slot,
+            "vsn": info.vsn if isinstance(info.vsn, str | int | float) else repr(info.vsn),
+            "path": info.path,
+            "loaded_at": info.loaded_at,
+        }
+        for info in code_server.all_loaded()
+    ]
 
 
 def _module_vsn(module: str) -> Any:
