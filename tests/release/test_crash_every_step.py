@@ -90,6 +90,12 @@ class HeartNode:
         assert record is not None
         assert record.permanent.vsn == vsn
 
+    def code(self) -> dict[str, Any]:
+        """The current version of each module in memory; asserts none has an old one."""
+        rows = self.control("code")
+        assert [r["module"] for r in rows if r["slot"] == "old"] == []
+        return {r["module"]: r["vsn"] for r in rows}
+
     def script_length(self, vsn: str) -> int:
         """How many instructions an install of ``vsn`` runs after its point of no return."""
         ops: list[str] = self.control("check", vsn=vsn)["instructions"]
@@ -154,10 +160,13 @@ def test_a_crash_after_any_instruction_boots_the_permanent_release(
     steps = heart.script_length(target)
     assert steps >= 5, "the demo's scripts have at least five steps after the point of no return"
     assert heart.statuses() == statuses
+    heart.assert_serves(permanent)  # the web module loads on the first request
+    booted = heart.code()  # the permanent release, reached live: as a boot loads it
     for index in range(steps):
         before, before_statuses = heart.releases_bytes(), heart.statuses()
         heart.crash(f"after_step:{index}", "install", vsn=target)
         heart.assert_serves(permanent)
+        assert heart.code() == booted, "a fresh boot: the permanent release's modules only"
         assert heart.releases_bytes() == before, f"RELEASES unchanged by the crash at {index}"
         assert heart.statuses() == before_statuses, f"after the crash at {index}"
         report = heart.control("install", vsn=target)  # the same install, accepted again
@@ -216,6 +225,9 @@ def test_a_crash_while_unpacking_leaves_nothing_in_the_way_of_a_retry(heart: Hea
             heart.control("remove", vsn="2.0.0")
     heart.control("install", vsn="2.0.0")
     assert heart.process.request("GET", "/stats")[0] == 200
+    modules = heart.code()
+    assert modules["counter.web"] == "2.0.0"
+    assert modules["stats.server"] == "1.0.0"
 
 
 # -- the two keys ------------------------------------------------------------------------
