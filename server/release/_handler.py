@@ -4,8 +4,9 @@ How this works:
 
 1. The state holds the node root, the RELEASES record *in memory* (with ``current``, which
    is never written), the version running, and the operation in progress, if any.
-2. ``unpack``, ``make_permanent`` and ``remove`` run inside the handler; they are quick.
-   ``check_install`` and ``install`` run in a worker process the handler spawns and links,
+2. ``make_permanent`` and ``remove`` run inside the handler; they are quick. ``unpack``,
+   ``check_install`` and ``install`` run in a worker process the handler spawns and links
+   (file work in a thread: hashing and extracting must not stall the node's processes),
    answering the caller later (a deferred reply), so the handler stays responsive:
    ``which_releases`` answers during an install, and a second install is refused with the
    name of the one running.
@@ -17,10 +18,14 @@ How this works:
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from server import code_server, kernel
 from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply
@@ -39,8 +44,6 @@ from server.release.releases_file import (
 from server.release.unpack import unpack_package
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from server.release.release_status import Status
 
 logger = logging.getLogger("server.release")
@@ -77,13 +80,33 @@ async def handle_call(request: Any, from_: From, state: HandlerState) -> object:
         case ("which_releases",):
             return Reply(("ok", _rows(state)), state)
         case ("unpack", package):
-            return Reply(_guard(state, lambda: _unpack(state, package)), state)
+            if state.busy is not None:
+                refusal = InstallRefused(f"{state.busy} is running: wait for it to finish")
+                return Reply(("error", refusal), state)
+            known = [entry.vsn for entry in state.record.releases]
+            state.busy = f"unpack {Path(package).name}"
+            state.worker = kernel.spawn_link(
+                _unpack_work, kernel.self(), from_, package, state.root, known
+            )
+            return NoReply(state)
         case ("make_permanent", vsn, rollback):
-            return Reply(_guard(state, lambda: _make_permanent(state, vsn, rollback)), state)
+            answer = _guard(state, lambda: _make_permanent(state, vsn, rollback))
+            if answer[0] == "ok":
+                await _persist(state)
+                logger.info("release %s made permanent", vsn)
+            return Reply(answer, state)
         case ("rollback_target",):
             return Reply(_guard(state, lambda: _rollback_target(state)), state)
         case ("remove", vsn):
-            return Reply(_guard(state, lambda: _remove(state, vsn)), state)
+            answer = _guard(state, lambda: _remove(state, vsn))
+            if answer[0] == "ok":
+                await _persist(state)
+                doomed = answer[1]
+                assert isinstance(doomed, list)
+                await anyio.to_thread.run_sync(_delete_dirs, doomed)
+                logger.info("release %s removed", vsn)
+                return Reply(("ok", vsn), state)
+            return Reply(answer, state)
         case ("check_install", vsn) | ("install", vsn, _):
             if state.busy is not None:
                 refusal = InstallRefused(f"{state.busy} is running: wait for it to finish")
@@ -106,12 +129,19 @@ async def handle_call(request: Any, from_: From, state: HandlerState) -> object:
 
 async def handle_info(message: Any, state: HandlerState) -> object:
     match message:
+        case ("unpacked", from_, entry):
+            releases = [*state.record.releases, entry]
+            state.record = state.record.model_copy(update={"releases": releases})
+            await _persist(state)
+            logger.info("release %s unpacked", entry.vsn)
+            kernel.reply(from_, ("ok", entry.vsn))
         case ("installed", from_, vsn, report):
             state.record = _with_statuses(state, next_statuses(_statuses(state), vsn, "install"))
-            write_releases(state.root, state.record)
+            await _persist(state)
             state.running = vsn
-            target = read_installed(state.root, vsn)
-            set_current_release(target.spec.name, vsn)
+            installed = state.record.get(vsn)
+            assert installed is not None
+            set_current_release(installed.name, vsn)
             state.unpurged = [m for m in report.modules_loaded if _has_old(m)]
             kernel.reply(from_, ("ok", report))
         case ("failed", from_, error):
@@ -128,7 +158,35 @@ async def handle_info(message: Any, state: HandlerState) -> object:
     return NoReply(state)
 
 
-# -- the worker: check_install and install ------------------------------------------------
+async def _persist(state: HandlerState) -> None:
+    """Write RELEASES in a worker thread: its fsyncs must not stall every other process."""
+    await anyio.to_thread.run_sync(write_releases, state.root, state.record)
+
+
+# -- the workers: unpack, check_install and install ---------------------------------------
+
+
+async def _unpack_work(
+    handler: Pid, from_: From, package: str, root: Path, known: list[str]
+) -> None:
+    """Unpack in a thread (hashing, two passes over the archive, renames), off the loop."""
+    job = functools.partial(unpack_package, Path(package), root, known_vsns=known)
+    try:
+        unpacked = await anyio.to_thread.run_sync(job)
+    except (ServerError, OSError) as exc:
+        error = exc if isinstance(exc, ServerError) else InstallRefused(f"unpack failed: {exc}")
+        kernel.send(handler, ("failed", from_, error))
+        return
+    entry = ReleaseEntry(
+        name=unpacked.name,
+        vsn=unpacked.vsn,
+        status="unpacked",
+        applications=[
+            AppEntry(name=name, vsn=spec.vsn, lib_dir=str(lib.relative_to(root)))
+            for name, (spec, lib) in unpacked.apps.items()
+        ],
+    )
+    kernel.send(handler, ("unpacked", from_, entry))
 
 
 async def _work(
@@ -136,8 +194,8 @@ async def _work(
 ) -> None:
     vsn = request[1]
     try:
-        current = read_installed(root, running)
-        target = read_installed(root, vsn)
+        current = await anyio.to_thread.run_sync(read_installed, root, running)
+        target = await anyio.to_thread.run_sync(read_installed, root, vsn)
         plan = _installer.prepare(current, target)
         if request[0] == "check_install":
             touched = await _installer.dry_run(plan)
@@ -213,26 +271,6 @@ def _rows(state: HandlerState) -> list[dict[str, Any]]:
     ]
 
 
-def _unpack(state: HandlerState, package: str) -> str:
-    from pathlib import Path
-
-    known = [entry.vsn for entry in state.record.releases]
-    unpacked = unpack_package(Path(package), state.root, known_vsns=known)
-    entry = ReleaseEntry(
-        name=unpacked.name,
-        vsn=unpacked.vsn,
-        status="unpacked",
-        applications=[
-            AppEntry(name=name, vsn=spec.vsn, lib_dir=str(lib.relative_to(state.root)))
-            for name, (spec, lib) in unpacked.apps.items()
-        ],
-    )
-    state.record = state.record.model_copy(update={"releases": [*state.record.releases, entry]})
-    write_releases(state.root, state.record)
-    logger.info("release %s unpacked", unpacked.vsn, extra={"package": package})
-    return unpacked.vsn
-
-
 def _make_permanent(state: HandlerState, vsn: str, rollback: bool) -> str:
     if state.record.get(vsn) is None:
         raise InstallRefused(f"no release {vsn}")
@@ -246,11 +284,9 @@ def _make_permanent(state: HandlerState, vsn: str, rollback: bool) -> str:
         else:
             history.append(vsn)
     state.record = record.model_copy(update={"permanent_history": history})
-    write_releases(state.root, state.record)
     for module in state.unpurged:  # post-purge brutal_purge: now, as OTP does
         code_server.soft_purge(module)
     state.unpurged = []
-    logger.info("release %s made permanent", vsn)
     return vsn
 
 
@@ -270,20 +306,21 @@ def _rollback_target(state: HandlerState) -> dict[str, Any]:
     return {"vsn": previous, "make_permanent": True}
 
 
-def _remove(state: HandlerState, vsn: str) -> str:
+def _remove(state: HandlerState, vsn: str) -> list[Path]:
+    """Drop ``vsn`` from the record; returns the folders to delete once it is written."""
     entry = state.record.get(vsn)
     if entry is None:
         raise InstallRefused(f"no release {vsn}")
     statuses = next_statuses(_statuses(state), vsn, "remove")
     kept = {a.lib_dir for e in state.record.releases if e.vsn != vsn for a in e.applications}
     state.record = _with_statuses(state, statuses)
-    write_releases(state.root, state.record)
-    for app in entry.applications:
-        if app.lib_dir not in kept:
-            shutil.rmtree(state.root / app.lib_dir, ignore_errors=True)
-    shutil.rmtree(state.root / "releases" / vsn, ignore_errors=True)
-    logger.info("release %s removed", vsn)
-    return vsn
+    doomed = [state.root / a.lib_dir for a in entry.applications if a.lib_dir not in kept]
+    return [*doomed, state.root / "releases" / vsn]
+
+
+def _delete_dirs(folders: list[Path]) -> None:
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _has_old(module: str) -> bool:
