@@ -1,0 +1,150 @@
+"""The harness's private copy of a source tree, and the ``sys.config`` written into it.
+
+Only the release *sources* are copied (``releases/*.toml``, ``appspecs/``, the applications'
+directory named by ``[node] apps_dir``, ``sys.config``): a project root that once ran a node
+also holds ``releases/RELEASES``, ``releases/<vsn>/`` and ``lib/``, which would make the
+copy boot that node's permanent release instead of the first version under test.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from server.config import read_sys_config
+from server.release.boot import parse_release_name
+from server.release.source_tree import SourceTree
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["copy_sources", "release_name", "render_toml", "write_sys_config"]
+
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.tar.gz", "*.sha256")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def copy_sources(source: Path, root: Path) -> None:
+    """Copy the release sources of ``source`` into the new directory ``root``.
+
+    Raises:
+        FileNotFoundError: ``source`` lacks ``releases/``, ``appspecs/`` or the apps dir.
+        ValueError: ``[node] apps_dir`` is absolute or leaves the tree.
+        SpecError: ``source/sys.config`` is malformed.
+    """
+    apps_dir = read_sys_config(source / "sys.config").node.apps_dir
+    relative = Path(apps_dir)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise ValueError(f"{source / 'sys.config'}: [node] apps_dir must stay inside the tree")
+    missing = [d for d in ("releases", "appspecs", apps_dir) if not (source / d).is_dir()]
+    if missing:
+        raise FileNotFoundError(
+            f"{source} is not a release source tree: no {', '.join(m + '/' for m in missing)} "
+            "(pass source= the directory holding releases/, appspecs/, apps/ and sys.config)"
+        )
+    root.mkdir(parents=True)
+    (root / "releases").mkdir()
+    for spec in sorted((source / "releases").glob("*.toml")):
+        shutil.copy2(spec, root / "releases" / spec.name)
+    shutil.copytree(source / "appspecs", root / "appspecs", ignore=_IGNORED)
+    shutil.copytree(source / apps_dir, root / apps_dir, ignore=_IGNORED)
+    if (source / "sys.config").is_file():
+        shutil.copy2(source / "sys.config", root / "sys.config")
+
+
+def release_name(root: Path, explicit: str | None) -> str:
+    """The release under test: ``explicit``, else ``[node] release``'s, else the only one.
+
+    Raises:
+        ValueError: no name is given and the tree holds several releases (or none).
+    """
+    if explicit is not None:
+        return explicit
+    tree = SourceTree(root)
+    if tree.sys_config.node.release is not None:
+        return parse_release_name(tree.sys_config.node.release)[0]
+    names = sorted({spec.name for spec in tree.release_specs()})
+    if len(names) != 1:
+        raise ValueError(
+            f"which release? the tree has {', '.join(names) or 'none'} and sys.config names "
+            "no [node] release: pass release="
+        )
+    return names[0]
+
+
+def write_sys_config(
+    root: Path, release: str, env: Mapping[str, Mapping[str, object]]
+) -> dict[str, dict[str, object]]:
+    """Rewrite ``root/sys.config``: boot ``release`` first, with ``env`` over each app's table.
+
+    Returns:
+        The env tables written (every application's, after the overrides).
+
+    Raises:
+        SpecError: the result is not a valid sys.config (an app name or a value is wrong).
+        TypeError: a value cannot be written as TOML (``None``, an object).
+    """
+    path = root / "sys.config"
+    data = tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    node = dict(data.pop("node", {}))
+    node["release"] = release
+    tables: dict[str, dict[str, object]] = {app: dict(values) for app, values in data.items()}
+    for app, overrides in env.items():
+        tables.setdefault(app, {}).update(overrides)
+    text = "# written by server.testing for one upgrade test\n\n" + render_toml(
+        {"node": node, **tables}
+    )
+    path.write_text(text, encoding="utf-8")
+    read_sys_config(path)  # the node would refuse it at boot: say so now, naming the key
+    return tables
+
+
+def render_toml(tables: Mapping[str, Mapping[str, object]]) -> str:
+    """TOML text for top-level tables of JSON-like values (strings, numbers, lists, dicts).
+
+    Raises:
+        TypeError: a value TOML cannot hold (``None``) or of another type.
+    """
+    out: list[str] = []
+    for table, values in tables.items():
+        out.append(f"[{_key(table)}]")
+        out.extend(f"{_key(key)} = {_value(value)}" for key, value in values.items())
+        out.append("")
+    return "\n".join(out)
+
+
+def _key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else _string(key)
+
+
+def _string(text: str) -> str:
+    # JSON's escapes are TOML's basic-string escapes; TOML also forbids a literal DEL
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _value(value: object) -> str:
+    match value:
+        case bool():
+            return "true" if value else "false"
+        case int():
+            return str(value)
+        case float():
+            if math.isnan(value):
+                return "nan"
+            if math.isinf(value):
+                return "inf" if value > 0 else "-inf"
+            return repr(value)
+        case str():
+            return _string(value)
+        case list() | tuple():
+            return "[" + ", ".join(_value(item) for item in value) + "]"
+        case dict():
+            items = ", ".join(f"{_key(str(k))} = {_value(v)}" for k, v in value.items())
+            return "{" + items + "}"
+    what = "null" if value is None else type(value).__name__
+    raise TypeError(f"{value!r} cannot be written to sys.config: TOML has no {what}")
