@@ -4,7 +4,7 @@ With the pytest plugin (registered by the package, so installing it is enough; t
 anyio's ``asyncio`` backend)::
 
     from server.behaviours import gen_server
-    from server.testing import HarnessFactory, Step
+    from server.testing.upgrades import HarnessFactory, Step
 
 
     async def test_counters_survive_every_step(

@@ -17,7 +17,7 @@ import pytest
 
 from server import kernel
 from server.behaviours import gen_server
-from server.testing import HarnessFactory, Step, UpgradeFailed
+from server.testing.upgrades import HarnessFactory, Step, UpgradeFailed
 from tests.release._variants import make_variant
 
 if TYPE_CHECKING:

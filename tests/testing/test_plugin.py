@@ -1,0 +1,94 @@
+"""The pytest plugin as users get it: registered by installing the package, once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+import server.testing.pytest_plugin
+
+REPO = Path(__file__).resolve().parents[2]
+
+# A user's project: the demo's sources, a pytest.ini, and tests that use the fixture.
+USER_TESTS = """
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def test_pytest_started_without_importing_the_harness() -> None:
+    assert "server.testing.upgrades" not in sys.modules
+
+
+async def test_the_default_source_is_the_project(upgrade_harness, free_tcp_port) -> None:
+    h = await upgrade_harness(["1.0.0", "1.1.0"], env={"counter": {"port": free_tcp_port}})
+    assert h.source == Path(__file__).resolve().parent
+    await h.call("counter_store", ("incr", "a"))
+    steps = await h.chain()
+    assert [s.to_vsn for s in steps] == ["1.0.0", "1.1.0", "1.0.0"]
+
+
+async def test_a_failing_check_fails_the_test(upgrade_harness, free_tcp_port) -> None:
+    h = await upgrade_harness(["1.0.0", "1.1.0"], env={"counter": {"port": free_tcp_port}})
+    Path("scratch.json").write_text(json.dumps(str(h.scratch)))
+
+    async def at_1_1_0(step) -> None:
+        assert await h.state("counter_store") == {"a": 1}
+
+    await h.chain({"1.1.0": at_1_1_0})
+"""
+
+
+def test_the_package_registers_the_plugin_through_pytest11(
+    request: pytest.FixtureRequest,
+) -> None:
+    (entry,) = entry_points(group="pytest11", name="server-testing")
+    assert entry.value == "server.testing.pytest_plugin"
+    plugin = request.config.pluginmanager.get_plugin("server-testing")
+    assert plugin is server.testing.pytest_plugin
+    names = [
+        name
+        for name, registered in request.config.pluginmanager.list_name_plugin()
+        if registered is plugin
+    ]
+    assert names == ["server-testing"], "registered once, by its entry point"
+
+
+@pytest.mark.node
+def test_a_project_with_the_package_installed_gets_the_fixture(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("releases", "appspecs", "apps"):
+        shutil.copytree(REPO / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "sys.config", project / "sys.config")
+    (project / "pytest.ini").write_text("[pytest]\nanyio_mode = auto\n")
+    (project / "test_upgrades.py").write_text(textwrap.dedent(USER_TESTS))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_upgrades.py"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "1 failed, 2 passed" in output, output
+    assert "UpgradeFailed: step 1/2 (up 1.0.0 -> 1.1.0): the check failed" in output, output
+    scratch = Path(json.loads((project / "scratch.json").read_text()))
+    assert scratch.name.startswith("upgrade-harness-")
+    assert not scratch.exists(), "removed although the test failed"
