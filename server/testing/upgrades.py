@@ -29,7 +29,7 @@ anyio's ``asyncio`` backend)::
 
         # 1.0.0 -> 1.1.0 -> 2.0.0 -> 1.1.0 -> 1.0.0, each check run on arrival
         steps = await h.chain({"1.0.0": plain_counts, "1.1.0": records, "2.0.0": records})
-        assert [s.report.to_vsn for s in steps[1:]] == ["1.1.0", "2.0.0", "1.1.0", "1.0.0"]
+        assert [str(s) for s in steps][1] == "step 1/4 (up 1.0.0 -> 1.1.0)"
 
 Without pytest, inside a running node: ``async with open_harness(UpgradePath([...])) as h:``.
 ``h.upgrade_to(vsn)`` and ``h.downgrade_to(vsn)`` make single moves.
@@ -54,10 +54,15 @@ How this works:
    boot process and everything it started, kills it if it does not stop within
    ``stop_timeout``, forgets the code roots under the temporary directory and removes it.
    It runs shielded from cancellation, with that deadline.
+
+This module is past 400 lines on purpose: the harness is one object whose public methods
+share the phase machinery below them; its records and the copy of the tree live apart
+(``_records``, ``_tree``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import shutil
@@ -207,12 +212,14 @@ class UpgradeHarness:
             )
         harness = cls(path, node)
         _open = harness
+        started = False
         try:
             harness._make_root()
             await harness._in_node(harness._start_node)
-        except BaseException:
-            await harness.close()
-            raise
+            started = True
+        finally:
+            if not started:  # refused, failed or cancelled: leave nothing behind
+                await harness.close()
         return harness
 
     def _make_root(self) -> None:
@@ -310,7 +317,7 @@ class UpgradeHarness:
 
     @property
     def vsn(self) -> str | None:
-        """The version the node runs now."""
+        """The version the node runs now (None before the boot)."""
         return current_vsn() if self.boots else None
 
     async def prepare(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
@@ -487,23 +494,25 @@ class UpgradeHarness:
         step: Step | None = None,
         path: str | None = None,
     ) -> T:
+        name = getattr(fn, "__qualname__", repr(fn))
+
+        def failed(detail: str) -> UpgradeFailed:
+            return UpgradeFailed(
+                what,
+                phase,
+                detail,
+                from_vsn=step.from_vsn if step else None,
+                to_vsn=step.to_vsn if step else self.vsn,
+                path=path,
+                report=step.report if step else None,
+            )
+
         with anyio.move_on_after(self.path.step_timeout):
             try:
                 return await fn(*args)
             except Exception as exc:
-                raise UpgradeFailed(
-                    what,
-                    phase,
-                    f"{getattr(fn, '__qualname__', fn)!s} at {self.vsn} raised:\n"
-                    + last_frames(exc),
-                    from_vsn=step.from_vsn if step else None,
-                    to_vsn=step.to_vsn if step else self.vsn,
-                    path=path,
-                    report=step.report if step else None,
-                ) from exc
-        raise UpgradeFailed(
-            what, phase, f"{fn!r} did not end within {self.path.step_timeout:g} s", path=path
-        )
+                raise failed(f"{name} at {self.vsn} raised:\n{last_frames(exc)}") from exc
+        raise failed(f"{name} did not end within {self.path.step_timeout:g} s")
 
     async def _in_node(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run ``fn(*args)`` in the calling process, or in a fresh one from outside the node."""
@@ -559,6 +568,7 @@ class HarnessFactory:
         self.default_source = default_source
         self.harnesses: list[UpgradeHarness] = []
         self._own_node: Node | None = None
+        self._closing = contextlib.AsyncExitStack()
 
     async def __call__(
         self,
@@ -595,21 +605,21 @@ class HarnessFactory:
             node = kernel.current_node()
         except ProcessError:
             self._own_node = kernel.Node(name="upgrade-harness")
-            node = await self._own_node.__aenter__()
+            node = await self._closing.enter_async_context(self._own_node)
         harness = await UpgradeHarness.start(path, node)
         self.harnesses.append(harness)
+        self._closing.push_async_callback(harness.close)
         return harness
 
     async def aclose(self) -> None:
-        """Close every harness made, newest first, then the node it started (if any)."""
-        try:
-            while self.harnesses:
-                await self.harnesses.pop().close()
-        finally:
-            if self._own_node is not None:
-                node, self._own_node = self._own_node, None
-                with anyio.CancelScope(shield=True):
-                    await node.__aexit__(None, None, None)
+        """Close every harness made, newest first, then the node it started (if any).
+
+        Each is closed even when closing another raised.
+        """
+        with anyio.CancelScope(shield=True):
+            await self._closing.aclose()
+        self.harnesses.clear()
+        self._own_node = None
 
     async def __aenter__(self) -> HarnessFactory:
         return self

@@ -205,3 +205,26 @@ async def test_a_broken_code_change_fails_naming_the_step_and_the_process(
 
 async def whereis(name: str) -> object:
     return kernel.whereis(name)
+
+
+async def test_an_install_that_restarts_the_node_waits_for_the_reboot(
+    upgrade_harness: HarnessFactory, free_tcp_port: int, demo_tree: Path
+) -> None:
+    make_variant(demo_tree, "1.0.1", "return dict(state)", apply="explode")
+    h = await upgrade_harness(
+        ["1.0.0", "1.0.1"], source=demo_tree, env={"counter": {"port": free_tcp_port}}
+    )
+    await h.call("counter_store", ("incr", "a"))
+
+    with pytest.raises(UpgradeFailed) as info:
+        await h.upgrade_to("1.0.1")
+
+    failure = info.value
+    assert (failure.step, failure.phase) == ("up 1.0.0 -> 1.0.1", "install")
+    assert "apply exploded" in str(failure)
+    assert "outcome: restarting" in str(failure)
+    assert h.boots == ["1.0.0", "1.0.0"], "booted, then rebooted into the permanent release"
+    assert h.vsn == "1.0.0"
+    assert await h.state("counter_store") == {}, "a fresh node"
+    status, body = await request(free_tcp_port, "POST", "/incr/a")
+    assert (status, body["value"]) == (200, 1)

@@ -13,13 +13,25 @@ from pathlib import Path
 import pytest
 
 import server.testing.pytest_plugin
+from server.testing import upgrades
 
 REPO = Path(__file__).resolve().parents[2]
+
+# Written once the plugins are loaded, before any test module is imported.
+USER_CONFTEST = """
+import json
+import sys
+from pathlib import Path
+
+
+def pytest_configure(config):
+    loaded = "server.testing.upgrades" in sys.modules
+    Path("startup.json").write_text(json.dumps(loaded))
+"""
 
 # A user's project: the demo's sources, a pytest.ini, and tests that use the fixture.
 USER_TESTS = """
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,10 +40,6 @@ import pytest
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def test_pytest_started_without_importing_the_harness() -> None:
-    assert "server.testing.upgrades" not in sys.modules
 
 
 async def test_the_default_source_is_the_project(upgrade_harness, free_tcp_port) -> None:
@@ -51,6 +59,15 @@ async def test_a_failing_check_fails_the_test(upgrade_harness, free_tcp_port) ->
 
     await h.chain({"1.1.0": at_1_1_0})
 """
+
+
+def docstring_example() -> str:
+    """The example of ``server.testing.upgrades``'s docstring, as a test module's text."""
+    doc = upgrades.__doc__
+    assert doc is not None
+    _, _, rest = doc.partition("::\n\n")
+    example, _, _ = rest.partition("\n\nWithout pytest")
+    return textwrap.dedent(example)
 
 
 def test_the_package_registers_the_plugin_through_pytest11(
@@ -77,8 +94,10 @@ def test_a_project_with_the_package_installed_gets_the_fixture(tmp_path: Path) -
     shutil.copy(REPO / "sys.config", project / "sys.config")
     (project / "pytest.ini").write_text("[pytest]\nanyio_mode = auto\n")
     (project / "test_upgrades.py").write_text(textwrap.dedent(USER_TESTS))
+    (project / "test_docstring_example.py").write_text(docstring_example())
+    (project / "conftest.py").write_text(USER_CONFTEST)
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_upgrades.py"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=project,
         capture_output=True,
         text=True,
@@ -88,6 +107,9 @@ def test_a_project_with_the_package_installed_gets_the_fixture(tmp_path: Path) -
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "1 failed, 2 passed" in output, output
+    assert "FAILED test_upgrades.py::test_a_failing_check_fails_the_test" in output, output
+    loaded = json.loads((project / "startup.json").read_text())
+    assert loaded is False, "pytest started without importing the harness"
     assert "UpgradeFailed: step 1/2 (up 1.0.0 -> 1.1.0): the check failed" in output, output
     scratch = Path(json.loads((project / "scratch.json").read_text()))
     assert scratch.name.startswith("upgrade-harness-")
