@@ -45,9 +45,7 @@ import anyio
 
 from server import code_server
 from server.app import controller
-from server.behaviours import supervisor, system_messages
-from server.behaviours._dispatch import resolve
-from server.code_server import _staging as staging
+from server.behaviours import resolve, supervisor, system_messages
 from server.code_server import code_server as code_table
 from server.errors import (
     CallError,
@@ -188,8 +186,8 @@ def prepare(current: InstalledRelease, target: InstalledRelease) -> Plan:
         (top, target.lib_dirs[name])
         for name in target.apps
         if name not in current.apps
-        for top in staging.top_level_names(target.lib_dirs[name])
-        if staging.root_of(top) is None
+        for top in code_server.top_level_names(target.lib_dirs[name])
+        if code_server.root_of(top) is None
     ]
     for top, where in borrowed:
         code_table.set_path(top, where)
@@ -221,7 +219,7 @@ def _build_versions(plan: Plan) -> None:
             for module in step.modules:
                 path = _source_file(lib_dir, module)
                 try:
-                    plan.prepared[module] = staging.prepare(module, path)
+                    plan.prepared[module] = code_server.prepare(module, path)
                 except (CodeError, OSError) as exc:
                     raise InstallRefused(f"release {target.vsn}: {exc}") from None
                 plan.old_vsns[module] = _vsn_or_none(module)
@@ -426,8 +424,8 @@ async def _switch_paths_and_env(run: _Run) -> dict[str, dict[str, Any]]:
         old_dir = current.lib_dirs.get(name)
         if old_dir == lib_dir:
             continue
-        for top in staging.top_level_names(lib_dir):
-            previous.append((top, staging.root_of(top)))
+        for top in code_server.top_level_names(lib_dir):
+            previous.append((top, code_server.root_of(top)))
             code_table.set_path(top, lib_dir)
 
     async def restore_paths() -> None:
@@ -509,13 +507,13 @@ def kernel_alive(pid: Pid) -> bool:
 
 async def _load(run: _Run, module: str) -> None:
     version = run.plan.prepared[module]
-    if staging.has_old(module):
+    if code_server.has_old(module):
         await code_server.purge(module)  # the code from two versions ago: never needed again
-    staging.install_prepared(module, version)
+    code_server.install_prepared(module, version)
     run.loaded.append(module)
 
     async def undo() -> None:
-        staging.revert(module)
+        code_server.revert(module)
 
     run.undo.append((f"load {module}", undo))
 
@@ -526,7 +524,7 @@ def _remove(run: _Run, module: str) -> None:
     run.removed.append(module)
 
     async def undo() -> None:
-        staging.revert(module)
+        code_server.revert(module)
 
     run.undo.append((f"remove {module}", undo))
 
