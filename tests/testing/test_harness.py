@@ -259,3 +259,15 @@ async def test_inside_a_process_the_harness_runs_in_the_caller(
         "step 1/2 (up 1.0.0 -> 1.1.0)",
         "step 2/2 (up 1.1.0 -> 2.0.0)",
     ]
+
+
+async def test_a_harness_whose_node_ended_first_still_cleans_up(free_tcp_port: int) -> None:
+    # as when a test asks for ``upgrade_harness`` before ``node``: the node is torn down
+    # first (every process killed), the harness after it
+    factory = HarnessFactory(default_source=REPO)
+    async with kernel.Node(name="short-lived") as short:
+        h = await factory(VERSIONS[:1], env={"counter": {"port": free_tcp_port}})
+        assert h.node is short
+        assert left_behind(h.scratch) != []
+    await factory.aclose()
+    assert left_behind(h.scratch) == []
