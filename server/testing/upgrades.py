@@ -43,8 +43,7 @@ How this works:
    the first version with ``server.release.node.run_node`` in an unlinked process of the
    node. One harness runs at a time: a node runs one release.
 2. Every operation runs inside a process of the node: in the caller when it is a process,
-   otherwise (a test body) in a fresh process, whose exception is re-raised with its
-   traceback.
+   otherwise (a test body) in a fresh process, whose exception is re-raised in the caller.
 3. A move is unpack (unless the node has the release), ``check_install`` (the dry run of
    every ``code_change`` on copies of the states), ``install`` and ``make_permanent``; each
    phase is bounded by ``step_timeout``. Any failure raises ``UpgradeFailed`` (an
@@ -524,8 +523,8 @@ class UpgradeHarness:
             return await fn(*args)
 
         async def guarded() -> tuple[bool, Any]:
-            # returning the exception keeps its traceback: a process that raised would have
-            # it dropped by the kernel (it forgets the frames of exit reasons)
+            # the exception is returned, not raised: a failed check is a test failure, not a
+            # crashed process (no crash report in the log)
             try:
                 return True, await fn(*args)
             except Exception as exc:
