@@ -45,8 +45,9 @@ class UpgradeFailed(AssertionError):
 
     An ``AssertionError`` so that pytest counts a failed upgrade as a failed test. ``step``
     reads like ``step 2/4 (up 1.0.0 -> 1.1.0)``; ``phase`` is one of ``build``, ``boot``,
-    ``prepare``, ``state``, ``unpack``, ``check_install``, ``install``, ``make_permanent``,
-    ``check``; ``processes`` maps the pids the detail mentions to their registered names.
+    ``prepare``, ``state``, ``which_releases``, ``unpack``, ``check_install``, ``install``,
+    ``make_permanent``, ``check``; ``processes`` maps the pids the detail mentions to their
+    registered names.
     """
 
     def __init__(
