@@ -60,7 +60,7 @@ if str(ROOT) not in sys.path:  # run as a script: bench.runtime is imported from
 import anyio  # noqa: E402
 
 from bench.runtime import Result, on_node  # noqa: E402
-from server import kernel  # noqa: E402
+from server import code_server, kernel  # noqa: E402
 from server.behaviours import gen_server, supervisor, system_messages  # noqa: E402
 from server.release import handler  # noqa: E402
 from server.release.node import run_node  # noqa: E402
@@ -320,7 +320,9 @@ async def _measure(root: Path, count: int, repeats: int) -> Measured:
         seconds, _ = await _timed_install("1.0.0", pinger, count)
         m.downgrades.append(seconds)
     # no orderly stop: a supervisor stopping N children is not what is measured, and the
-    # node's end kills every process anyway
+    # node's end kills every process anyway; the next size's node needs its own code paths
+    for directory in set(code_server.code_server.roots.values()):
+        code_server.remove_path(directory)
     return m
 
 
