@@ -532,27 +532,34 @@ async def _shutdown_dynamic(state: SupervisorState) -> None:
         if shutdown in ("brutal_kill", math.inf)
         else anyio.current_time() + float(shutdown)
     )
+    pids = set(refs.values())
+    # one pass over the mailbox per message: the children's EXIT signals are taken (and
+    # dropped) as they come instead of scanned past, or stopping N children costs N^2
     while refs:
         left = deadline - anyio.current_time()
-        down = await _down_any(set(refs), max(left, 0.0))
-        if down is None:
+        message = await _down_or_exit(refs, pids, max(left, 0.0))
+        if message is None:
             for pid in refs.values():
                 kernel.exit(pid, kernel.KILL)
             deadline = math.inf
             continue
-        pid = refs.pop(down.ref)
-        _flush_exit(pid)
-        _check_shutdown_reason(state, spec, pid, down.reason)
+        if type(message) is ExitMessage:
+            continue
+        assert isinstance(message, DownMessage)
+        pid = refs.pop(message.ref)
+        _check_shutdown_reason(state, spec, pid, message.reason)
+    kernel.flush(lambda m: type(m) is ExitMessage and m.pid in pids)
     state.dynamic.clear()
 
 
-async def _down_any(refs: set[kernel.Ref], timeout: float) -> DownMessage | None:
+async def _down_or_exit(refs: dict[kernel.Ref, Pid], pids: set[Pid], timeout: float) -> object:
     try:
-        message = await kernel.receive(
-            lambda m: type(m) is DownMessage and m.ref in refs,
+        return await kernel.receive(
+            lambda m: (
+                (type(m) is DownMessage and m.ref in refs)
+                or (type(m) is ExitMessage and m.pid in pids)
+            ),
             timeout=None if timeout == math.inf else timeout,
         )
     except TimeoutError:
         return None
-    assert isinstance(message, DownMessage)
-    return message
