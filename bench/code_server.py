@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: bench.runtime is imported from the root
     sys.path.insert(0, str(ROOT))
 
-from bench.runtime import Result, on_node  # noqa: E402
+from bench.runtime import Result, on_node, render_table  # noqa: E402
 from server import code_server, kernel  # noqa: E402
 from server.behaviours import _dispatch, gen_server  # noqa: E402
 
@@ -445,26 +445,8 @@ TARGETS: dict[str, tuple[Callable[[Result], bool], str]] = {
 
 def summary(config: Config, results: list[Result], timings: dict[str, float]) -> str:
     """A table of the results with targets, then the notes."""
-    lines = [
-        f"code server benchmark ({'quick' if config.quick else 'full'})",
-        f"{'bench':<20} {'value':>12} {'unit':<12} {'baseline':>12} {'ratio':>8}  target",
-    ]
-    for r in results:
-        target = ""
-        if r.bench in TARGETS:
-            passes, text = TARGETS[r.bench]
-            target = f"{text}: {'ok' if passes(r) else 'MISSED'}"
-        lines.append(
-            f"{r.bench:<20} {r.value:>12.4g} {r.unit:<12} {r.baseline_value:>12.4g} "
-            f"{r.ratio:>8.3f}  {target}"
-        )
-    lines.append("")
-    for r in results:
-        lines.append(f"{r.bench}: baseline = {r.baseline}")
-        lines.extend(f"  {note}" for note in r.notes)
-    lines.append("")
-    lines.append("wall time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
-    return "\n".join(lines)
+    title = f"code server benchmark ({'quick' if config.quick else 'full'})"
+    return render_table(title, results, timings, TARGETS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -643,16 +643,29 @@ TARGETS: dict[str, tuple[Callable[[Result], bool], str]] = {
 
 def summary(config: Config, results: list[Result], timings: dict[str, float]) -> str:
     """A table of the results with targets, then the notes."""
-    lines = [
+    title = (
         f"runtime benchmark ({'quick' if config.quick else 'full'}): "
         f"Python {platform.python_version()}, anyio {metadata.version('anyio')}, "
-        f"{platform.machine()}, {os.cpu_count()} CPUs",
+        f"{platform.machine()}, {os.cpu_count()} CPUs"
+    )
+    return render_table(title, results, timings, TARGETS)
+
+
+def render_table(
+    title: str,
+    results: list[Result],
+    timings: dict[str, float],
+    targets: dict[str, tuple[Callable[[Result], bool], str]],
+) -> str:
+    """The human summary every benchmark prints: a table with targets, then the notes."""
+    lines = [
+        title,
         f"{'bench':<27} {'value':>14} {'unit':<15} {'baseline':>14} {'ratio':>8}  target",
     ]
     for r in results:
         target = ""
-        if r.bench in TARGETS:
-            passes, text = TARGETS[r.bench]
+        if r.bench in targets:
+            passes, text = targets[r.bench]
             target = f"{text}: {'ok' if passes(r) else 'MISSED'}"
         lines.append(
             f"{r.bench:<27} {_fmt(r.value):>14} {r.unit:<15} {_fmt(r.baseline_value):>14} "
