@@ -217,7 +217,7 @@ async def _node(pid: Pid, child_id: str | None, kind: str) -> dict[str, Any]:
         "pid": repr(pid),
         "id": child_id,
         "type": kind,
-        "name": (kernel.process_info(pid) or _NoInfo).registered_name,
+        "name": info.registered_name if (info := kernel.process_info(pid)) else None,
     }
     if kind == "supervisor":
         try:
@@ -231,10 +231,6 @@ async def _node(pid: Pid, child_id: str | None, kind: str) -> dict[str, Any]:
             for row in rows
         ]
     return entry
-
-
-class _NoInfo:
-    registered_name = None
 
 
 async def _env(args: dict[str, Any], progress: ProgressCallback) -> Any:

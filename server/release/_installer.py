@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, final
 
 import anyio
 
-from server import code_server
+from server import code_server, kernel
 from server.app import controller
 from server.behaviours import resolve, supervisor, system_messages
 from server.code_server import code_server as code_table
@@ -86,7 +86,7 @@ __all__ = ["InstallOptions", "InstallReport", "Plan", "dry_run", "execute", "pre
 
 logger = logging.getLogger("server.release")
 
-DEFAULT_TIMEOUT = 5.0
+DEFAULT_TIMEOUT = system_messages.DEFAULT_TIMEOUT
 
 # Processes asked at once by suspend, code_change and resume. A batch wakes that many
 # processes in one turn of the event loop, which every other process waits for: at some
@@ -266,7 +266,7 @@ def _check_script(steps: list[LowInstruction], target: InstalledRelease) -> None
         raise InstallRefused(f"the relup to {target.vsn} is invalid: " + "; ".join(problems))
 
 
-def _source_file(lib_dir: Any, module: str) -> Any:
+def _source_file(lib_dir: Path, module: str) -> Path:
     base = lib_dir.joinpath(*module.split("."))
     package = base / "__init__.py"
     return package if package.is_file() else base.with_suffix(".py")
@@ -419,7 +419,7 @@ class _StepFailed(Exception):
 async def _switch_paths_and_env(run: _Run) -> dict[str, dict[str, Any]]:
     """The point of no return: code paths and application data of the target release."""
     current, target = run.plan.current, run.plan.target
-    previous: list[tuple[str, Any]] = []
+    previous: list[tuple[str, Path | None]] = []
     for name, lib_dir in target.lib_dirs.items():
         old_dir = current.lib_dirs.get(name)
         if old_dir == lib_dir:
@@ -491,18 +491,11 @@ async def _suspend(run: _Run, step: SuspendModules) -> None:
                 if error is None:
                     run.suspended.append(pid)
                     run.suspended_set.add(pid)
-                elif kernel_alive(pid):
+                elif kernel.is_alive(pid):
                     failures.append((pid, error))
             if failures:  # the batches not asked yet stay running: nothing to resume there
                 pid, exc = failures[0]
                 raise _StepFailed("suspend", f"process {pid!r} did not suspend: {exc}", repr(pid))
-
-
-def kernel_alive(pid: Pid) -> bool:
-    """Whether ``pid`` still runs (a process that ended is simply not upgraded)."""
-    from server import kernel
-
-    return kernel.is_alive(pid)
 
 
 async def _load(run: _Run, module: str) -> None:
@@ -558,7 +551,7 @@ async def _change_batch(
     for using, outcome in zip(batch, outcomes, strict=True):
         pid = using.pid
         if isinstance(outcome, CallError | SystemCallError):
-            if failure is None and kernel_alive(pid):
+            if failure is None and kernel.is_alive(pid):
                 failure = _StepFailed("code_change", str(outcome), repr(pid), module)
             continue
         changed.append(pid)

@@ -119,9 +119,11 @@ async def run_node(
         if type(message) is kernel.DownMessage:
             await _teardown(core[1:])
             await _teardown(extra)
+            _forget_code()
             return message.reason
         await _teardown(core)
         await _teardown(extra)
+        _forget_code()
         if message == ("stop",):
             return None
         assert isinstance(message, tuple)
@@ -142,7 +144,7 @@ async def _down(ref: Ref) -> None:
 
 
 async def _teardown(pids: list[Pid]) -> None:
-    """Stop what the boot started (reverse order), then forget every application module."""
+    """Stop what the boot started, in reverse order."""
     for pid in reversed(pids):
         if not kernel.is_alive(pid):
             continue
@@ -151,5 +153,9 @@ async def _teardown(pids: list[Pid]) -> None:
         kernel.exit(pid, kernel.SHUTDOWN)
         await _down(ref)
     kernel.flush(lambda m: type(m) is kernel.ExitMessage)
+
+
+def _forget_code() -> None:
+    """Forget every application module: the next boot loads its release's code afresh."""
     for directory in set(code_server.code_server.roots.values()):
         code_server.remove_path(directory)
