@@ -17,8 +17,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.tree import Tree
 
-from server.config import read_sys_config
 from server.control.client import request_sync
+from server.spec.sys_config import read_sys_config
 
 if TYPE_CHECKING:
     import argparse

@@ -53,7 +53,7 @@ from server._heart_files import (
     remove_file,
     write_pid_file,
 )
-from server.config import read_sys_config
+from server.spec.sys_config import read_sys_config
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from server.app.app_spec import AppSpec, StartCallback
 from server.app.controller import (
     RunningApplication,
     ensure_all_started,
@@ -13,6 +12,7 @@ from server.app.controller import (
     which_applications,
 )
 from server.app.env import get_all_env, get_env
+from server.spec.app_spec import AppSpec, StartCallback
 
 __all__ = [
     "AppSpec",

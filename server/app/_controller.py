@@ -38,7 +38,7 @@ from server.kernel import ExitMessage, From, Pid
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from server.app.app_spec import AppSpec
+    from server.spec.app_spec import AppSpec
 
 logger = logging.getLogger("server.app")
 

@@ -23,8 +23,8 @@ from server.errors import ApplicationError, CalleeExited
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from server.app.app_spec import AppSpec
     from server.kernel import Pid
+    from server.spec.app_spec import AppSpec
 
 __all__ = [
     "NAME",

@@ -57,7 +57,8 @@ from server.errors import (
 )
 from server.release import _processes
 from server.release.installed import find_script
-from server.release.relup import (
+from server.release.relup_builder import APPLICATION_API
+from server.spec.relup import (
     ApplyCall,
     CodeChange,
     LoadObjectCode,
@@ -70,17 +71,16 @@ from server.release.relup import (
     StopModules,
     SuspendModules,
 )
-from server.release.relup_builder import APPLICATION_API
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from pathlib import Path
 
-    from server.app.app_spec import AppSpec
     from server.code_server import ModuleVersion
     from server.kernel import Pid
     from server.release.installed import InstalledRelease
-    from server.release.relup import LowInstruction, RelupEntry
+    from server.spec.app_spec import AppSpec
+    from server.spec.relup import LowInstruction, RelupEntry
 
 __all__ = ["InstallOptions", "InstallReport", "Plan", "dry_run", "execute", "prepare"]
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from server.kernel import Pid
-    from server.release.relup_builder import ReleaseView
+    from server.spec.release_view import ReleaseView
 
 __all__ = ["boot_release", "parse_release_name", "run_release"]
 

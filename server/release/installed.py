@@ -16,18 +16,18 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
-from server.app.app_spec import AppSpec
-from server.config import SysConfig, read_sys_config
 from server.errors import ReleaseError, SpecError
-from server.release.release_spec import ReleaseSpec
-from server.release.relup import Relup
-from server.release.relup_builder import ReleaseView
-from server.spec_files import parse_model, read_model
+from server.spec.app_spec import AppSpec
+from server.spec.files import parse_model, read_model
+from server.spec.release_spec import ReleaseSpec
+from server.spec.release_view import ReleaseView
+from server.spec.relup import Relup
+from server.spec.sys_config import SysConfig, read_sys_config
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from server.release.relup import RelupEntry
+    from server.spec.relup import RelupEntry
 
 __all__ = ["InstalledRelease", "find_script", "read_installed"]
 

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
 from server.errors import BuildError
-from server.release.appup import (
+from server.release.relup_builder import make_relup
+from server.release.source_tree import module_sources, vsn_key
+from server.spec.appup import (
     AddModule,
     AppUp,
     AppUpEntry,
@@ -37,17 +39,16 @@ from server.release.appup import (
     RestartApplication,
     Update,
 )
-from server.release.relup_builder import ReleaseView, make_relup
-from server.release.source_tree import module_sources, vsn_key
+from server.spec.release_view import ReleaseView
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-    from server.app.app_spec import AppSpec
-    from server.release.appup import HighInstruction
-    from server.release.relup import Relup
     from server.release.source_tree import SourceTree
+    from server.spec.app_spec import AppSpec
+    from server.spec.appup import HighInstruction
+    from server.spec.relup import Relup
 
 __all__ = ["BuiltPackage", "build_package", "package_name"]
 

@@ -18,7 +18,7 @@ import pydantic
 from server.errors import SpecError
 from server.release import _faults
 from server.release.release_status import Status, on_disk
-from server.spec_files import SPEC_MODEL_CONFIG, parse_model
+from server.spec.files import SPEC_MODEL_CONFIG, parse_model
 
 if TYPE_CHECKING:
     from pathlib import Path

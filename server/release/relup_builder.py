@@ -31,11 +31,10 @@ How this works (a pure core: no I/O, no event loop):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING
 
 from server.errors import BuildError
-from server.release.appup import (
+from server.spec.appup import (
     AddApplication,
     AddModule,
     Apply,
@@ -45,7 +44,7 @@ from server.release.appup import (
     RestartApplication,
     Update,
 )
-from server.release.relup import (
+from server.spec.relup import (
     ApplyCall,
     CodeChange,
     CodeChangeModule,
@@ -64,38 +63,16 @@ from server.release.relup import (
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-    from server.app.app_spec import AppSpec
-    from server.release.appup import HighInstruction
-    from server.release.release_spec import ReleaseSpec
-    from server.release.relup import LowInstruction
+    from server.spec.appup import HighInstruction
+    from server.spec.release_view import ReleaseView
+    from server.spec.relup import LowInstruction
 
-__all__ = ["APPLICATION_API", "ReleaseView", "make_relup", "translate"]
+__all__ = ["APPLICATION_API", "make_relup", "translate"]
 
 #: The module whose functions the lowered application instructions ``apply``.
 APPLICATION_API = "server.app"
 
 _ModuleStep = LoadModule | Update | DeleteModule
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class ReleaseView:
-    """A release spec with the application specs of exactly the versions it lists."""
-
-    spec: ReleaseSpec
-    apps: Mapping[str, AppSpec]
-
-    def app(self, name: str) -> AppSpec:
-        """The spec of application ``name`` in this release."""
-        return self.apps[name]
-
-    def owner_of(self, module: str) -> AppSpec | None:
-        """The application of this release that lists ``module``."""
-        for entry in self.spec.applications:
-            spec = self.apps[entry.name]
-            if module in spec.modules:
-                return spec
-        return None
 
 
 def make_relup(

@@ -19,12 +19,12 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, final
 
-from server.app.app_spec import AppSpec
-from server.config import SysConfig, read_sys_config
 from server.errors import BuildError
-from server.release.release_spec import ReleaseSpec
-from server.release.relup_builder import ReleaseView
-from server.spec_files import read_model
+from server.spec.app_spec import AppSpec
+from server.spec.files import read_model
+from server.spec.release_spec import ReleaseSpec
+from server.spec.release_view import ReleaseView
+from server.spec.sys_config import SysConfig, read_sys_config
 
 if TYPE_CHECKING:
     from pathlib import Path

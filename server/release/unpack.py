@@ -61,12 +61,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, final
 
 import pydantic
 
-from server.app.app_spec import AppSpec
 from server.errors import SpecError, UnpackError
 from server.release import _faults
-from server.release.release_spec import ReleaseSpec
-from server.release.relup import Relup
-from server.spec_files import AppName, Vsn, parse_model
+from server.spec.app_spec import AppSpec
+from server.spec.files import AppName, Vsn, parse_model
+from server.spec.release_spec import ReleaseSpec
+from server.spec.relup import Relup
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator, Mapping

@@ -16,9 +16,9 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from server.config import read_sys_config
 from server.release.boot import parse_release_name
 from server.release.source_tree import SourceTree
+from server.spec.sys_config import read_sys_config
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

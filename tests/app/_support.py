@@ -14,8 +14,8 @@ import anyio
 
 from server import kernel
 from server.app import controller
-from server.app.app_spec import AppSpec, StartCallback
 from server.kernel import DownMessage, Pid, Ref
+from server.spec.app_spec import AppSpec, StartCallback
 from tests.app.callbacks.app_cb import COLLECTOR
 from tests.behaviours._helpers import recv, within
 

@@ -6,13 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from server.app.app_spec import AppSpec
 from server.errors import BuildError
-from server.release.release_spec import ReleaseSpec
-from server.release.relup_builder import ReleaseView, make_relup
+from server.release.relup_builder import make_relup
+from server.spec.app_spec import AppSpec
+from server.spec.release_spec import ReleaseSpec
+from server.spec.release_view import ReleaseView
 
 if TYPE_CHECKING:
-    from server.release.relup import LowInstruction
+    from server.spec.relup import LowInstruction
 
 
 def app(name: str, vsn: str, modules: list[str], **extra: Any) -> AppSpec:

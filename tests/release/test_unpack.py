@@ -24,10 +24,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from server.app.app_spec import AppSpec
 from server.errors import ReleaseError, SpecError, UnpackError
 from server.release.package import build_package
-from server.release.release_spec import ReleaseSpec
 from server.release.source_tree import SourceTree
 from server.release.unpack import (
     STAGING_PREFIX,
@@ -36,6 +34,8 @@ from server.release.unpack import (
     clean_staging,
     unpack_package,
 )
+from server.spec.app_spec import AppSpec
+from server.spec.release_spec import ReleaseSpec
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -8,7 +8,7 @@ import pydantic
 import pytest
 
 from server.errors import SpecError
-from server.spec_files import read_model
+from server.spec.files import read_model
 
 if TYPE_CHECKING:
     from pathlib import Path

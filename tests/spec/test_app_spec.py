@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from server.app.app_spec import AppSpec, StartCallback
-from server.release.appup import (
+from server.spec.app_spec import AppSpec, StartCallback
+from server.spec.appup import (
     AddApplication,
     AddModule,
     Apply,
@@ -20,7 +20,7 @@ from server.release.appup import (
     RestartApplication,
     Update,
 )
-from server.spec_files import read_model
+from server.spec.files import read_model
 
 from ._support import assert_problem, spec_error, write
 

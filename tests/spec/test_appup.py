@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from server.errors import SpecError
-from server.release.appup import (
+from server.spec.appup import (
     AddApplication,
     AddModule,
     AppUp,
@@ -15,7 +15,7 @@ from server.release.appup import (
     Update,
     version_matches,
 )
-from server.spec_files import parse_model
+from server.spec.files import parse_model
 
 
 def test_update_defaults_are_otps() -> None:

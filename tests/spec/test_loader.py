@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from server.app.app_spec import AppSpec
-from server.config import read_sys_config
 from server.errors import SpecError
-from server.release.release_spec import ReleaseSpec
-from server.spec_files import load_toml, parse_model, read_model
+from server.spec.app_spec import AppSpec
+from server.spec.files import load_toml, parse_model, read_model
+from server.spec.release_spec import ReleaseSpec
+from server.spec.sys_config import read_sys_config
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -18,11 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.app.app_spec import AppSpec
-from server.config import read_sys_config
 from server.errors import SpecError
-from server.release.release_spec import ReleaseSpec
-from server.spec_files import read_model
+from server.spec.app_spec import AppSpec
+from server.spec.files import read_model
+from server.spec.release_spec import ReleaseSpec
+from server.spec.sys_config import read_sys_config
 
 KEYS = [
     "name", "vsn", "description", "modules", "registered", "applications", "mod", "module",

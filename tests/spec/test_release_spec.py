@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from server.release.release_spec import ReleaseApp, ReleaseSpec
-from server.spec_files import read_model
+from server.spec.files import read_model
+from server.spec.release_spec import ReleaseApp, ReleaseSpec
 
 from ._support import assert_problem, spec_error, write
 

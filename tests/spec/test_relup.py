@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from server.errors import SpecError
-from server.release.relup import (
+from server.spec.files import parse_model
+from server.spec.relup import (
     ApplyCall,
     CodeChange,
     LoadObjectCode,
@@ -17,7 +18,6 @@ from server.release.relup import (
     SuspendModule,
     SuspendModules,
 )
-from server.spec_files import parse_model
 
 
 def relup(*instructions: dict[str, Any]) -> dict[str, Any]:

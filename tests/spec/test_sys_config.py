@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from server.config import NodeSettings, SysConfig, read_sys_config
 from server.errors import SpecError
+from server.spec.sys_config import NodeSettings, SysConfig, read_sys_config
 
 from ._support import assert_problem, write
 

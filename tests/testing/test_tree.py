@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.config import read_sys_config
 from server.errors import SpecError
+from server.spec.sys_config import read_sys_config
 from server.testing._tree import copy_sources, release_name, render_toml, write_sys_config
 
 REPO = Path(__file__).resolve().parents[2]

@@ -22,7 +22,7 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from server.spec_files import SPEC_MODEL_CONFIG, AppName, Vsn
+from server.spec.files import SPEC_MODEL_CONFIG, AppName, Vsn
 
 __all__ = ["ReleaseApp", "ReleaseSpec", "StartType"]
 

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from server.spec_files import SPEC_MODEL_CONFIG, AppName, ModuleName, Vsn
+from server.spec.files import SPEC_MODEL_CONFIG, AppName, ModuleName, Vsn
 
 __all__ = [
     "AddApplication",

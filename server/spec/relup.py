@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from server.release.appup import FunctionName, Purge
-from server.spec_files import SPEC_MODEL_CONFIG, AppName, ModuleName, Vsn
+from server.spec.appup import FunctionName, Purge
+from server.spec.files import SPEC_MODEL_CONFIG, AppName, ModuleName, Vsn
 
 __all__ = [
     "ApplyCall",

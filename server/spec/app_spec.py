@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import pydantic
 
-from server.release.appup import AppUp
-from server.spec_files import SPEC_MODEL_CONFIG, AppName, ModuleName, Vsn
+from server.spec.appup import AppUp
+from server.spec.files import SPEC_MODEL_CONFIG, AppName, ModuleName, Vsn
 
 __all__ = ["AppSpec", "StartCallback", "Vsn"]
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import pydantic
 
 from server.errors import SpecError
-from server.spec_files import SPEC_MODEL_CONFIG, AppName, load_toml, validation_problems
+from server.spec.files import SPEC_MODEL_CONFIG, AppName, load_toml, validation_problems
 
 if TYPE_CHECKING:
     from pathlib import Path
