@@ -62,8 +62,8 @@ import anyio  # noqa: E402
 from bench.runtime import Result, on_node  # noqa: E402
 from server import code_server, kernel  # noqa: E402
 from server.behaviours import gen_server, supervisor, system_messages  # noqa: E402
+from server.node import run_node  # noqa: E402
 from server.release import handler  # noqa: E402
-from server.release.node import run_node  # noqa: E402
 from server.release.package import build_package  # noqa: E402
 from server.release.source_tree import SourceTree  # noqa: E402
 

@@ -26,16 +26,22 @@
     │   ├── BuildError               a release package or relup cannot be built
     │   ├── UnpackError              a release package was refused by unpack
     │   ├── InstallRefused           a release operation refused; nothing changed
+    │   │   └── StatusRefused        the release's status does not allow the action
     │   └── InstallFailed            failed after the point of no return (rolled back or restarting)
     ├── SpecError                    malformed specs and configuration files
-    └── ControlError                 the control socket and the CLI
-        ├── ControlSocketError       the socket's path is unusable (too long, unsafe, taken)
-        │   └── SocketInUse          another live node answers on the socket
-        ├── NodeNotRunning           nothing listens on the socket (the client's view)
-        ├── ControlTimeout           the node did not answer in time
-        ├── ConnectionLost           the node closed the connection before its reply
-        ├── ProtocolViolation        the node sent a line that is not a valid message
-        └── RemoteError              the node answered with an error (type, message)
+    ├── NetError                     HTTP served from processes
+    │   └── HttpProtocolError        the bytes received are not an acceptable HTTP/1.1 request
+    ├── ControlError                 the control socket and the CLI
+    │   ├── ControlSocketError       the socket's path is unusable (too long, unsafe, taken)
+    │   │   └── SocketInUse          another live node answers on the socket
+    │   ├── NodeNotRunning           nothing listens on the socket (the client's view)
+    │   ├── ControlTimeout           the node did not answer in time
+    │   ├── ConnectionLost           the node closed the connection before its reply
+    │   ├── ProtocolViolation        the node sent a line that is not a valid message
+    │   └── RemoteError              the node answered with an error (type, message)
+    └── HeartError                   the watchdog behind ``server start``
+        ├── HeartAlreadyRunning      a heart, or the node of a heart that died, holds the root
+        └── HeartStartFailed         a detached heart ended, or said nothing, before its node
 
 Exit reasons are values, never raised across processes: a process ends with a reason and
 its links and monitors see that value. These exceptions are what a *caller* sees when an
@@ -43,6 +49,12 @@ operation it asked for cannot be done.
 """
 
 from __future__ import annotations
+
+from http import HTTPStatus
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "AlreadyStarted",
@@ -57,10 +69,15 @@ __all__ = [
     "ControlError",
     "ControlSocketError",
     "ControlTimeout",
+    "HeartAlreadyRunning",
+    "HeartError",
+    "HeartStartFailed",
+    "HttpProtocolError",
     "InstallFailed",
     "InstallRefused",
     "ModuleConflict",
     "ModuleLoadError",
+    "NetError",
     "NoProcError",
     "NoProcessError",
     "NodeNotRunning",
@@ -75,6 +92,7 @@ __all__ = [
     "SocketInUse",
     "SpecError",
     "StartError",
+    "StatusRefused",
     "SupervisorError",
     "SystemCallError",
     "UnknownModule",
@@ -283,6 +301,20 @@ class InstallRefused(ReleaseError):
     """An install, check or other release operation was refused; nothing was changed."""
 
 
+class StatusRefused(InstallRefused):
+    """The action is not allowed for the release's status; nothing changed.
+
+    ``status`` and ``action`` are the row of the status table that refused
+    (``server.release.release_status``); ``why`` says what to do instead.
+    """
+
+    def __init__(self, vsn: str, status: str, action: str, why: str) -> None:
+        self.vsn = vsn
+        self.status = status
+        self.action = action
+        super().__init__(f"cannot {action.replace('_', ' ')} {vsn} ({status}): {why}")
+
+
 class InstallFailed(ReleaseError):
     """An install failed after the point of no return.
 
@@ -344,6 +376,28 @@ class SpecError(ServerError):
         self.problems = problems
         lines = "; ".join(f"{where}: {what}" if where else what for where, what in problems)
         super().__init__(f"{path}: {lines}")
+
+
+class NetError(ServerError):
+    """Errors of HTTP served from processes."""
+
+
+class HttpProtocolError(NetError):
+    """The bytes received are not an acceptable HTTP/1.1 request; answer ``status``.
+
+    Attributes:
+        status: the status code to answer with (the connection is closed after it).
+        detail: what was wrong, for the log.
+    """
+
+    def __init__(self, status: int, detail: str) -> None:
+        self.status = status
+        self.detail = detail
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""
+        super().__init__(f"{status} {phrase}: {detail}")
 
 
 class ControlError(ServerError):
@@ -432,3 +486,34 @@ class RemoteError(ControlError):
         self.type = type
         self.message = message
         super().__init__(f"{type}: {message}")
+
+
+class HeartError(ServerError):
+    """Errors of the heart, the watchdog behind ``server start``."""
+
+
+class HeartAlreadyRunning(HeartError):
+    """A heart (or the node of a heart that died) already holds this root."""
+
+    def __init__(self, root: Path, heart_pid: int | None, node_pid: int | None) -> None:
+        self.root = root
+        self.heart_pid = heart_pid
+        self.node_pid = node_pid
+        if heart_pid is not None:
+            what = f"a heart already runs on {root} (pid {heart_pid})"
+            todo = f"stop it first (kill -TERM {heart_pid}) or use another --root"
+        elif node_pid is not None:
+            what = f"the node of a heart that is gone still runs on {root} (pid {node_pid})"
+            todo = f"stop that node first (kill -TERM {node_pid})"
+        else:
+            what = f"a heart or its node holds {root / 'run' / 'heart.lock'}"
+            todo = "stop it first or use another --root"
+        super().__init__(f"{what}; {todo}")
+
+
+class HeartStartFailed(HeartError):
+    """A detached heart ended, or said nothing, before it started its node."""
+
+    def __init__(self, root: Path, why: str) -> None:
+        self.root = root
+        super().__init__(f"the heart for {root} {why}; see {root / 'log' / 'node.log'}")

@@ -10,11 +10,14 @@ from server.behaviours import (
     system_messages,
 )
 from server.behaviours._dispatch import module_name, resolve, set_resolver
+from server.behaviours._restart_intensity import add_restart, record_restart
 
 __all__ = [
+    "add_restart",
     "gen_server",
     "gen_server_callbacks",
     "module_name",
+    "record_restart",
     "resolve",
     "set_resolver",
     "supervisor",

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Final, final
 
-from server.errors import ServerError
+from server.errors import HttpProtocolError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -68,20 +68,6 @@ _HEAD_END: Final = re.compile(rb"\n\r?\n")
 _DIGITS: Final = re.compile(r"[0-9]+")
 _OWS: Final = b" \t"
 _VERSIONS: Final = {(1, 0): "HTTP/1.0", (1, 1): "HTTP/1.1"}
-
-
-class HttpProtocolError(ServerError):
-    """The bytes received are not an acceptable HTTP/1.1 request; answer ``status``.
-
-    Attributes:
-        status: the status code to answer with (the connection is closed after it).
-        detail: what was wrong, for the log.
-    """
-
-    def __init__(self, status: int, detail: str) -> None:
-        self.status = status
-        self.detail = detail
-        super().__init__(f"{status} {_phrase(status)}: {detail}")
 
 
 @final

@@ -13,9 +13,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
-from server import kernel
 from server.app import controller
 from server.errors import ReleaseError
 from server.release.current import set_current_release
@@ -26,7 +23,7 @@ if TYPE_CHECKING:
     from server.kernel import Pid
     from server.spec.release_view import ReleaseView
 
-__all__ = ["boot_release", "parse_release_name", "run_release"]
+__all__ = ["boot_release", "parse_release_name"]
 
 logger = logging.getLogger("server.release")
 
@@ -69,39 +66,3 @@ async def boot_release(
         extra={"applications": [e.name for e in release.spec.applications]},
     )
     return pid
-
-
-async def run_release(
-    release: ReleaseView,
-    lib_dirs: dict[str, Path],
-    sys_env: dict[str, dict[str, Any]],
-    *,
-    until: anyio.Event | None = None,
-) -> object:
-    """Boot the release and serve until ``until`` is set or the controller ends.
-
-    Returns:
-        None after ``until`` (the applications are stopped in reverse order), else the
-        controller's exit reason (a permanent application ended: the node must stop).
-    """
-    kernel.trap_exit(True)
-    pid = await boot_release(release, lib_dirs, sys_env)
-    ref = kernel.monitor(pid)
-    stop = until or anyio.Event()
-    async with anyio.create_task_group() as group:
-
-        async def on_stop() -> None:
-            await stop.wait()
-            group.cancel_scope.cancel()
-
-        group.start_soon(on_stop)
-        down = await kernel.receive(lambda m: type(m) is kernel.DownMessage and m.ref is ref)
-        group.cancel_scope.cancel()
-        assert isinstance(down, kernel.DownMessage)
-        return down.reason
-    kernel.demonitor(ref, flush=True)
-    kernel.unlink(pid)
-    stopped = kernel.monitor(pid)
-    kernel.exit(pid, kernel.SHUTDOWN)
-    await kernel.receive(lambda m: type(m) is kernel.DownMessage and m.ref is stopped)
-    return None

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from server.errors import StatusRefused
+
 __all__ = ["TRANSITIONS", "Action", "Status", "StatusRefused", "next_statuses", "on_disk"]
 
 Status = Literal["unpacked", "current", "permanent", "old"]
@@ -55,17 +57,6 @@ _WHY = {
 }
 
 
-class StatusRefused(Exception):
-    """The action is not allowed for the release's status; nothing changed."""
-
-    def __init__(self, vsn: str, status: Status, action: Action) -> None:
-        self.vsn = vsn
-        self.status = status
-        self.action = action
-        why = _WHY.get((status, action), "not allowed")
-        super().__init__(f"cannot {action.replace('_', ' ')} {vsn} ({status}): {why}")
-
-
 def next_statuses(statuses: dict[str, Status], vsn: str, action: Action) -> dict[str, Status]:
     """The statuses of every release after ``action`` on ``vsn`` (a new dict).
 
@@ -76,7 +67,7 @@ def next_statuses(statuses: dict[str, Status], vsn: str, action: Action) -> dict
     status = statuses[vsn]
     target = TRANSITIONS[(status, action)]
     if target is None:
-        raise StatusRefused(vsn, status, action)
+        raise StatusRefused(vsn, status, action, _WHY.get((status, action), "not allowed"))
     result = dict(statuses)
     if action == "install":
         for other, other_status in statuses.items():

@@ -40,7 +40,7 @@ How this works:
    ``sys.config``) into a temporary directory, rewrites ``sys.config`` (``[node] release``
    is the first version, ``env`` over each application's table), builds a package for every
    later version (its relup up from and down to each earlier *listed* version), and boots
-   the first version with ``server.release.node.run_node`` in an unlinked process of the
+   the first version with ``server.node.run_node`` in an unlinked process of the
    node. One harness runs at a time: a node runs one release.
 2. Every operation runs inside a process of the node: in the caller when it is a process,
    otherwise (a test body) in a fresh process, whose exception is re-raised in the caller.
@@ -76,8 +76,8 @@ import anyio
 from server import code_server, kernel
 from server.behaviours import gen_server, system_messages
 from server.errors import CallError, InstallFailed, NoProcessError, ProcessError
+from server.node import run_node
 from server.release import current_vsn, handler
-from server.release.node import run_node
 from server.release.package import build_package, package_name
 from server.release.source_tree import SourceTree, vsn_key
 from server.testing._records import (

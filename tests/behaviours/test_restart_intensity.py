@@ -1,15 +1,16 @@
 """The pure restart-intensity core, exactly as OTP counts (OTP semantics 7.4).
 
-Synchronous: no event loop, no process. ``add_restart(restarts, now, intensity, period)``
-drops timestamps older than ``now - period`` (inclusive window), adds ``now`` in whole
-seconds, and says "stop" when the count is strictly greater than ``intensity``.
+Synchronous: no event loop, no process. ``record_restart(restarts, now, intensity=...,
+period=...)`` drops timestamps older than ``now - period`` (inclusive window), adds ``now``,
+and says "stop" when the count is strictly greater than ``intensity``; the heart uses it on
+float seconds. ``add_restart`` is the supervisor's use of it, in whole seconds.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from server.behaviours._restart_intensity import add_restart
+from server.behaviours import add_restart, record_restart
 
 
 @pytest.mark.parametrize(
@@ -69,3 +70,54 @@ def test_a_burst_stops_at_intensity_plus_one() -> None:
             restarts, exceeded = add_restart(restarts, 42.0, intensity, 5)
             outcomes.append(exceeded)
         assert outcomes == [False] * intensity + [True], f"intensity {intensity}"
+
+
+# --- the sliding window over float seconds, as the heart counts ----------------------------
+
+
+def window(times: list[float], *, intensity: int, period: float) -> list[bool]:
+    """Feed restart times one by one; say after each whether the caller gives up."""
+    kept: tuple[float, ...] = ()
+    verdicts = []
+    for now in times:
+        kept, over = record_restart(kept, now, intensity=intensity, period=period)
+        verdicts.append(over)
+    return verdicts
+
+
+@pytest.mark.parametrize(
+    ("times", "intensity", "period", "verdicts"),
+    [
+        ([0, 1, 2], 2, 60, [False, False, True]),
+        ([0, 100, 200, 300, 400], 2, 60, [False] * 5),
+        ([0, 30, 61, 62], 2, 60, [False, False, False, True]),
+        ([0, 60], 1, 60, [False, True]),
+        ([0, 60.5], 1, 60, [False, False]),
+        ([5], 0, 60, [True]),
+        ([0, 10, 20, 100, 110, 120], 2, 60, [False, False, True, False, False, True]),
+    ],
+    ids=[
+        "three-at-once-over-two",
+        "spread-beyond-the-period",
+        "old-ones-leave-the-window",
+        "edge-of-window-counts",
+        "just-past-the-edge-drops",
+        "zero-restarts-allowed",
+        "window-refills-after-a-quiet-spell",
+    ],
+)
+def test_sliding_window(
+    times: list[float], intensity: int, period: float, verdicts: list[bool]
+) -> None:
+    assert window(times, intensity=intensity, period=period) == verdicts
+
+
+def test_window_keeps_only_recent_times() -> None:
+    kept, over = record_restart((0.0, 10.0, 50.0), 65.0, intensity=5, period=60.0)
+    assert kept == (10.0, 50.0, 65.0)
+    assert not over
+
+
+def test_float_times_are_kept_as_they_are() -> None:
+    kept, _ = record_restart((), 1234.987, intensity=5, period=5)
+    assert kept == (1234.987,)

@@ -11,7 +11,7 @@ import anyio
 
 from server import kernel
 from server.behaviours import system_messages
-from server.release.node import run_node
+from server.node import run_node
 from server.release.package import build_package
 from server.release.source_tree import SourceTree
 from tests._support.nodes import free_port, set_port

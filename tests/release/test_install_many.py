@@ -16,8 +16,8 @@ from bench.upgrade_at_scale import write_tree
 from server import kernel
 from server.behaviours import gen_server, supervisor, system_messages
 from server.errors import InstallFailed
+from server.node import run_node
 from server.release import _installer, current_vsn, handler
-from server.release.node import run_node
 from server.release.package import build_package
 from server.release.source_tree import SourceTree
 from tests.behaviours._helpers import recv, within

@@ -9,18 +9,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from server._heart_files import RootLock
-from server.errors import ServerError
+from server.errors import HeartStartFailed
+from server.heart._files import RootLock, log_dir, open_log
 
-__all__ = ["DetachedHeart", "HeartStartFailed", "start_detached"]
-
-
-class HeartStartFailed(ServerError):
-    """A detached heart ended, or said nothing, before it started its node."""
-
-    def __init__(self, root: Path, why: str) -> None:
-        self.root = root
-        super().__init__(f"the heart for {root} {why}; see {root / 'log' / 'node.log'}")
+__all__ = ["DetachedHeart", "start_detached"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +39,7 @@ def start_detached(root: Path, *, log_level: str = "INFO", timeout: float = 30.0
     probe = RootLock(root)
     probe.acquire()
     probe.release()
-    log_dir = root / "log"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    logs = log_dir(root)
     argv = [
         sys.executable,
         "-m",
@@ -63,7 +54,7 @@ def start_detached(root: Path, *, log_level: str = "INFO", timeout: float = 30.0
     read_end, write_end = os.pipe()
     try:
         os.set_inheritable(write_end, True)
-        with (log_dir / "node.log").open("ab") as output:
+        with os.fdopen(open_log(logs / "node.log"), "ab") as output:
             # posix_spawn, not Popen: the heart outlives this process in its own session,
             # and no Popen object is left behind to be reaped or warned about.
             pid = os.posix_spawn(
@@ -92,7 +83,7 @@ def start_detached(root: Path, *, log_level: str = "INFO", timeout: float = 30.0
             else f"exited with code {os.waitstatus_to_exitcode(wait_status)}"
         )
         raise HeartStartFailed(root, f"{why} before it started the node")
-    return DetachedHeart(heart_pid=pid, node_pid=int(line), log_dir=log_dir)
+    return DetachedHeart(heart_pid=pid, node_pid=int(line), log_dir=logs)
 
 
 def _read_line(fd: int, timeout: float) -> str:

@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
-from server.heart import record_restart
-
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
@@ -52,7 +50,8 @@ HEART = textwrap.dedent(
     """
     import json, logging, sys
     from pathlib import Path
-    from server.heart import HeartAlreadyRunning, run_heart
+    from server.errors import HeartAlreadyRunning
+    from server.heart import run_heart
     options = json.loads(sys.argv[1])
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     try:
@@ -165,52 +164,6 @@ def event_names(root: Path) -> list[str]:
 
 def read_pid(path: Path) -> int:
     return int(path.read_text())
-
-
-# --- the sliding window, as a pure function -----------------------------------------------
-
-
-def window(times: list[float], *, max_restarts: int, period: float) -> list[bool]:
-    """Feed restart times one by one; say after each whether the heart gives up."""
-    kept: tuple[float, ...] = ()
-    verdicts = []
-    for now in times:
-        kept, over = record_restart(kept, now, max_restarts=max_restarts, period=period)
-        verdicts.append(over)
-    return verdicts
-
-
-@pytest.mark.parametrize(
-    ("times", "max_restarts", "period", "verdicts"),
-    [
-        ([0, 1, 2], 2, 60, [False, False, True]),
-        ([0, 100, 200, 300, 400], 2, 60, [False] * 5),
-        ([0, 30, 61, 62], 2, 60, [False, False, False, True]),
-        ([0, 60], 1, 60, [False, True]),
-        ([0, 60.5], 1, 60, [False, False]),
-        ([5], 0, 60, [True]),
-        ([0, 10, 20, 100, 110, 120], 2, 60, [False, False, True, False, False, True]),
-    ],
-    ids=[
-        "three-at-once-over-two",
-        "spread-beyond-the-period",
-        "old-ones-leave-the-window",
-        "edge-of-window-counts",
-        "just-past-the-edge-drops",
-        "zero-restarts-allowed",
-        "window-refills-after-a-quiet-spell",
-    ],
-)
-def test_sliding_window(
-    times: list[float], max_restarts: int, period: float, verdicts: list[bool]
-) -> None:
-    assert window(times, max_restarts=max_restarts, period=period) == verdicts
-
-
-def test_window_keeps_only_recent_times() -> None:
-    kept, over = record_restart((0.0, 10.0, 50.0), 65.0, max_restarts=5, period=60.0)
-    assert kept == (10.0, 50.0, 65.0)
-    assert not over
 
 
 # --- hearts around fake nodes --------------------------------------------------------------

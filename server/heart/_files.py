@@ -13,6 +13,10 @@ How this works:
    They name the processes for people and for the refusal message; they decide nothing.
 3. ``log/heart.log`` gets one ``key=value`` line per event, appended and flushed at once, so
    a crash of the heart loses no line already reported.
+4. Modes, set exactly whatever the umask when the heart creates them (what exists already is
+   left as it is): ``run/`` 0700, as the control server makes it (it holds the control
+   socket by default, and only the node's user may reach that); ``log/`` 0750 and the log
+   files 0640 (the node's user writes them, its group may read them).
 """
 
 from __future__ import annotations
@@ -21,43 +25,88 @@ import contextlib
 import datetime
 import fcntl
 import os
-from typing import TYPE_CHECKING, TextIO, final
+from typing import TYPE_CHECKING, Final, TextIO, final
 
-from server.errors import ServerError
+from server.errors import HeartAlreadyRunning
 
 if TYPE_CHECKING:
     import logging
     from pathlib import Path
 
 __all__ = [
-    "HeartAlreadyRunning",
+    "LOG_DIR_MODE",
+    "LOG_FILE_MODE",
+    "RUN_DIR_MODE",
     "HeartLog",
     "RootLock",
     "format_event",
+    "log_dir",
+    "open_log",
     "pid_alive",
     "read_pid_file",
     "remove_file",
+    "run_dir",
     "write_pid_file",
 ]
 
 
-class HeartAlreadyRunning(ServerError):
-    """A heart (or the node of a heart that died) already holds this root."""
+RUN_DIR_MODE: Final = 0o700
+"""The mode of ``<root>/run`` (invariant 4)."""
+LOG_DIR_MODE: Final = 0o750
+"""The mode of ``<root>/log`` (invariant 4)."""
+LOG_FILE_MODE: Final = 0o640
+"""The mode of ``heart.log`` and ``node.log`` (invariant 4)."""
 
-    def __init__(self, root: Path, heart_pid: int | None, node_pid: int | None) -> None:
-        self.root = root
-        self.heart_pid = heart_pid
-        self.node_pid = node_pid
-        if heart_pid is not None:
-            what = f"a heart already runs on {root} (pid {heart_pid})"
-            todo = f"stop it first (kill -TERM {heart_pid}) or use another --root"
-        elif node_pid is not None:
-            what = f"the node of a heart that is gone still runs on {root} (pid {node_pid})"
-            todo = f"stop that node first (kill -TERM {node_pid})"
-        else:
-            what = f"a heart or its node holds {root / 'run' / 'heart.lock'}"
-            todo = "stop it first or use another --root"
-        super().__init__(f"{what}; {todo}")
+_APPEND: Final = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+
+
+def _make_dir(path: Path, mode: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=mode)
+    except FileExistsError:
+        return path
+    os.chmod(path, mode)  # the umask may have taken bits away; set it exactly
+    return path
+
+
+def run_dir(root: Path) -> Path:
+    """``<root>/run``, created with mode 0700 when missing.
+
+    Raises:
+        OSError: it cannot be created.
+    """
+    return _make_dir(root / "run", RUN_DIR_MODE)
+
+
+def log_dir(root: Path) -> Path:
+    """``<root>/log``, created with mode 0750 when missing.
+
+    Raises:
+        OSError: it cannot be created.
+    """
+    return _make_dir(root / "log", LOG_DIR_MODE)
+
+
+def open_log(path: Path) -> int:
+    """Open the log file ``path`` for appending; a missing one is created with mode 0640.
+
+    Returns:
+        The descriptor (close-on-exec; the caller owns it).
+
+    Raises:
+        OSError: the file cannot be opened or created.
+    """
+    while True:
+        try:
+            fd = os.open(path, _APPEND | os.O_CREAT | os.O_EXCL, LOG_FILE_MODE)
+        except FileExistsError:
+            try:
+                return os.open(path, _APPEND)
+            except FileNotFoundError:
+                continue  # removed in between: create it after all
+        os.fchmod(fd, LOG_FILE_MODE)  # exactly, whatever the umask
+        return fd
 
 
 def pid_alive(pid: int) -> bool:
@@ -117,7 +166,7 @@ class RootLock:
         Raises:
             HeartAlreadyRunning: another heart, or the node of a heart that died, holds it.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        run_dir(self.root)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -165,9 +214,9 @@ class HeartLog:
         self._file: TextIO | None = None
 
     def open(self) -> None:
-        """Open the file for appending (its directory is created)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a", encoding="utf-8")
+        """Open the file for appending (it and its directory are created, invariant 4)."""
+        _make_dir(self.path.parent, LOG_DIR_MODE)
+        self._file = os.fdopen(open_log(self.path), "a", encoding="utf-8")
 
     def close(self) -> None:
         """Close the file."""

@@ -1,8 +1,9 @@
 """The heart: OTP's watchdog, a parent OS process that restarts its node when it dies.
 
-A heart runs the node as a child OS process and watches it. It depends on nothing of the
-node (no kernel, no event loop): it is a plain synchronous loop around ``waitpid``, so it
-keeps working whatever state the node's runtime is in.
+A heart runs the node as a child OS process and watches it. It runs nothing of the node
+(no kernel, no event loop; of the runtime it uses only the pure restart-window function): it
+is a plain synchronous loop around ``waitpid``, so it keeps working whatever state the
+node's runtime is in.
 
 How this works:
 
@@ -21,15 +22,17 @@ How this works:
    while no child runs (between a crash and its restart) means no restart. The child runs
    in its own process group, so a terminal's Ctrl-C reaches the heart only, and the node
    sees one signal, not two.
-3. Restart intensity is counted as a supervisor counts it (``record_restart``, a pure
-   function): a sliding window of restart times over ``period`` seconds of monotonic time;
-   the heart gives up when more than ``max_restarts`` restarts fall in the window, so a
-   child that always crashes is started ``max_restarts + 1`` times.
+3. Restart intensity is counted with the supervisor's own sliding window
+   (``server.behaviours.record_restart``, a pure function), over ``period`` seconds of
+   monotonic time kept as floats (a supervisor counts whole seconds); the heart gives up when
+   more than ``max_restarts`` restarts fall in the window, so a child that always crashes is
+   started ``max_restarts + 1`` times.
 4. The child is told it runs under a heart: ``SERVER_HEART=1`` and
    ``SERVER_HEART_RESTARTS=<n>`` (0 for the first start) are added to its environment.
-5. Files (see ``server._heart_files``): the root lock, ``run/heart.pid`` and
+5. Files (see ``server.heart._files``): the root lock, ``run/heart.pid`` and
    ``run/node.pid`` (removed on exit), ``log/heart.log`` (one line per event) and, unless
-   ``foreground``, ``log/node.log`` with the child's stdout and stderr appended.
+   ``foreground``, ``log/node.log`` with the child's stdout and stderr appended; ``run/`` is
+   made 0700, the logs 0640.
 """
 
 from __future__ import annotations
@@ -44,11 +47,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypeAlias, final
 
-from server._heart_detach import DetachedHeart, HeartStartFailed, start_detached
-from server._heart_files import (
-    HeartAlreadyRunning,
+from server.behaviours import record_restart
+from server.heart._files import (
     HeartLog,
     RootLock,
+    log_dir,
+    open_log,
     read_pid_file,
     remove_file,
     write_pid_file,
@@ -59,47 +63,16 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from types import FrameType
 
-__all__ = [
-    "HEART_ENV",
-    "RESTARTS_ENV",
-    "DetachedHeart",
-    "HeartAlreadyRunning",
-    "HeartStartFailed",
-    "node_command",
-    "record_restart",
-    "run_heart",
-    "run_heart_on_root",
-    "start_detached",
-]
-
-for _public in (DetachedHeart, HeartAlreadyRunning, HeartStartFailed, start_detached):
-    _public.__module__ = __name__
-del _public
+__all__ = ["HEART_ENV", "RESTARTS_ENV", "node_command", "run_heart", "run_heart_on_root"]
 
 HEART_ENV = "SERVER_HEART"
 """Set to ``1`` in the environment of a node that runs under a heart."""
 RESTARTS_ENV = "SERVER_HEART_RESTARTS"
 """How many times the heart has restarted the node before this start (``0`` at first)."""
 
-_LOGGER = logging.getLogger(__name__)
+_LOGGER = logging.getLogger("server.heart")
 _Handler: TypeAlias = "Callable[[int, FrameType | None], object] | int | signal.Handlers | None"
 _FORWARDED = (signal.SIGTERM, signal.SIGINT)
-
-
-def record_restart(
-    restarts: tuple[float, ...], now: float, *, max_restarts: int, period: float
-) -> tuple[tuple[float, ...], bool]:
-    """Record a restart at ``now`` in the sliding window of the last ``period`` seconds.
-
-    Times older than ``now - period`` leave the window (its edge is inclusive).
-
-    Returns:
-        The restart times still in the window, ``now`` included, and True when there are
-        more than ``max_restarts`` of them (the heart must give up).
-    """
-    kept = tuple(t for t in restarts if t >= now - period)
-    updated = (*kept, now)
-    return updated, len(updated) > max_restarts
 
 
 def _status(returncode: int) -> int:
@@ -213,7 +186,7 @@ def run_heart(
             previous[signum] = signal.signal(signum, stop.handle)
         events.open()
         if not foreground:
-            output = (root / "log" / "node.log").open("ab")
+            output = os.fdopen(open_log(log_dir(root) / "node.log"), "ab")
         write_pid_file(run_dir / "heart.pid", os.getpid())
         facts: dict[str, object] = {"heart_pid": os.getpid(), "root": root}
         if stale is not None:
@@ -273,10 +246,7 @@ def _supervise(settings: _Settings, stop: _StopRequest, events: HeartLog) -> int
         if returncode == 0:
             return 0
         restarts, over = record_restart(
-            restarts,
-            time.monotonic(),
-            max_restarts=settings.max_restarts,
-            period=settings.period,
+            restarts, time.monotonic(), intensity=settings.max_restarts, period=settings.period
         )
         if over:
             reason = f"{len(restarts)} restarts within {settings.period:g} s"

@@ -1,106 +1,40 @@
-"""The ``server`` command: run a node, or run one that reloads code as you edit it."""
+"""The ``server`` command: run a node, build packages, reload while editing, start a heart.
+
+``main`` parses the command line (``_parser``), runs the command and turns a
+``ServerError`` into one line on stderr and exit code 1. The commands that talk to a
+running node are in ``_control``; what they print is in ``_output``.
+"""
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 import signal
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 from rich.console import Console
-from rich.table import Table
 
 from server import code_server, kernel
-from server._logging import configure_logging
-from server.cli_control import COMMANDS, add_control_commands, run_control_command
-from server.commands import control_service
+from server.cli._control import run_control_command
+from server.cli._logging import configure_logging
+from server.cli._output import add_package_row, packages_table
+from server.cli._parser import parser
 from server.dev.reloader import ReloadEvent, watch
 from server.errors import ServerError
-from server.heart import run_heart_on_root, start_detached
+from server.heart import RESTARTS_ENV, run_heart_on_root, start_detached
+from server.node import COMMANDS, control_service, run_node
 from server.release.boot import parse_release_name
-from server.release.node import run_node
 from server.release.package import build_package
 from server.release.source_tree import SourceTree
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
+    from pathlib import Path
 
 __all__ = ["main"]
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="server", description="A hot code-loading application server for Python."
-    )
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = commands.add_parser(
-        "run", help="boot a node on the release named in sys.config, until Ctrl-C"
-    )
-    run.add_argument("--root", type=Path, default=Path.cwd(), help="the node's root directory")
-    run.add_argument("--release", help="boot this release (<name>-<vsn>) instead")
-    run.add_argument("--config", type=Path, help="sys.config (default <root>/sys.config)")
-
-    build = commands.add_parser(
-        "build", help="build release packages (.tar.gz + .sha256) with their relups"
-    )
-    build.add_argument(
-        "releases", nargs="*", metavar="NAME-VSN", help="releases to build (default: all)"
-    )
-    build.add_argument("--root", type=Path, default=Path.cwd(), help="the source tree")
-    build.add_argument("--config", type=Path, help="sys.config (default <root>/sys.config)")
-    build.add_argument("--out", type=Path, help="output directory (default: <root>/build)")
-    build.add_argument(
-        "--up-from", action="append", metavar="VSN", help="older release to upgrade from"
-    )
-    build.add_argument(
-        "--down-to", action="append", metavar="VSN", help="older release to downgrade to"
-    )
-    build.add_argument(
-        "--default-appups",
-        action="store_true",
-        help="give changed modules no appup mentions a default instruction (and say which)",
-    )
-
-    dev = commands.add_parser(
-        "dev", help="run a node that reloads application modules when their files change"
-    )
-    dev.add_argument(
-        "--path",
-        type=Path,
-        action="append",
-        required=True,
-        help="an application source root to load from and watch (repeatable)",
-    )
-    dev.add_argument(
-        "--start",
-        metavar="MODULE[:FUNCTION]",
-        help="an async function to run as the first process (default function: main)",
-    )
-    dev.add_argument(
-        "--grace",
-        type=float,
-        default=2.0,
-        help="seconds a process may stay in old code before it is purged (default 2)",
-    )
-
-    start = commands.add_parser(
-        "start", help="run a node under a heart that restarts it when it dies (in the background)"
-    )
-    start.add_argument("--root", type=Path, default=Path.cwd(), help="the node's root directory")
-    start.add_argument(
-        "--foreground",
-        action="store_true",
-        help="stay attached: the node's output goes to this terminal (for systemd)",
-    )
-    start.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
-    add_control_commands(commands)
-    return parser
 
 
 async def _until_signal() -> None:
@@ -117,7 +51,7 @@ async def _run(root: Path, release: str | None, config: Path | None) -> int:
     tree = SourceTree(root, config)
     settings = tree.sys_config.node
     embedded = release or settings.release
-    restarts = os.environ.get("SERVER_HEART_RESTARTS")
+    restarts = os.environ.get(RESTARTS_ENV)
     async with kernel.Node(name=settings.name) as node, anyio.create_task_group() as group:
         services = [control_service(settings.control_socket)]
         boot = functools.partial(run_node, tree.root, tree, embedded, services)
@@ -152,9 +86,7 @@ def _build(args: argparse.Namespace) -> None:
         (spec.name, spec.vsn) for spec in tree.release_specs()
     ]
     out = args.out or tree.root / "build"
-    table = Table(title=f"release packages in {out}")
-    for column in ("package", "sha256", "size", "relup up from", "relup down to"):
-        table.add_column(column)
+    table = packages_table(out)
     console = Console()
     for name, vsn in wanted:
         with console.status(f"building {name} {vsn}"):
@@ -169,13 +101,7 @@ def _build(args: argparse.Namespace) -> None:
             )
         for note in built.notes:
             console.print(f"[yellow]default appup[/yellow] {note}")
-        table.add_row(
-            built.path.name,
-            built.sha256[:16],
-            f"{built.size:,} B",
-            ", ".join(e.vsn for e in built.relup.up) or "-",
-            ", ".join(e.vsn for e in built.relup.down) or "-",
-        )
+        add_package_row(table, built)
     console.print(table)
 
 
@@ -211,7 +137,7 @@ def _start(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``server`` console script."""
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     configure_logging(args.log_level)
     try:
         if args.command == "run":

@@ -1,0 +1,138 @@
+"""What the ``server`` command prints: tables, trees, progress bars and one-line answers.
+
+Everything is printed through a ``rich`` console for people; ``--json`` output does not
+come here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.tree import Tree
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from server.control import ProgressInfo
+    from server.release.package import BuiltPackage
+
+__all__ = ["add_package_row", "packages_table", "progress_bar", "show"]
+
+
+@contextlib.contextmanager
+def progress_bar(console: Console, name: str) -> Iterator[Callable[[ProgressInfo], None]]:
+    """A transient progress bar for command ``name``; yields the callback that moves it."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[step]}"))
+    with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(name, total=None, step="")
+
+        def on_progress(info: ProgressInfo) -> None:
+            bar.update(task, total=info.total, completed=info.done, step=info.step)
+
+        yield on_progress
+
+
+def packages_table(out: Path) -> Table:
+    """The empty table of ``server build``'s packages."""
+    table = Table(title=f"release packages in {out}")
+    for column in ("package", "sha256", "size", "relup up from", "relup down to"):
+        table.add_column(column)
+    return table
+
+
+def add_package_row(table: Table, built: BuiltPackage) -> None:
+    """One built package's row of ``packages_table``."""
+    table.add_row(
+        built.path.name,
+        built.sha256[:16],
+        f"{built.size:,} B",
+        ", ".join(e.vsn for e in built.relup.up) or "-",
+        ", ".join(e.vsn for e in built.relup.down) or "-",
+    )
+
+
+def show(console: Console, name: str, result: Any) -> None:
+    """Print the answer of control command ``name`` for people."""
+    if name == "releases":
+        table = Table(title="releases")
+        for column in ("name", "vsn", "status", "applications"):
+            table.add_column(column)
+        for row in result:
+            table.add_row(row["name"], row["vsn"], row["status"], ", ".join(row["applications"]))
+        console.print(table)
+    elif name == "processes":
+        table = Table(title=f"{len(result)} processes")
+        for column in ("pid", "name", "behaviour", "module", "vsn", "mailbox", "status"):
+            table.add_column(column)
+        for row in result:
+            table.add_row(
+                *(
+                    str(row[c]) if row[c] is not None else ""
+                    for c in ("pid", "name", "behaviour", "module", "vsn", "mailbox", "status")
+                )
+            )
+        console.print(table)
+    elif name == "code":
+        table = Table(title=f"{len(result)} module versions")
+        for column in ("module", "slot", "vsn", "path"):
+            table.add_column(column)
+        for row in result:
+            table.add_row(row["module"], row["slot"], str(row["vsn"]), row["path"])
+        console.print(table)
+    elif name == "tree":
+        for app in result:
+            tree = Tree(f"[bold]{app['application']}[/bold]")
+            _branch(tree, app["tree"])
+            console.print(tree)
+    elif name == "status":
+        release = result["release"]
+        console.print(
+            f"release {release['name']} {release['vsn']}" if release else "no release",
+            f"· OS pid {result['os_pid']} · up {result['uptime']:.0f} s · "
+            f"{result['processes']} processes",
+        )
+        for app in result["applications"]:
+            console.print(f"  {app['name']} {app['vsn']}  {app['description']}")
+    elif name in ("install", "upgrade", "rollback"):
+        report = result.get("report", result)
+        console.print(
+            f"{report['direction']} {report['from_vsn']} -> {report['to_vsn']} in "
+            f"{report['seconds'] * 1000:.1f} ms: {len(report['modules_loaded'])} modules "
+            f"loaded, {len(report['processes'])} processes migrated"
+        )
+        for key in ("applications_added", "applications_removed"):
+            if report[key]:
+                console.print(f"  {key.replace('_', ' ')}: {', '.join(report[key])}")
+        if name == "upgrade":
+            console.print(f"release {result['vsn']} is now permanent")
+        if name == "rollback":
+            console.print(f"rolled back to {result['vsn']}")
+    elif name == "check":
+        console.print(
+            f"install {result['from_vsn']} -> {result['to_vsn']} ({result['direction']}) "
+            f"would load {len(result['modules'])} modules and migrate "
+            f"{len(result['processes'])} processes; every code_change passed on a copy"
+        )
+    elif name == "stop":
+        console.print("node stopping")
+    elif name in ("permanent", "remove", "unpack"):
+        done = {"permanent": "is now permanent", "remove": "removed", "unpack": "unpacked"}
+        console.print(f"release {result['vsn']} {done[name]}")
+    elif name == "ping":
+        console.print(f"pong (release {result['release']})")
+    else:
+        console.print(json.dumps(result) if not isinstance(result, str) else result)
+
+
+def _branch(parent: Tree, node: dict[str, Any]) -> None:
+    label = f"{node['id']} {node['pid']}" + (f" ({node['name']})" if node["name"] else "")
+    child = parent.add(label + (" [dim]supervisor[/dim]" if node["type"] == "supervisor" else ""))
+    for grandchild in node.get("children", []):
+        _branch(child, grandchild)

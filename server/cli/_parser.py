@@ -1,0 +1,96 @@
+"""The ``server`` command line: every sub-command and its options, in one parser.
+
+The control commands' sub-commands are built from the node's one command table
+(``server.node.COMMANDS``): each takes its positional argument when it has one, ``--root``
+(the node's root; default the current directory) and ``--config`` (default
+``<root>/sys.config``, where the socket's path is set); read-only ones take ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from server.node import COMMANDS
+
+__all__ = ["parser"]
+
+
+def parser() -> argparse.ArgumentParser:
+    """The parser of ``server [--log-level LEVEL] COMMAND ...``."""
+    top = argparse.ArgumentParser(
+        prog="server", description="A hot code-loading application server for Python."
+    )
+    top.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run", help="boot a node on the release named in sys.config, until Ctrl-C"
+    )
+    run.add_argument("--root", type=Path, default=Path.cwd(), help="the node's root directory")
+    run.add_argument("--release", help="boot this release (<name>-<vsn>) instead")
+    run.add_argument("--config", type=Path, help="sys.config (default <root>/sys.config)")
+
+    build = commands.add_parser(
+        "build", help="build release packages (.tar.gz + .sha256) with their relups"
+    )
+    build.add_argument(
+        "releases", nargs="*", metavar="NAME-VSN", help="releases to build (default: all)"
+    )
+    build.add_argument("--root", type=Path, default=Path.cwd(), help="the source tree")
+    build.add_argument("--config", type=Path, help="sys.config (default <root>/sys.config)")
+    build.add_argument("--out", type=Path, help="output directory (default: <root>/build)")
+    build.add_argument(
+        "--up-from", action="append", metavar="VSN", help="older release to upgrade from"
+    )
+    build.add_argument(
+        "--down-to", action="append", metavar="VSN", help="older release to downgrade to"
+    )
+    build.add_argument(
+        "--default-appups",
+        action="store_true",
+        help="give changed modules no appup mentions a default instruction (and say which)",
+    )
+
+    dev = commands.add_parser(
+        "dev", help="run a node that reloads application modules when their files change"
+    )
+    dev.add_argument(
+        "--path",
+        type=Path,
+        action="append",
+        required=True,
+        help="an application source root to load from and watch (repeatable)",
+    )
+    dev.add_argument(
+        "--start",
+        metavar="MODULE[:FUNCTION]",
+        help="an async function to run as the first process (default function: main)",
+    )
+    dev.add_argument(
+        "--grace",
+        type=float,
+        default=2.0,
+        help="seconds a process may stay in old code before it is purged (default 2)",
+    )
+
+    start = commands.add_parser(
+        "start", help="run a node under a heart that restarts it when it dies (in the background)"
+    )
+    start.add_argument("--root", type=Path, default=Path.cwd(), help="the node's root directory")
+    start.add_argument(
+        "--foreground",
+        action="store_true",
+        help="stay attached: the node's output goes to this terminal (for systemd)",
+    )
+    start.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+
+    for command in COMMANDS.values():
+        sub = commands.add_parser(command.name, help=command.help, description=command.help)
+        if command.argument is not None:
+            sub.add_argument(command.argument, help=f"the {command.argument}")
+        sub.add_argument("--root", type=Path, default=Path.cwd(), help="the node's root")
+        sub.add_argument("--config", type=Path, help="sys.config (default <root>/sys.config)")
+        if command.read_only:
+            sub.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    return top

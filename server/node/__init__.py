@@ -1,0 +1,28 @@
+"""The node: its boot (``run_node``) and the control commands it serves.
+
+This package sits above ``release`` and ``control``: the boot runs the release handler and
+the node's services, and the command set (``COMMANDS``, one table for the node and the CLI)
+drives the release handler through the control server. ``release`` itself never reaches
+the control socket.
+"""
+
+from __future__ import annotations
+
+from server.node._boot import install_embedded, run_node
+from server.node._commands import (
+    COMMANDS,
+    Command,
+    NodeCommandHandler,
+    control_service,
+    node_commands,
+)
+
+__all__ = [
+    "COMMANDS",
+    "Command",
+    "NodeCommandHandler",
+    "control_service",
+    "install_embedded",
+    "node_commands",
+    "run_node",
+]

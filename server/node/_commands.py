@@ -1,0 +1,358 @@
+"""The node's control commands, defined once: what ``server <command>`` asks a running node.
+
+``COMMANDS`` is the one table. Each ``Command`` row names the command and holds its handler,
+its help line, its positional argument, whether it only reads the node, how long the CLI
+waits for it and whether it streams progress. The node serves the handlers
+(``node_commands``, through ``control_service``); the CLI builds its sub-commands, their
+arguments and their waits from the same rows (``server.cli``).
+
+A handler runs in the control server's connection process (see ``server.control.server``
+for the contract): it gets the node's boot process, the request's ``args`` and a progress
+callback, and returns JSON. Release operations go to the release handler; the rest read the
+node (applications, processes, trees, env). ``stop`` answers first, then asks the boot
+process to stop the node.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
+
+from server import code_server, kernel
+from server.app import controller, get_all_env
+from server.behaviours import supervisor, system_messages
+from server.control import ProgressInfo
+from server.control import start_link as start_control
+from server.errors import CallError, InstallRefused, ServerError
+from server.release import current_release, handler
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+
+    from server.control import CommandHandler, ProgressCallback
+    from server.kernel import Pid
+
+__all__ = ["COMMANDS", "Command", "NodeCommandHandler", "control_service", "node_commands"]
+
+#: ``async def handler(boot, args, progress) -> JSON``: a command as the node runs it.
+NodeCommandHandler: TypeAlias = "Callable[[Pid, dict[str, Any], ProgressCallback], Awaitable[Any]]"
+
+_STARTED = time.time()
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One control command: everything the node and the CLI know about it.
+
+    Attributes:
+        name: the command's name on the wire and on the command line.
+        help: one line for ``server --help``.
+        handler: what the node runs for it.
+        argument: the name of its one positional argument (also its key in the request's
+            ``args``), or None.
+        read_only: it changes nothing in the node (the CLI offers ``--json`` for it).
+        timeout: seconds the CLI waits for the answer.
+        progress: it streams progress while it runs (the CLI shows a bar).
+    """
+
+    name: str
+    help: str
+    handler: NodeCommandHandler
+    argument: str | None = None
+    read_only: bool = False
+    timeout: float = 30.0
+    progress: bool = False
+
+
+def node_commands(boot: Pid) -> dict[str, CommandHandler]:
+    """Every command's handler for the control server, bound to the node's boot process."""
+    return {name: functools.partial(command.handler, boot) for name, command in COMMANDS.items()}
+
+
+def control_service(socket: str) -> Callable[[Path], Awaitable[Pid]]:
+    """A boot service that starts the control server at ``<root>/<socket>``."""
+
+    async def start(root: Path) -> Pid:
+        return await start_control(root / socket, node_commands(kernel.self()))
+
+    return start
+
+
+def _vsn(args: dict[str, Any]) -> str:
+    vsn = args.get("vsn")
+    if not isinstance(vsn, str) or not vsn:
+        raise InstallRefused("give the release version: vsn (a string)")
+    return vsn
+
+
+def _package(args: dict[str, Any]) -> str:
+    package = args.get("package")
+    if not isinstance(package, str) or not package:
+        raise InstallRefused("give the package file: package (a path)")
+    return str(Path(package).resolve())
+
+
+def _progress_of(progress: ProgressCallback) -> Callable[[str, int, int], None]:
+    def report(step: str, done: int, total: int) -> None:
+        progress(ProgressInfo(step=step, done=done, total=total))
+
+    return report
+
+
+async def _ping(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    release = current_release()
+    return {"pong": True, "release": release[1] if release else None}
+
+
+async def _status(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    release = current_release()
+    apps = await controller.which_applications()
+    return {
+        "release": {"name": release[0], "vsn": release[1]} if release else None,
+        "os_pid": os.getpid(),
+        "uptime": round(time.time() - _STARTED, 3),
+        "applications": [
+            {"name": a.name, "vsn": a.vsn, "description": a.description} for a in apps
+        ],
+        "processes": len(kernel.processes()),
+    }
+
+
+async def _releases(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    return await handler.which_releases()
+
+
+async def _unpack(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    return {"vsn": await handler.unpack(_package(args))}
+
+
+async def _check(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    return await handler.check_install(_vsn(args))
+
+
+async def _install(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    timeout = args.get("code_change_timeout", 5.0)
+    if not isinstance(timeout, int | float) or timeout <= 0:
+        raise InstallRefused("code_change_timeout must be a number of seconds > 0")
+    report = await handler.install(
+        _vsn(args), code_change_timeout=float(timeout), progress=_progress_of(progress)
+    )
+    return report.as_json()
+
+
+async def _permanent(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    return {"vsn": await handler.make_permanent(_vsn(args))}
+
+
+async def _remove(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    return {"vsn": await handler.remove(_vsn(args))}
+
+
+async def _upgrade(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    package = _package(args)
+    progress(ProgressInfo(step="unpack", done=0, total=3))
+    vsn = await handler.unpack(package)
+    progress(ProgressInfo(step="install", done=1, total=3, detail=vsn))
+    report = await handler.install(vsn, progress=_progress_of(progress))
+    progress(ProgressInfo(step="make permanent", done=2, total=3, detail=vsn))
+    await handler.make_permanent(vsn)
+    return {"vsn": vsn, "report": report.as_json()}
+
+
+async def _rollback(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    return await handler.rollback()
+
+
+async def _processes(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    rows: list[dict[str, Any]] = []
+    for pid in kernel.processes():
+        info = kernel.process_info(pid)
+        if info is None:
+            continue
+        labels = dict(info.labels)
+        row: dict[str, Any] = {
+            "pid": repr(pid),
+            "name": info.registered_name,
+            "behaviour": labels.get("behaviour"),
+            "module": labels.get("module"),
+            "vsn": None,
+            "mailbox": info.message_queue_len,
+            "status": "running",
+        }
+        if labels.get("behaviour") == "gen_server":
+            try:
+                status = await system_messages.get_status(pid, timeout=1.0)
+            except CallError:
+                continue  # ended meanwhile
+            row["status"] = status.status
+            row["vsn"] = _module_vsn(status.module)
+        rows.append(row)
+    return rows
+
+
+async def _code(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    return [
+        {
+            "module": info.module,
+            "slot": info.slot,
+            "vsn": info.vsn if isinstance(info.vsn, str | int | float) else repr(info.vsn),
+            "path": info.path,
+            "loaded_at": info.loaded_at,
+        }
+        for info in code_server.all_loaded()
+    ]
+
+
+def _module_vsn(module: str) -> Any:
+    try:
+        vsn = code_server.get_vsn(module)
+    except ServerError:
+        return None
+    return vsn if isinstance(vsn, str | int | float) else repr(vsn)
+
+
+async def _tree(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    trees = []
+    for app, top in (await controller.top_supervisors()).items():
+        trees.append({"application": app, "tree": await _node(top, "top", "supervisor")})
+    return trees
+
+
+async def _node(pid: Pid, child_id: str | None, kind: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "pid": repr(pid),
+        "id": child_id,
+        "type": kind,
+        "name": info.registered_name if (info := kernel.process_info(pid)) else None,
+    }
+    if kind == "supervisor":
+        try:
+            rows = await supervisor.which_children(pid)
+        except CallError:
+            rows = []
+        entry["children"] = [
+            await _node(row.pid, row.id, row.type)
+            if isinstance(row.pid, kernel.Pid)
+            else {"pid": str(row.pid), "id": row.id, "type": row.type, "name": None}
+            for row in rows
+        ]
+    return entry
+
+
+async def _env(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    app = args.get("app")
+    if not isinstance(app, str):
+        raise InstallRefused("give the application: app (a name)")
+    loaded = await controller.loaded_applications()
+    if app not in loaded:
+        raise InstallRefused(f"application {app} is not loaded (loaded: {', '.join(loaded)})")
+    return get_all_env(app)
+
+
+async def _stop(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    # the boot stops the control server last, after the applications: the reply leaves
+    kernel.send(boot, ("stop",))
+    return {"stopping": True}
+
+
+_TABLE: Final = (
+    Command("ping", "check that the node answers", _ping, read_only=True, timeout=10.0),
+    Command(
+        "status",
+        "release, OS pid, uptime, applications, process count",
+        _status,
+        read_only=True,
+        timeout=10.0,
+    ),
+    Command(
+        "releases",
+        "the releases of the node and their status",
+        _releases,
+        read_only=True,
+        timeout=10.0,
+    ),
+    Command(
+        "processes",
+        "every process: name, behaviour, module, vsn, mailbox",
+        _processes,
+        read_only=True,
+        timeout=30.0,
+    ),
+    Command(
+        "code",
+        "every application module version in memory: current and old",
+        _code,
+        read_only=True,
+        timeout=10.0,
+    ),
+    Command(
+        "tree",
+        "the supervision trees of the running applications",
+        _tree,
+        read_only=True,
+        timeout=30.0,
+    ),
+    Command("env", "the env of an application", _env, argument="app", read_only=True, timeout=10.0),
+    Command(
+        "unpack",
+        "verify and unpack a release package",
+        _unpack,
+        argument="package",
+        timeout=120.0,
+        progress=True,
+    ),
+    Command(
+        "check",
+        "check an install without changing anything (dry-runs code_change)",
+        _check,
+        argument="vsn",
+        timeout=120.0,
+        progress=True,
+    ),
+    Command(
+        "install",
+        "install an unpacked release (upgrade or downgrade)",
+        _install,
+        argument="vsn",
+        timeout=120.0,
+        progress=True,
+    ),
+    Command(
+        "permanent",
+        "make the running release the one the node boots",
+        _permanent,
+        argument="vsn",
+        timeout=30.0,
+    ),
+    Command(
+        "remove",
+        "remove a release that is neither permanent nor running",
+        _remove,
+        argument="vsn",
+        timeout=30.0,
+    ),
+    Command(
+        "upgrade",
+        "unpack, install and make permanent a release package",
+        _upgrade,
+        argument="package",
+        timeout=120.0,
+        progress=True,
+    ),
+    Command(
+        "rollback",
+        "go back to the release permanent before this one",
+        _rollback,
+        timeout=120.0,
+        progress=True,
+    ),
+    Command("stop", "stop the node (its applications in reverse order)", _stop, timeout=30.0),
+)
+
+COMMANDS: Final[Mapping[str, Command]] = {command.name: command for command in _TABLE}
+"""Every control command by name, in the order ``server --help`` lists them."""
