@@ -12,6 +12,7 @@ import json
 import os
 import select
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -311,6 +312,7 @@ def test_server_start_detaches_a_heart(tmp_path: Path) -> None:
         text=True,
         timeout=STEP,
         check=False,
+        umask=0o022,  # the common default, which alone would leave run/ 0755 and logs 0644
     )
     assert done.returncode == 0, done.stderr
     first, second = done.stdout.splitlines()
@@ -320,6 +322,65 @@ def test_server_start_detaches_a_heart(tmp_path: Path) -> None:
     assert event_names(tmp_path) == ["heart_start", "start", "exit", "give_up", "heart_exit"]
     assert events(tmp_path)[0]["heart_pid"] == str(heart_pid)
     assert "no embedded release is named" in (tmp_path / "log" / "node.log").read_text()
+    assert modes(tmp_path) == {
+        "run": 0o700,
+        "run/heart.lock": 0o600,
+        "log": 0o750,
+        "log/heart.log": 0o640,
+        "log/node.log": 0o640,
+    }
+
+
+def modes(root: Path) -> dict[str, int]:
+    """The permission bits of everything under ``run/`` and ``log/``, by relative path."""
+    found = {}
+    for top in ("run", "log"):
+        for path in [root / top, *sorted((root / top).iterdir())]:
+            found[str(path.relative_to(root))] = stat.S_IMODE(os.stat(path).st_mode)
+    return found
+
+
+def test_foreground_heart_makes_run_private_and_logs_0640(tmp_path: Path) -> None:
+    (tmp_path / "sys.config").write_text("[node]\nheart_max_restarts = 0\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "start", "--root", str(tmp_path), "--foreground"],
+        capture_output=True,
+        text=True,
+        timeout=STEP,
+        check=False,
+        umask=0o022,
+    )
+    assert done.returncode == 1, done.stderr  # the node could not boot: no release
+    assert modes(tmp_path) == {
+        "run": 0o700,
+        "run/heart.lock": 0o600,
+        "log": 0o750,
+        "log/heart.log": 0o640,
+    }
+
+
+def test_existing_folders_and_logs_keep_their_modes(tmp_path: Path) -> None:
+    (tmp_path / "sys.config").write_text("[node]\nheart_max_restarts = 0\n")
+    for folder, mode in (("run", 0o750), ("log", 0o755)):
+        (tmp_path / folder).mkdir(mode=mode)
+        os.chmod(tmp_path / folder, mode)
+    (tmp_path / "log" / "heart.log").write_text("")
+    os.chmod(tmp_path / "log" / "heart.log", 0o600)
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "start", "--root", str(tmp_path), "--foreground"],
+        capture_output=True,
+        text=True,
+        timeout=STEP,
+        check=False,
+        umask=0o022,
+    )
+    assert done.returncode == 1, done.stderr
+    assert modes(tmp_path) == {
+        "run": 0o750,
+        "run/heart.lock": 0o600,
+        "log": 0o755,
+        "log/heart.log": 0o600,
+    }
 
 
 def test_server_start_refuses_a_taken_root(start_heart: HeartStarter, tmp_path: Path) -> None:

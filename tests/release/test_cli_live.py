@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -158,6 +159,25 @@ def test_kill_9_before_permanent_boots_the_permanent_release(demo_tree: Path) ->
         assert heart.request("GET", "/count/k")[1]["vsn"] == "1.0.0"
         cli(demo_tree, "install", "1.1.0")  # the same install is accepted again
         assert heart.request("GET", "/count/k")[1]["vsn"] == "1.1.0"
+    finally:
+        heart.stop(signal.SIGTERM)
+        heart.kill()
+
+
+def test_server_start_serves_the_control_socket_from_a_private_folder(demo_tree: Path) -> None:
+    port = free_port()
+    set_port(demo_tree, port)
+    heart = NodeProcess(demo_tree, ["start", "--foreground"], port).start()
+    try:
+        heart.wait_for("release demo 1.0.0 booted")
+        assert cli_json(demo_tree, "ping")["release"] == "1.0.0"
+        run, log = demo_tree / "run", demo_tree / "log"
+        assert stat.S_IMODE(os.stat(run).st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(run / "control.sock").st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(log).st_mode) == 0o750
+        assert stat.S_IMODE(os.stat(log / "heart.log").st_mode) == 0o640
+        assert "node stopping" in cli(demo_tree, "stop").stdout
+        assert heart.process.wait(timeout=30) == 0  # the node exited 0: the heart ends too
     finally:
         heart.stop(signal.SIGTERM)
         heart.kill()
