@@ -5,7 +5,7 @@
 code path and its env (spec env overridden by ``sys.config``), and starts them in release
 order with their start types (``load`` only loads, ``none`` does neither). It returns the
 controller's pid: when a permanent application ends, the controller ends, and so should
-the node (``run_release`` does that).
+the node (``server.node.run_node`` does that).
 """
 
 from __future__ import annotations
