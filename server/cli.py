@@ -24,6 +24,7 @@ from server.heart import run_heart_on_root, start_detached
 from server.release.boot import parse_release_name
 from server.release.node import run_node
 from server.release.package import build_package
+from server.release.signature import generate_key_pair, public_key_text, read_signing_key
 from server.release.source_tree import SourceTree
 
 if TYPE_CHECKING:
@@ -66,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="give changed modules no appup mentions a default instruction (and say which)",
     )
+    build.add_argument(
+        "--sign", type=Path, metavar="KEY", help="sign each package with this Ed25519 key (PEM)"
+    )
+    keygen = commands.add_parser(
+        "keygen", help="create a signing key pair: OUT (private, 0600) and OUT.pub (public)"
+    )
+    keygen.add_argument("out", type=Path, metavar="OUT", help="the private key file to create")
 
     dev = commands.add_parser(
         "dev", help="run a node that reloads application modules when their files change"
@@ -152,6 +160,7 @@ def _build(args: argparse.Namespace) -> None:
         (spec.name, spec.vsn) for spec in tree.release_specs()
     ]
     out = args.out or tree.root / "build"
+    key = read_signing_key(args.sign) if args.sign is not None else None
     table = Table(title=f"release packages in {out}")
     for column in ("package", "sha256", "size", "relup up from", "relup down to"):
         table.add_column(column)
@@ -166,6 +175,7 @@ def _build(args: argparse.Namespace) -> None:
                 up_from=args.up_from,
                 down_to=args.down_to,
                 default_appups=args.default_appups,
+                signing_key=key,
             )
         for note in built.notes:
             console.print(f"[yellow]default appup[/yellow] {note}")
@@ -177,6 +187,8 @@ def _build(args: argparse.Namespace) -> None:
             ", ".join(e.vsn for e in built.relup.down) or "-",
         )
     console.print(table)
+    if key is not None:
+        console.print(f"signed by {public_key_text(key)} (a .sig beside each package)")
 
 
 async def _dev(paths: list[Path], start: str | None, grace: float) -> None:
@@ -220,6 +232,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         if args.command == "build":
             _build(args)
+        elif args.command == "keygen":
+            public = generate_key_pair(args.out)
+            _say(f"wrote {args.out} (private: keep it secret) and {args.out}.pub")
+            _say(f"trust it in sys.config: [node] trusted_keys = [{public!r}]")
         elif args.command == "dev":
             anyio.run(_dev, args.path, args.start, args.grace, backend="asyncio")
         elif args.command == "start":
