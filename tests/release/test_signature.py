@@ -156,6 +156,7 @@ def test_a_package_signed_by_another_key_is_refused(
 ) -> None:
     other = TrustedKeys((public_key_text(Ed25519PrivateKey.generate()),))
     error = refused_with(UntrustedSigner, tmp_path, signed, node_root, other)
+    assert isinstance(error, UntrustedSigner)
     assert error.key == trusting(key_file).keys[0]
     assert "not in this node's [node] trusted_keys" in str(error)
 
