@@ -25,6 +25,11 @@
     ├── ReleaseError                 the release handler
     │   ├── BuildError               a release package or relup cannot be built
     │   ├── UnpackError              a release package was refused by unpack
+    │   │   └── SignatureRefused     the node has trusted keys and the package's origin fails
+    │   │       ├── UnsignedPackage      no signature file beside it
+    │   │       ├── UntrustedSigner      signed by a key the node does not trust
+    │   │       └── BadSignature         malformed, or does not match the package's bytes
+    │   ├── SigningKeyError          a signing key file cannot be read or written
     │   ├── InstallRefused           a release operation refused; nothing changed
     │   │   └── StatusRefused        the release's status does not allow the action
     │   └── InstallFailed            failed after the point of no return (rolled back or restarting)
@@ -59,6 +64,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AlreadyStarted",
     "ApplicationError",
+    "BadSignature",
     "BuildError",
     "CallError",
     "CallTimeout",
@@ -89,6 +95,8 @@ __all__ = [
     "ReleaseError",
     "RemoteError",
     "ServerError",
+    "SignatureRefused",
+    "SigningKeyError",
     "SocketInUse",
     "SpecError",
     "StartError",
@@ -97,6 +105,8 @@ __all__ = [
     "SystemCallError",
     "UnknownModule",
     "UnpackError",
+    "UnsignedPackage",
+    "UntrustedSigner",
 ]
 
 
@@ -363,6 +373,69 @@ class UnpackError(ReleaseError):
         self.reason = reason
         where = package if member is None else f"{package}, member {member!r}"
         super().__init__(f"cannot unpack {where}: {reason}")
+
+
+class SignatureRefused(UnpackError):
+    """The node lists trusted keys and the package's signature does not prove its origin.
+
+    Refused before the archive is read: nothing was written. ``signature`` is the signature
+    file (``<package>.sig``).
+    """
+
+    def __init__(self, package: str, signature: str, reason: str) -> None:
+        self.signature = signature
+        super().__init__(package, reason)
+
+
+class UnsignedPackage(SignatureRefused):
+    """The package has no signature file beside it, and the node accepts only signed ones."""
+
+    def __init__(self, package: str, signature: str) -> None:
+        super().__init__(
+            package,
+            signature,
+            f"it is not signed (no {signature}) and this node accepts only packages signed "
+            "by a key in [node] trusted_keys; build it with `server build --sign KEY` and copy "
+            "the .sig file beside it",
+        )
+
+
+class UntrustedSigner(SignatureRefused):
+    """The package is signed, by a key that is not in the node's ``[node] trusted_keys``.
+
+    ``key`` is the signer's public key as the signature file names it (base64).
+    """
+
+    def __init__(self, package: str, signature: str, key: str) -> None:
+        self.key = key
+        super().__init__(
+            package,
+            signature,
+            f"it is signed by key {key}, which is not in this node's [node] trusted_keys; "
+            "sign it with a trusted key, or add that public key to sys.config if you trust it",
+        )
+
+
+class BadSignature(SignatureRefused):
+    """The signature file is malformed, or its signature does not match the package."""
+
+    def __init__(self, package: str, signature: str, why: str) -> None:
+        self.why = why
+        super().__init__(
+            package,
+            signature,
+            f"{why}: the package or its signature was altered or damaged; copy both again "
+            "from where they were built and signed",
+        )
+
+
+class SigningKeyError(ReleaseError):
+    """A signing key file cannot be read, is not an Ed25519 key, or cannot be written."""
+
+    def __init__(self, path: str, why: str) -> None:
+        self.path = path
+        self.why = why
+        super().__init__(f"signing key {path}: {why}")
 
 
 class SpecError(ServerError):

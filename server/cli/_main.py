@@ -27,6 +27,7 @@ from server.heart import RESTARTS_ENV, run_heart_on_root, start_detached
 from server.node import COMMANDS, control_service, run_node
 from server.release.boot import parse_release_name
 from server.release.package import build_package
+from server.release.signature import generate_key_pair, public_key_text, read_signing_key
 from server.release.source_tree import SourceTree
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ def _build(args: argparse.Namespace) -> None:
         (spec.name, spec.vsn) for spec in tree.release_specs()
     ]
     out = args.out or tree.root / "build"
+    key = read_signing_key(args.sign) if args.sign is not None else None
     table = packages_table(out)
     console = Console()
     for name, vsn in wanted:
@@ -98,11 +100,14 @@ def _build(args: argparse.Namespace) -> None:
                 up_from=args.up_from,
                 down_to=args.down_to,
                 default_appups=args.default_appups,
+                signing_key=key,
             )
         for note in built.notes:
             console.print(f"[yellow]default appup[/yellow] {note}")
         add_package_row(table, built)
     console.print(table)
+    if key is not None:
+        console.print(f"signed by {public_key_text(key)} (a .sig beside each package)")
 
 
 async def _dev(paths: list[Path], start: str | None, grace: float) -> None:
@@ -146,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         if args.command == "build":
             _build(args)
+        elif args.command == "keygen":
+            public = generate_key_pair(args.out)
+            _say(f"wrote {args.out} (private: keep it secret) and {args.out}.pub")
+            _say(f"trust it in sys.config: [node] trusted_keys = [{public!r}]")
         elif args.command == "dev":
             anyio.run(_dev, args.path, args.start, args.grace, backend="asyncio")
         elif args.command == "start":

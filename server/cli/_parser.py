@@ -51,6 +51,13 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="give changed modules no appup mentions a default instruction (and say which)",
     )
+    build.add_argument(
+        "--sign", type=Path, metavar="KEY", help="sign each package with this Ed25519 key (PEM)"
+    )
+    keygen = commands.add_parser(
+        "keygen", help="create a signing key pair: OUT (private, 0600) and OUT.pub (public)"
+    )
+    keygen.add_argument("out", type=Path, metavar="OUT", help="the private key file to create")
 
     dev = commands.add_parser(
         "dev", help="run a node that reloads application modules when their files change"

@@ -4,11 +4,13 @@
 
 1. installs the embedded release the first time a root is used (the source tree's
    ``[node] release``, built into a package and unpacked like any other, then recorded as
-   the permanent release);
+   the permanent release; it is signed with a key made for that one build and checked
+   against it, since the node's own sources need no other vouching);
 2. boots the **permanent** release of RELEASES: an installed but not permanent release is
    thereby rolled back by any restart, as in OTP;
-3. starts the application controller, the release handler and (when given) the control
-   server, and waits for ``("stop",)``, ``("reboot", reason)`` or the controller's end;
+3. starts the application controller, the release handler (with the source tree's
+   ``[node] trusted_keys``, after a WARNING at boot when there are none) and (when given)
+   the control server, and waits for ``("stop",)``, ``("reboot", reason)`` or the controller's end;
 4. on ``reboot`` (an install failed after a step that cannot be undone) stops everything,
    forgets every application module, and boots the permanent release again in place.
 """
@@ -20,6 +22,8 @@ import logging
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from server import code_server, kernel
 from server.errors import ReleaseError
@@ -34,6 +38,7 @@ from server.release.releases_file import (
     read_releases,
     write_releases,
 )
+from server.release.signature import TrustedKeys, announce_policy, public_key_text
 from server.release.unpack import unpack_package
 
 if TYPE_CHECKING:
@@ -58,9 +63,13 @@ def install_embedded(root: Path, tree: SourceTree, release: str) -> ReleasesFile
         raise ReleaseError(f"{root} already has releases installed")
     name, vsn = parse_release_name(release)
     root.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()  # for this build only: [node] trusted_keys is for others
     with tempfile.TemporaryDirectory(prefix="server-embedded-") as scratch:
-        built = build_package(tree, name, vsn, Path(scratch), up_from=[], down_to=[])
-        unpacked = unpack_package(built.path, root)
+        built = build_package(
+            tree, name, vsn, Path(scratch), up_from=[], down_to=[], signing_key=key
+        )
+        own = TrustedKeys((public_key_text(key),))
+        unpacked = unpack_package(built.path, root, trusted_keys=own)
     entry = ReleaseEntry(
         name=name,
         vsn=vsn,
@@ -89,6 +98,10 @@ async def run_node(
         ReleaseError: the root has no release and no embedded one is named.
     """
     kernel.trap_exit(True)
+    trusted = (
+        TrustedKeys(tuple(tree.sys_config.node.trusted_keys)) if tree is not None else TrustedKeys()
+    )
+    announce_policy(trusted)
     while True:
         record = read_releases(root)
         if record is None:
@@ -106,7 +119,11 @@ async def run_node(
             installed.view, installed.lib_dirs, installed.sys_config.env
         )
         started.append(controller_pid)
-        started.append(await handler.start_link(root, record, permanent.vsn, kernel.self()))
+        started.append(
+            await handler.start_link(
+                root, record, permanent.vsn, kernel.self(), trusted_keys=trusted
+            )
+        )
         started.extend([await service(root) for service in services or []])
         # what the boot built lives as long as the node: keep it out of the cyclic GC's
         # full collections, which otherwise stall every process for tens of milliseconds

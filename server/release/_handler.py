@@ -45,6 +45,7 @@ from server.release.unpack import unpack_package
 
 if TYPE_CHECKING:
     from server.release.release_status import Status
+    from server.release.signature import TrustedKeys
 
 logger = logging.getLogger("server.release")
 
@@ -52,10 +53,28 @@ logger = logging.getLogger("server.release")
 class HandlerState:
     """What the release handler knows."""
 
-    __slots__ = ("booted", "busy", "record", "root", "running", "started", "unpurged", "worker")
+    __slots__ = (
+        "booted",
+        "busy",
+        "record",
+        "root",
+        "running",
+        "started",
+        "trusted_keys",
+        "unpurged",
+        "worker",
+    )
 
-    def __init__(self, root: Path, record: ReleasesFile, running: str, booted: Pid) -> None:
+    def __init__(
+        self,
+        root: Path,
+        record: ReleasesFile,
+        running: str,
+        booted: Pid,
+        trusted_keys: TrustedKeys,
+    ) -> None:
         self.root = root
+        self.trusted_keys = trusted_keys  # unpack refuses packages none of them signed
         self.record = record
         self.running = running
         self.booted = booted  # the boot process: asked to restart the node when needed
@@ -68,11 +87,10 @@ class HandlerState:
         return f"HandlerState(running={self.running!r}, busy={self.busy!r})"
 
 
-def init(args: tuple[Path, ReleasesFile, str, Pid]) -> object:
-    root, record, running, booted = args
+def init(args: tuple[Path, ReleasesFile, str, Pid, TrustedKeys]) -> object:
     kernel.trap_exit(True)
     kernel.set_label("behaviour", "release_handler")
-    return Ok(HandlerState(root, record, running, booted))
+    return Ok(HandlerState(*args))
 
 
 async def handle_call(request: Any, from_: From, state: HandlerState) -> object:
@@ -86,7 +104,7 @@ async def handle_call(request: Any, from_: From, state: HandlerState) -> object:
             known = [entry.vsn for entry in state.record.releases]
             state.busy = f"unpack {Path(package).name}"
             state.worker = kernel.spawn_link(
-                _unpack_work, kernel.self(), from_, package, state.root, known
+                _unpack_work, kernel.self(), from_, package, state.root, known, state.trusted_keys
             )
             return NoReply(state)
         case ("make_permanent", vsn, rollback):
@@ -167,10 +185,12 @@ async def _persist(state: HandlerState) -> None:
 
 
 async def _unpack_work(
-    handler: Pid, from_: From, package: str, root: Path, known: list[str]
+    handler: Pid, from_: From, package: str, root: Path, known: list[str], trusted: TrustedKeys
 ) -> None:
     """Unpack in a thread (hashing, two passes over the archive, renames), off the loop."""
-    job = functools.partial(unpack_package, Path(package), root, known_vsns=known)
+    job = functools.partial(
+        unpack_package, Path(package), root, known_vsns=known, trusted_keys=trusted
+    )
     try:
         unpacked = await anyio.to_thread.run_sync(job)
     except (ServerError, OSError) as exc:

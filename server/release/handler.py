@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from server.behaviours import gen_server
 from server.release._installer import InstallOptions, InstallReport
+from server.release.signature import NO_TRUSTED_KEYS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
     from server.kernel import Pid
     from server.release.releases_file import ReleasesFile
+    from server.release.signature import TrustedKeys
 
 __all__ = [
     "NAME",
@@ -38,9 +40,20 @@ NAME = "release_handler"
 ENGINE = "server.release._handler"
 
 
-async def start_link(root: Path, record: ReleasesFile, running: str, booted: Pid) -> Pid:
-    """Start the release handler (the boot does this), linked to the caller."""
-    pid = await gen_server.start_link(ENGINE, (root, record, running, booted), name=NAME)
+async def start_link(
+    root: Path,
+    record: ReleasesFile,
+    running: str,
+    booted: Pid,
+    *,
+    trusted_keys: TrustedKeys = NO_TRUSTED_KEYS,
+) -> Pid:
+    """Start the release handler (the boot does this), linked to the caller.
+
+    ``trusted_keys`` are the keys packages must be signed by (none: not verified).
+    """
+    args = (root, record, running, booted, trusted_keys)
+    pid = await gen_server.start_link(ENGINE, args, name=NAME)
     assert pid is not None
     return pid
 
@@ -63,6 +76,7 @@ async def unpack(package: Path | str) -> str:
 
     Raises:
         UnpackError: the package is refused (checksum, hostile member, wrong specs...).
+        SignatureRefused: the node has trusted keys and the package is not signed by one.
         InstallRefused: another operation is running.
     """
     vsn: str = await _call("unpack", str(package))

@@ -8,6 +8,10 @@ A package is a gzipped tar with this layout, plus ``<name>-<vsn>.tar.gz.sha256``
     lib/<app>-<vsn>/app.toml
     lib/<app>-<vsn>/<the application's source files>
 
+Built with a signing key, ``<name>-<vsn>.tar.gz.sig`` goes beside it too (see
+``server.release.signature``); built without, a stale ``.sig`` from an earlier build is
+removed, so the files beside a package always describe it.
+
 The archive is reproducible (sorted members, fixed times and owners), so the same sources
 give the same checksum. Before anything is written, every module that changed between two
 versions of an application must be named by the appup entry that moves between them: a
@@ -29,6 +33,7 @@ from typing import TYPE_CHECKING, final
 
 from server.errors import BuildError
 from server.release.relup_builder import make_relup
+from server.release.signature import public_key_text, signature_line, signature_path
 from server.release.source_tree import module_sources, vsn_key
 from server.spec.appup import (
     AddModule,
@@ -44,6 +49,8 @@ from server.spec.release_view import ReleaseView
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from server.release.source_tree import SourceTree
     from server.spec.app_spec import AppSpec
@@ -65,6 +72,7 @@ class BuiltPackage:
     size: int
     relup: Relup
     notes: tuple[str, ...]
+    signed_by: str | None = None  # the public key whose signature is beside the package
 
 
 def package_name(name: str, vsn: str) -> str:
@@ -81,11 +89,13 @@ def build_package(
     up_from: Sequence[str] | None = None,
     down_to: Sequence[str] | None = None,
     default_appups: bool = False,
+    signing_key: Ed25519PrivateKey | None = None,
 ) -> BuiltPackage:
     """Build the package of release ``name`` ``vsn`` into ``out_dir``.
 
     ``up_from`` and ``down_to`` name the older releases the relup moves from and back to;
-    by default every older release of the same name in the tree.
+    by default every older release of the same name in the tree. With ``signing_key`` the
+    package's signature is written beside it.
 
     Raises:
         BuildError: a spec or source is inconsistent, an appup lacks an entry, or a changed
@@ -120,7 +130,13 @@ def build_package(
     _write_atomically(
         target.with_name(target.name + ".sha256"), f"{digest}  {target.name}\n".encode()
     )
-    return BuiltPackage(target, digest, len(data), relup, tuple(notes))
+    signature = signature_path(target)
+    if signing_key is None:
+        signature.unlink(missing_ok=True)
+        return BuiltPackage(target, digest, len(data), relup, tuple(notes))
+    _write_atomically(signature, signature_line(signing_key, target.name, digest))
+    signer = public_key_text(signing_key)
+    return BuiltPackage(target, digest, len(data), relup, tuple(notes), signer)
 
 
 def _check_changes(

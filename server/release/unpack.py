@@ -9,7 +9,8 @@ How this works (synchronous, file system only):
 
 1. The file name says which release this is; a vsn the node already knows is refused.
 2. The package's bytes are hashed and compared with the sha256 of the ``.sha256`` file
-   beside it (or the one the caller passes).
+   beside it (or the one the caller passes); with trusted keys, the signature beside it
+   must vouch for that digest (``server.release.signature``), before the archive is read.
 3. Pass 1 streams the archive and writes nothing. Every member is checked (name, type,
    place in the layout, duplicates, sizes counted as the bytes are read); the spec files
    are kept, every file's digest recorded. Then the specs are checked against each other
@@ -63,6 +64,7 @@ import pydantic
 
 from server.errors import SpecError, UnpackError
 from server.release import _faults
+from server.release.signature import NO_TRUSTED_KEYS, check_origin
 from server.spec.app_spec import AppSpec
 from server.spec.files import AppName, Vsn, parse_model
 from server.spec.release_spec import ReleaseSpec
@@ -70,6 +72,8 @@ from server.spec.relup import Relup
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator, Mapping
+
+    from server.release.signature import TrustedKeys
 
 __all__ = ["STAGING_PREFIX", "UnpackLimits", "UnpackedRelease", "clean_staging", "unpack_package"]
 
@@ -159,6 +163,7 @@ def unpack_package(
     limits: UnpackLimits = UnpackLimits(),
     known_vsns: Collection[str] = (),
     expected_sha256: str | None = None,
+    trusted_keys: TrustedKeys = NO_TRUSTED_KEYS,
 ) -> UnpackedRelease:
     """Check release package ``package`` and unpack it under node root ``root``.
 
@@ -168,11 +173,15 @@ def unpack_package(
         limits: how many members and bytes the package may hold.
         known_vsns: the release versions the node already has; they are refused.
         expected_sha256: the package's sha256 in hex, used instead of the ``.sha256`` file.
+        trusted_keys: the keys one of which must have signed the package; with none, any
+            package is unpacked (and a WARNING says it is not verified).
 
     Returns:
         The unpacked release.
 
     Raises:
+        SignatureRefused: ``trusted_keys`` are given and the package is unsigned, signed
+            by another key, or its signature is wrong; nothing changed.
         UnpackError: the package was refused (checksum, hostile or unexpected member,
             limits, corrupt stream, specs that disagree, a known vsn, a directory in place
             with other content) or could not be written; nothing under ``root/lib`` and
@@ -208,6 +217,7 @@ def unpack_package(
             f"its sha256 is {actual} but {_checksum_source(package, expected_sha256)} says "
             f"{expected.lower()}: the package is damaged or not the one built; copy it again",
         )
+    check_origin(package, actual, trusted_keys)
     scan = _Scan(where, vsn, limits)
     with _open_package(package) as source:
         if scan.run(source, None) != actual:

@@ -10,13 +10,23 @@
     apps_dir = "apps"                 # where the sources of the embedded release live
     heart_max_restarts = 5            # the heart gives up after this many restarts ...
     heart_period = 60.0               # ... within this many seconds
+    trusted_keys = ["base64 ..."]     # Ed25519 public keys whose signed packages unpack
 
     [counter]                         # every other table: env overrides for that app
     port = 8080
+
+``trusted_keys`` holds public keys inline, each the one line of the ``.pub`` file that
+``server keygen`` writes: the key's 32 raw bytes in standard base64 (44 characters). With
+keys listed, the node unpacks only packages signed by one of them; with none (the default)
+it unpacks any package and logs a warning at boot and at each unpack that packages are not
+verified. The node reads them from its own ``sys.config`` only, never from the copy inside
+a package: a package cannot name the key that lets the next one in.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -28,9 +38,39 @@ from server.spec.files import SPEC_MODEL_CONFIG, AppName, load_toml, validation_
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["NodeSettings", "SysConfig", "read_sys_config"]
+__all__ = [
+    "NodeSettings",
+    "PublicKeyText",
+    "SysConfig",
+    "canonical_public_key",
+    "read_sys_config",
+]
 
 _Text = Annotated[str, pydantic.StringConstraints(min_length=1)]
+_PUBLIC_KEY_SIZE = 32
+
+
+def canonical_public_key(text: str) -> str | None:
+    """``text`` as standard padded base64 if it encodes 32 bytes (an Ed25519 key), else None."""
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return base64.b64encode(raw).decode("ascii") if len(raw) == _PUBLIC_KEY_SIZE else None
+
+
+def _check_public_key(text: str) -> str:
+    key = canonical_public_key(text)
+    if key is None:
+        raise ValueError(
+            "expected an Ed25519 public key: its 32 bytes in base64 (44 characters), the "
+            "line of the .pub file `server keygen` writes"
+        )
+    return key
+
+
+#: An Ed25519 public key, its 32 raw bytes in standard base64 (normalised).
+PublicKeyText = Annotated[str, pydantic.AfterValidator(_check_public_key)]
 
 
 class NodeSettings(pydantic.BaseModel):
@@ -45,6 +85,7 @@ class NodeSettings(pydantic.BaseModel):
     apps_dir: _Text = "apps"
     heart_max_restarts: Annotated[int, pydantic.Field(ge=0)] = 5
     heart_period: Annotated[float, pydantic.Field(gt=0)] = 60.0
+    trusted_keys: list[PublicKeyText] = []
 
 
 class SysConfig(pydantic.BaseModel):
