@@ -9,7 +9,7 @@ from server.behaviours import (
     supervisor_callbacks,
     system_messages,
 )
-from server.behaviours._dispatch import module_name, resolve, set_resolver
+from server.behaviours._dispatch import module_name, resolve
 from server.behaviours._restart_intensity import add_restart, record_restart
 
 __all__ = [
@@ -19,7 +19,6 @@ __all__ = [
     "module_name",
     "record_restart",
     "resolve",
-    "set_resolver",
     "supervisor",
     "supervisor_callbacks",
     "system_messages",

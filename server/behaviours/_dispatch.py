@@ -2,41 +2,18 @@
 
 A behaviour holds its callback module by *name* and asks ``resolve(name)`` for the module
 before each callback, so a newly loaded version takes effect at the next message (OTP's
-fully qualified call). The code server installs its own lookup with ``set_resolver``;
-until then a module is whatever ``sys.modules`` holds.
+fully qualified call). The lookup is the code server's: the current version of a managed
+module, or whatever ``sys.modules`` holds for any other module. Behaviours depend on the
+code server; the code server knows nothing of behaviours.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
-from collections.abc import Callable
 from types import ModuleType
 
-__all__ = ["module_name", "resolve", "set_resolver"]
+from server.code_server import resolve
 
-Resolver = Callable[[str], ModuleType]
-
-
-def _default_resolver(name: str) -> ModuleType:
-    module = sys.modules.get(name)
-    if module is None:
-        module = importlib.import_module(name)
-    return module
-
-
-_resolver: Resolver = _default_resolver
-
-
-def resolve(name: str) -> ModuleType:
-    """The module whose callbacks run now for ``name`` (its current version)."""
-    return _resolver(name)
-
-
-def set_resolver(resolver: Resolver | None) -> None:
-    """Install the code server's lookup (None restores the plain ``sys.modules`` one)."""
-    global _resolver
-    _resolver = resolver if resolver is not None else _default_resolver
+__all__ = ["module_name", "resolve"]
 
 
 def module_name(module: ModuleType | str) -> str:

@@ -19,7 +19,7 @@ from server.code_server._staging import (
     root_of,
     top_level_names,
 )
-from server.code_server._table import CodeServer, VersionInfo, code_server
+from server.code_server._table import CodeServer, VersionInfo, code_server, resolve
 from server.code_server._version import ModuleVersion
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ __all__ = [
     "prepare",
     "purge",
     "remove_path",
+    "resolve",
     "revert",
     "root_of",
     "soft_purge",

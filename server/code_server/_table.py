@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, final
 
 from server import kernel
-from server.behaviours import set_resolver
 from server.code_server._proxy import ModuleProxy
 from server.code_server._version import (
     ModuleVersion,
@@ -52,7 +51,7 @@ if TYPE_CHECKING:
 
     from server.kernel import Pid
 
-__all__ = ["CodeServer", "ModuleEntry", "VersionInfo", "code_server"]
+__all__ = ["CodeServer", "ModuleEntry", "VersionInfo", "code_server", "resolve"]
 
 
 @final
@@ -113,10 +112,9 @@ class CodeServer(importlib.abc.MetaPathFinder):
     # -- source roots ---------------------------------------------------------------------
 
     def install(self) -> None:
-        """Put the import hook first on ``sys.meta_path`` and route behaviour dispatch here."""
+        """Put the import hook first on ``sys.meta_path``."""
         if not self.installed:
             sys.meta_path.insert(0, self)
-            set_resolver(self.resolve)
             self.installed = True
 
     def add_path(self, directory: Path | str) -> list[str]:
@@ -513,3 +511,8 @@ def _top_level_names(root: Path) -> list[str]:
 
 #: The code server of this OS process.
 code_server = CodeServer()
+
+#: The current version of a module: what every behaviour dispatches its callbacks through
+#: (behaviours depend on the code server, never the reverse). A module the code server does
+#: not manage is whatever ``sys.modules`` holds, imported on first use.
+resolve = code_server.resolve

@@ -2,48 +2,50 @@
 
 This is OTP's fully qualified call: a server keeps its callback module by name and asks
 ``_dispatch.resolve`` for its current version before every callback, so replacing the
-module (as the code server does with ``set_resolver``) takes effect at the next message.
+module (as the code server does on a load) takes effect at the next message.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pytest
 
 from server import kernel
-from server.behaviours import _dispatch, gen_server, system_messages
+from server.behaviours import gen_server, system_messages
 from server.behaviours.gen_server_callbacks import Reply
 from tests.behaviours.callbacks import counter, counter_v2
 
 from ._helpers import within
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from types import ModuleType
-
     from server.kernel import From, Node, Pid
 
 COUNTER = counter.__name__
 
 
+class SysModules(dict[str, ModuleType]):
+    """Module names pointed at other modules through ``sys.modules``, which the code
+    server's lookup answers from for a module it does not manage."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        super().__init__()
+        self.monkeypatch = monkeypatch
+        self.originals = dict(sys.modules)
+
+    def __setitem__(self, name: str, module: ModuleType) -> None:
+        self.monkeypatch.setitem(sys.modules, name, module)
+
+    def __delitem__(self, name: str) -> None:
+        sys.modules[name] = self.originals[name]
+
+
 @pytest.fixture
-def resolver() -> Iterator[dict[str, ModuleType]]:
-    """Point module names at other modules; the plain resolver is restored afterwards."""
-    overrides: dict[str, ModuleType] = {}
-
-    def resolve(name: str) -> ModuleType:
-        if name in overrides:
-            return overrides[name]
-        return sys.modules.get(name) or importlib.import_module(name)
-
-    _dispatch.set_resolver(resolve)
-    try:
-        yield overrides
-    finally:
-        _dispatch.set_resolver(None)
+def resolver(monkeypatch: pytest.MonkeyPatch) -> dict[str, ModuleType]:
+    """Point module names at other modules; ``sys.modules`` is restored afterwards."""
+    return SysModules(monkeypatch)
 
 
 async def _start_counter(state: int) -> Pid:
