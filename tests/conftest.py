@@ -20,7 +20,11 @@ settings.load_profile("project")
 
 
 @pytest.fixture
-def anyio_backend() -> str:
+def anyio_backend(request: pytest.FixtureRequest) -> str | tuple[str, dict[str, object]]:
+    """asyncio, on virtual time for tests marked ``virtual_time``
+    (see ``server.kernel.virtual_time``): timer rules are tested without waiting."""
+    if request.node.get_closest_marker("virtual_time") is not None:
+        return ("asyncio", {"loop_factory": VirtualTimeEventLoop})
     return "asyncio"
 
 
@@ -29,9 +33,3 @@ async def node() -> AsyncIterator[Node]:
     """A running node for one test; every process is killed when the test ends."""
     async with Node(name="test") as running:
         yield running
-
-
-@pytest.fixture
-def virtual_time() -> tuple[str, dict[str, object]]:
-    """Backend options for a loop on virtual time (see ``server.kernel.virtual_time``)."""
-    return ("asyncio", {"loop_factory": VirtualTimeEventLoop})

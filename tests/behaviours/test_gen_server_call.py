@@ -15,7 +15,6 @@ from server import kernel
 from server.behaviours import gen_server
 from server.errors import CalleeExited, CallTimeout
 from server.kernel import From, Node, Pid
-from server.kernel.virtual_time import VirtualTimeEventLoop
 from tests.behaviours.callbacks import counter
 
 from ._helpers import drain, reason_of, recv, tagged, within
@@ -24,9 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
 
-@pytest.fixture
-def anyio_backend() -> tuple[str, dict[str, object]]:
-    return ("asyncio", {"loop_factory": VirtualTimeEventLoop})
+pytestmark = pytest.mark.virtual_time
 
 
 async def _start_counter(state: int = 0, *, name: str | None = None) -> Pid:

@@ -14,7 +14,6 @@ import pytest
 
 from server import kernel
 from server.behaviours import gen_server, system_messages
-from server.kernel.virtual_time import VirtualTimeEventLoop
 from tests.behaviours.callbacks import journal
 
 from ._helpers import Matcher, reason_of, recv, tagged, within
@@ -23,9 +22,7 @@ if TYPE_CHECKING:
     from server.kernel import Node, Pid
 
 
-@pytest.fixture
-def anyio_backend() -> tuple[str, dict[str, object]]:
-    return ("asyncio", {"loop_factory": VirtualTimeEventLoop})
+pytestmark = pytest.mark.virtual_time
 
 
 async def _start_journal(args: object = None) -> Pid:

@@ -16,7 +16,6 @@ from server import kernel
 from server.behaviours import gen_server, system_messages
 from server.errors import AlreadyStarted, CalleeExited, StartError
 from server.kernel import Node, Pid
-from server.kernel.virtual_time import VirtualTimeEventLoop
 from tests.behaviours.callbacks import counter, starting
 from tests.behaviours.callbacks.starting import Args
 
@@ -25,9 +24,7 @@ from ._helpers import drain, idle, reason_of, recv, tagged, within
 Start = Callable[..., Awaitable[Pid | None]]
 
 
-@pytest.fixture
-def anyio_backend() -> tuple[str, dict[str, object]]:
-    return ("asyncio", {"loop_factory": VirtualTimeEventLoop})
+pytestmark = pytest.mark.virtual_time
 
 
 START_FUNCTIONS = [

@@ -16,7 +16,6 @@ from server import kernel
 from server.behaviours import gen_server, supervisor, system_messages
 from server.behaviours.supervisor_callbacks import Strategy, SupervisorSpec
 from server.kernel import Node, Pid
-from server.kernel.virtual_time import VirtualTimeEventLoop
 from tests.behaviours.callbacks import worker_probe
 
 from ._supervisor_support import (
@@ -32,10 +31,7 @@ from ._supervisor_support import (
     within,
 )
 
-
-@pytest.fixture
-def anyio_backend() -> tuple[str, dict[str, object]]:
-    return ("asyncio", {"loop_factory": VirtualTimeEventLoop})
+pytestmark = pytest.mark.virtual_time
 
 
 async def crash(sup: Pid, child_id: str) -> None:

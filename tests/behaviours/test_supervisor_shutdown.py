@@ -15,7 +15,6 @@ import pytest
 from server import kernel
 from server.behaviours import supervisor
 from server.behaviours.supervisor_callbacks import RestartType, SupervisorSpec, supervisor_child
-from server.kernel.virtual_time import VirtualTimeEventLoop
 from tests.behaviours.callbacks import sup_given, worker_probe, worker_stubborn
 
 from ._supervisor_support import (
@@ -36,9 +35,7 @@ if TYPE_CHECKING:
     from server.kernel import Node, Pid
 
 
-@pytest.fixture
-def anyio_backend() -> tuple[str, dict[str, object]]:
-    return ("asyncio", {"loop_factory": VirtualTimeEventLoop})
+pytestmark = pytest.mark.virtual_time
 
 
 async def exit_signal_of(pid: Pid) -> object:

@@ -20,7 +20,6 @@ from server.behaviours.supervisor_callbacks import (
 )
 from server.errors import SupervisorError
 from server.kernel import Node, Pid
-from server.kernel.virtual_time import VirtualTimeEventLoop
 from tests.behaviours.callbacks import worker_dynamic, worker_stubborn
 
 from ._supervisor_support import (
@@ -35,10 +34,7 @@ from ._supervisor_support import (
     within,
 )
 
-
-@pytest.fixture
-def anyio_backend() -> tuple[str, dict[str, object]]:
-    return ("asyncio", {"loop_factory": VirtualTimeEventLoop})
+pytestmark = pytest.mark.virtual_time
 
 
 def pool(

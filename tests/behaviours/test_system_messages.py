@@ -15,7 +15,6 @@ from server import kernel
 from server.behaviours import gen_server, system_messages
 from server.errors import CalleeExited, CallTimeout, CodeChangeFailed, SystemCallError
 from server.kernel import Node, Pid, ProcessExit
-from server.kernel.virtual_time import VirtualTimeEventLoop
 from tests.behaviours.callbacks import counter, journal, observed, stubborn
 from tests.behaviours.callbacks.journal import Journal
 
@@ -27,9 +26,7 @@ if TYPE_CHECKING:
 JOURNAL = journal.__name__
 
 
-@pytest.fixture
-def anyio_backend() -> tuple[str, dict[str, object]]:
-    return ("asyncio", {"loop_factory": VirtualTimeEventLoop})
+pytestmark = pytest.mark.virtual_time
 
 
 async def _start_journal(*, name: str | None = None) -> Pid:

@@ -18,7 +18,6 @@ from anyio.lowlevel import checkpoint
 from server import kernel
 from server.behaviours import gen_server, system_messages
 from server.errors import CalleeExited, CallTimeout, CodeChangeFailed, SystemCallError
-from server.kernel.virtual_time import VirtualTimeEventLoop
 from tests.behaviours.callbacks import counter, ledger
 
 from ._helpers import drain, recv, tagged, within
@@ -29,9 +28,7 @@ if TYPE_CHECKING:
 LEDGER = ledger.__name__
 
 
-@pytest.fixture
-def anyio_backend() -> tuple[str, dict[str, object]]:
-    return ("asyncio", {"loop_factory": VirtualTimeEventLoop})
+pytestmark = pytest.mark.virtual_time
 
 
 async def _ledgers(n: int) -> list[Pid]:

@@ -18,7 +18,6 @@ from server.control import ControlOptions, ProgressInfo, request
 from server.control._connection import peer_allowed
 from server.control.protocol import BUSY, FORBIDDEN, IDLE_TIMEOUT, ErrorReply, Reply, parse_reply
 from server.errors import ControlTimeout, RemoteError
-from server.kernel.virtual_time import VirtualTimeEventLoop
 from tests.behaviours._helpers import reason_of, within
 
 from ._support import COMMANDS, LineClient, connection_pid, request_line, start
@@ -32,9 +31,7 @@ if TYPE_CHECKING:
     from server.kernel import Node
 
 
-@pytest.fixture
-def anyio_backend() -> tuple[str, dict[str, object]]:
-    return ("asyncio", {"loop_factory": VirtualTimeEventLoop})
+pytestmark = pytest.mark.virtual_time
 
 
 async def test_a_client_that_never_reads_does_not_block_others(

@@ -8,7 +8,6 @@ import pytest
 
 from server import code_server, kernel
 from server.dev.reloader import ReloadEvent, module_for_path, reload_module
-from server.kernel.virtual_time import VirtualTimeEventLoop
 from tests.code_server._helpers import WORKER, down, started, within
 
 if TYPE_CHECKING:
@@ -20,9 +19,7 @@ if TYPE_CHECKING:
 GRACE = 2.0
 
 
-@pytest.fixture
-def anyio_backend() -> tuple[str, dict[str, object]]:
-    return ("asyncio", {"loop_factory": VirtualTimeEventLoop})
+pytestmark = pytest.mark.virtual_time
 
 
 class Events(list[ReloadEvent]):

@@ -12,7 +12,6 @@ import pytest
 from server import kernel
 from server.errors import CalleeExited, CallTimeout, NoProcessError
 from server.kernel import From, Node, Pid, ProcessExit
-from server.kernel.virtual_time import VirtualTimeEventLoop
 
 from ._helpers import down, drain
 
@@ -20,9 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-@pytest.fixture
-def anyio_backend() -> tuple[str, dict[str, object]]:
-    return ("asyncio", {"loop_factory": VirtualTimeEventLoop})
+pytestmark = pytest.mark.virtual_time
 
 
 async def _server(delay: float | None, replies: int) -> None:

@@ -14,7 +14,6 @@ import pytest
 
 from server import kernel
 from server.errors import NotRegisteredError
-from server.kernel.virtual_time import VirtualTimeEventLoop
 
 from ._helpers import down, drain, idle, queue_len, recv
 
@@ -22,9 +21,7 @@ if TYPE_CHECKING:
     from server.kernel import Node, Pid
 
 
-@pytest.fixture
-def anyio_backend() -> tuple[str, dict[str, object]]:
-    return ("asyncio", {"loop_factory": VirtualTimeEventLoop})
+pytestmark = pytest.mark.virtual_time
 
 
 def now() -> float:

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 from server import kernel
-from server.kernel.virtual_time import VirtualTimeEventLoop
 
 from ._helpers import down, drain, recv, start_peer
 
@@ -17,9 +16,7 @@ if TYPE_CHECKING:
     from server.kernel import Node
 
 
-@pytest.fixture
-def anyio_backend() -> tuple[str, dict[str, object]]:
-    return ("asyncio", {"loop_factory": VirtualTimeEventLoop})
+pytestmark = pytest.mark.virtual_time
 
 
 def now() -> float:
@@ -115,3 +112,11 @@ async def test_cancelling_one_timer_leaves_the_others(node: Node) -> None:
         assert drain() == []
 
     await node.run_process(body)
+
+
+async def test_a_marked_module_runs_on_virtual_time() -> None:
+    import asyncio
+
+    from server.kernel.virtual_time import VirtualTimeEventLoop
+
+    assert isinstance(asyncio.get_running_loop(), VirtualTimeEventLoop)
