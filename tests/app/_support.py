@@ -57,7 +57,7 @@ class Booted:
 
     async def ended(self, name: str = "controller ended") -> object:
         """Wait for the controller's end; its exit reason."""
-        message = await recv(lambda m: type(m) is DownMessage and m.ref is self.ref, name=name)
+        message = await recv(lambda m: type(m) is DownMessage and m.ref is self.ref, step=name)
         assert isinstance(message, DownMessage)
         return message.reason
 
@@ -92,7 +92,7 @@ def is_event(kind: str | None = None, app: str | None = None) -> Any:
 
 async def event(kind: str, app: str) -> tuple[object, ...]:
     """The next event ``kind`` of ``app``, without the ``"app_event"`` tag."""
-    message = await recv(is_event(kind, app), name=f"{kind} of {app}")
+    message = await recv(is_event(kind, app), step=f"{kind} of {app}")
     assert type(message) is tuple
     return message[1:]
 
@@ -101,7 +101,7 @@ async def events(count: int, *, name: str) -> list[tuple[object, ...]]:
     """The next ``count`` events as ``(kind, app)``, in the order they were sent."""
     taken: list[tuple[object, ...]] = []
     for index in range(count):
-        message = await recv(is_event(), name=f"{name} (event {index + 1} of {count})")
+        message = await recv(is_event(), step=f"{name} (event {index + 1} of {count})")
         assert type(message) is tuple
         taken.append((message[1], message[2]))
     return taken
@@ -120,7 +120,7 @@ def pending_events() -> list[object]:
 async def ended(pid: Pid, name: str) -> object:
     """Monitor ``pid`` and wait for its end; its exit reason."""
     ref = kernel.monitor(pid)
-    message = await recv(lambda m: type(m) is DownMessage and m.ref is ref, name=name)
+    message = await recv(lambda m: type(m) is DownMessage and m.ref is ref, step=name)
     assert isinstance(message, DownMessage)
     return message.reason
 

@@ -212,8 +212,8 @@ async def test_stop_runs_prep_stop_then_stop_with_its_state(node: Node) -> None:
         assert await events(2, name="stop a") == [("prep_stop", "a"), ("stop", "a")]
         assert kernel.whereis("a_sup") is None
         assert not kernel.is_alive(top)
-        assert await reason_of(top_ref, name="top DOWN") == "shutdown"
-        assert await reason_of(master_ref, name="master DOWN") == "normal"
+        assert await reason_of(top_ref, step="top DOWN") == "shutdown"
+        assert await reason_of(master_ref, step="master DOWN") == "normal"
         assert await running() == ["b"]
         with pytest.raises(ApplicationError, match="a is not running"):
             await within(controller.stop_application("a"), "stop again")

@@ -1,82 +1,37 @@
-"""Helpers for the behaviour tests: bounded waits and mailbox checks.
-
-Everything here runs inside a process (``node.run_process(body)``). Each wait is bounded by
-``anyio.fail_after`` so that a hang fails at once and names the step that hung (on virtual
-time the bound is in virtual seconds and costs no real time).
-"""
+"""The behaviour tests' waits: the shared ones of ``tests._support.waits``."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from typing import Final, TypeVar
+from tests._support.waits import (
+    STEP,
+    Matcher,
+    down,
+    down_of,
+    drain,
+    exit_from,
+    idle,
+    queue_len,
+    reason_of,
+    recv,
+    step,
+    tagged,
+    trapped,
+    within,
+)
 
-import anyio
-
-from server import kernel
-from server.kernel import DownMessage, Pid, Ref
-
-T = TypeVar("T")
-Matcher = Callable[[object], bool]
-
-#: The longest any single waiting step may take (seconds; virtual seconds on virtual time).
-STEP: Final = 5.0
-
-
-@contextmanager
-def step(name: str, limit: float = STEP) -> Iterator[None]:
-    """Bound the waits inside the block; a hang fails the test naming ``name``."""
-    try:
-        with anyio.fail_after(limit):
-            yield
-    except TimeoutError as exc:
-        if type(exc) is TimeoutError:  # fail_after's, not a CallTimeout the block expects
-            raise AssertionError(f"step {name!r}: still waiting after {limit} s") from None
-        raise
-
-
-async def within(awaitable: Awaitable[T], name: str, limit: float = STEP) -> T:
-    """Await ``awaitable`` as one bounded step."""
-    with step(name, limit):
-        return await awaitable
-
-
-async def recv(match: Matcher | None = None, *, name: str, limit: float = STEP) -> object:
-    """The next (matching) message; fails the test, naming ``name``, if none comes in time."""
-    return await within(kernel.receive(match), name, limit)
-
-
-def drain() -> list[object]:
-    """Take every queued message of the current process, in order, without waiting."""
-    taken: list[object] = []
-    while True:
-        try:
-            taken.append(kernel.receive_nowait())
-        except anyio.WouldBlock:
-            return taken
-
-
-def down_of(ref: Ref) -> Matcher:
-    """Matches the ``DownMessage`` of monitor ``ref``."""
-    return lambda m: type(m) is DownMessage and m.ref is ref
-
-
-async def reason_of(ref: Ref, *, name: str = "DOWN") -> object:
-    """Wait for the ``DownMessage`` of monitor ``ref`` and return its exit reason."""
-    message = await recv(down_of(ref), name=name)
-    assert isinstance(message, DownMessage)
-    return message.reason
-
-
-def tagged(tag: str, pid: Pid | None = None) -> Matcher:
-    """Matches a tuple message whose first item is ``tag`` (and second, if given, ``pid``)."""
-
-    def match(m: object) -> bool:
-        return type(m) is tuple and len(m) >= 2 and m[0] == tag and (pid is None or m[1] is pid)
-
-    return match
-
-
-async def idle() -> None:
-    """A process body that waits for ever and takes no message."""
-    await kernel.receive(lambda _: False)
+__all__ = [
+    "STEP",
+    "Matcher",
+    "down",
+    "down_of",
+    "drain",
+    "exit_from",
+    "idle",
+    "queue_len",
+    "reason_of",
+    "recv",
+    "step",
+    "tagged",
+    "trapped",
+    "within",
+]

@@ -45,7 +45,7 @@ async def started(child_id: object) -> Pid:
     """Wait for ``("started", child_id, pid)`` and return the pid."""
     message = await recv(
         lambda m: is_event(m) and m[0] == "started" and m[1] == child_id,  # type: ignore[index]
-        name=f"{child_id!r} started",
+        step=f"{child_id!r} started",
     )
     assert type(message) is tuple
     pid = message[2]
@@ -57,7 +57,7 @@ async def terminated(child_id: object) -> object:
     """Wait for ``("terminated", child_id, reason)`` and return the reason."""
     message = await recv(
         lambda m: is_event(m) and m[0] == "terminated" and m[1] == child_id,  # type: ignore[index]
-        name=f"{child_id!r} terminated",
+        step=f"{child_id!r} terminated",
     )
     assert type(message) is tuple
     return message[2]
@@ -67,7 +67,7 @@ async def events(count: int, *, name: str) -> list[tuple[str, object]]:
     """The next ``count`` child events, as ``(kind, id)`` in the order they were sent."""
     taken: list[tuple[str, object]] = []
     for _ in range(count):
-        message = await recv(is_event, name=f"{name} (event {len(taken) + 1} of {count})")
+        message = await recv(is_event, step=f"{name} (event {len(taken) + 1} of {count})")
         assert type(message) is tuple
         taken.append((message[0], message[1]))
     return taken
@@ -80,7 +80,7 @@ def pending_events() -> list[object]:
 
 async def down(ref: Ref, *, name: str = "DOWN", limit: float = STEP) -> DownMessage:
     """Wait for the ``DownMessage`` of monitor ``ref``."""
-    message = await recv(lambda m: type(m) is DownMessage and m.ref is ref, name=name, limit=limit)
+    message = await recv(lambda m: type(m) is DownMessage and m.ref is ref, step=name, limit=limit)
     assert isinstance(message, DownMessage)
     return message
 

@@ -54,13 +54,13 @@ async def test_handle_call_gets_a_from_naming_the_caller(node: Node) -> None:
     async def body() -> None:
         pid = await _start_counter()
         caller = kernel.spawn(client, pid, kernel.self())
-        message = await recv(tagged("answer"), name="the server passed on the From")
+        message = await recv(tagged("answer"), step="the server passed on the From")
         assert type(message) is tuple
         from_ = message[1]
         assert isinstance(from_, From)
         assert from_.pid is caller
         gen_server.reply(from_, "answered by the test")
-        answer = await recv(tagged("answer_to", caller), name="the caller got the reply")
+        answer = await recv(tagged("answer_to", caller), step="the caller got the reply")
         assert answer == ("answer_to", caller, "answered by the test")
 
     await node.run_process(body)

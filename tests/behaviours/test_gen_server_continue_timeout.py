@@ -71,7 +71,7 @@ async def test_a_continuation_from_a_callback_runs_before_the_next_queued_messag
             gen_server.cast(pid, ("continue", "go on"))
         else:
             kernel.spawn(client, pid, kernel.self())
-            await recv(tagged("calling"), name="client calling")
+            await recv(tagged("calling"), step="client calling")
         gen_server.cast(pid, "queued behind")
         kernel.send(pid, "info behind")
         status = await within(system_messages.get_status(pid), "get_status")
@@ -121,7 +121,7 @@ async def test_a_timeout_from_init_delivers_timeout_to_handle_info_when_idle(nod
     async def body() -> None:
         began = anyio.current_time()
         pid = await _start_journal(("timeout", 5.0, kernel.self()))
-        await recv(_timed_out(pid), name="timeout fired", limit=10)
+        await recv(_timed_out(pid), step="timeout fired", limit=10)
         assert anyio.current_time() - began == pytest.approx(5.0)
         assert await _events(pid) == ("init", ("info", "timeout"))
 
@@ -141,7 +141,7 @@ async def test_a_timeout_from_a_callback_fires_after_that_many_idle_seconds(
             assert await within(gen_server.call(pid, ("timeout", 2.0)), "call") == "ok"
         else:
             gen_server.cast(pid, ("continue", ("timeout", 2.0)))
-        await recv(_timed_out(pid), name="timeout fired", limit=10)
+        await recv(_timed_out(pid), step="timeout fired", limit=10)
         assert anyio.current_time() - began == pytest.approx(2.0)
 
     await node.run_process(body)
@@ -183,7 +183,7 @@ async def test_a_timeout_of_zero_fires_only_when_no_message_is_queued(node: Node
         with pytest.raises(TimeoutError):
             await kernel.receive(_timed_out(pid), timeout=60.0)
         gen_server.cast(pid, ("timeout", 0))
-        await recv(_timed_out(pid), name="timeout fired")
+        await recv(_timed_out(pid), step="timeout fired")
         assert await _events(pid) == (
             "init",
             ("cast", ("timeout", 0)),
@@ -230,7 +230,7 @@ async def test_a_system_message_does_not_cancel_the_timeout(node: Node, suspend:
             await within(system_messages.resume(pid), "resume")
         else:
             await within(system_messages.get_status(pid), "get_status")
-        await recv(_timed_out(pid), name="timeout fired", limit=10)
+        await recv(_timed_out(pid), step="timeout fired", limit=10)
         assert anyio.current_time() - began == pytest.approx(5.0)
         assert await _events(pid) == ("init", ("info", "timeout"))
 

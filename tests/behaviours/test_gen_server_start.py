@@ -35,7 +35,7 @@ START_FUNCTIONS = [
 
 async def _initialising_pid() -> Pid:
     """The pid a ``starting`` server reported before its ``init`` decided."""
-    message = await recv(tagged("initialising"), name="init reported its pid")
+    message = await recv(tagged("initialising"), step="init reported its pid")
     assert type(message) is tuple
     pid = message[1]
     assert isinstance(pid, Pid)

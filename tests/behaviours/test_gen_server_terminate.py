@@ -46,7 +46,7 @@ async def _parent(owner: Pid, trap: bool) -> None:
 
 async def _start_family(trap: bool) -> Family:
     kernel.spawn(_parent, kernel.self(), trap)
-    message = await recv(tagged("family"), name="parent started the server")
+    message = await recv(tagged("family"), step="parent started the server")
     assert type(message) is tuple
     return Family(server=message[2], parent=message[1])
 
@@ -170,7 +170,7 @@ async def test_terminate_runs_exactly_when_otp_says(
         family = await _start_family(trap)
         ref = kernel.monitor(family.server)
         await act(family)
-        reason = await reason_of(ref, name="server ended")
+        reason = await reason_of(ref, step="server ended")
         assert exit_ok(reason), reason
         reported = _terminated(family.server)
         if terminate_ok is _never:
@@ -191,9 +191,9 @@ async def test_a_parent_that_exits_normal_ends_only_a_trapping_server(
         server_ref = kernel.monitor(family.server)
         parent_ref = kernel.monitor(family.parent)
         kernel.send(family.parent, ("die", "normal"))
-        assert await reason_of(parent_ref, name="parent ended") == "normal"
+        assert await reason_of(parent_ref, step="parent ended") == "normal"
         if trap:
-            assert await reason_of(server_ref, name="server ended") == "normal"
+            assert await reason_of(server_ref, step="server ended") == "normal"
             assert _terminated(family.server) == ["normal"]
         else:
             # still alive and serving: a normal exit signal is ignored without trapping
@@ -210,7 +210,7 @@ async def test_a_trapping_server_gets_an_exit_from_another_process_in_handle_inf
     async def body() -> None:
         family = await _start_family(trap=True)
         kernel.exit(family.server, "from the test")  # the test is not the server's parent
-        message = await recv(tagged("info", family.server), name="handle_info got the EXIT")
+        message = await recv(tagged("info", family.server), step="handle_info got the EXIT")
         assert message == ("info", family.server, ExitMessage(kernel.self(), "from the test"))
         assert kernel.is_alive(family.server)
         assert _terminated(family.server) == []

@@ -91,7 +91,7 @@ async def test_intensity_zero_stops_at_the_first_exit_even_normal(
         gen_server.cast(child, how)
         assert await reason_of(ref, name="supervisor gave up") == "shutdown"
         exit_message = await recv(
-            lambda m: isinstance(m, kernel.ExitMessage) and m.pid is sup, name="EXIT"
+            lambda m: isinstance(m, kernel.ExitMessage) and m.pid is sup, step="EXIT"
         )
         assert isinstance(exit_message, kernel.ExitMessage)
         assert exit_message.reason == "shutdown"
@@ -226,7 +226,7 @@ async def test_each_restart_attempt_counts_even_a_failed_one(
         await events(1, name="initial start")
         ref = kernel.monitor(sup)
         await crash(sup, "flaky")
-        assert await recv(lambda m: m == ("refused", "flaky"), name="restart refused")
+        assert await recv(lambda m: m == ("refused", "flaky"), step="restart refused")
         if survives:
             new = await events(1, name="retry")
             assert new == [("started", "flaky")]

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.virtual_time
 async def exit_signal_of(pid: Pid) -> object:
     """Wait for a stubborn child's report of an exit signal; return its reason."""
     message = await recv(
-        lambda m: type(m) is tuple and m[:2] == ("exit_signal", pid), name=f"{pid} got a signal"
+        lambda m: type(m) is tuple and m[:2] == ("exit_signal", pid), step=f"{pid} got a signal"
     )
     assert type(message) is tuple
     return message[2]
@@ -153,7 +153,7 @@ async def test_infinity_never_kills(node: Node, caplog: pytest.LogCaptureFixture
         ref = kernel.monitor(child)
         kernel.exit(child, kernel.KILL)  # only someone else's kill ends the wait
         assert await reason_of(ref) == "killed"
-        await recv(lambda m: m == "terminate_child returned", name="terminate_child returned")
+        await recv(lambda m: m == "terminate_child returned", step="terminate_child returned")
         [report] = reports(caplog, "shutdown_error")
         assert report.reason == repr("killed")  # type: ignore[attr-defined]
 

@@ -202,7 +202,7 @@ async def test_brutal_kill_template_kills_every_child_at_once(
         kernel.exit(sup, kernel.SHUTDOWN)
         for ref in refs:
             assert await reason_of(ref) == "killed"
-        await recv(lambda m: isinstance(m, kernel.ExitMessage) and m.pid is sup, name="EXIT")
+        await recv(lambda m: isinstance(m, kernel.ExitMessage) and m.pid is sup, step="EXIT")
         assert pending_events() == [], "no terminate ran"
         assert reports(caplog) == []
 

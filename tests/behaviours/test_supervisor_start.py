@@ -168,7 +168,7 @@ async def test_init_building_an_invalid_spec_fails_the_start(node: Node) -> None
         kernel.trap_exit(True)
         with pytest.raises(StartError, match="brutal_kil"):
             await within(supervisor.start_link(sup_upgrade_bad, kernel.self()), "start")
-        assert await recv(lambda m: m == ("init", "bad"), name="init ran") == ("init", "bad")
+        assert await recv(lambda m: m == ("init", "bad"), step="init ran") == ("init", "bad")
         assert pending_events() == [], "no child was started"
 
     await node.run_process(body)
@@ -200,7 +200,7 @@ async def test_a_child_that_ignores_its_start(node: Node, restart: str, kept: bo
             ]
         )
         sup = await start_sup(spec)
-        assert await recv(lambda m: m == ("ignored", "lazy"), name="ignored") == ("ignored", "lazy")
+        assert await recv(lambda m: m == ("ignored", "lazy"), step="ignored") == ("ignored", "lazy")
         rows = await children(sup)
         assert ("lazy" in rows) is kept
         if kept:

@@ -152,7 +152,7 @@ async def test_a_flood_during_a_suspension_loses_nothing_and_keeps_each_senders_
         await _suspend(pid)
         clients = [kernel.spawn(_client, pid, kernel.self(), n) for n in range(CLIENTS)]
         for client in clients:
-            await recv(tagged("first call", client), name="client blocked in its first call")
+            await recv(tagged("first call", client), step="client blocked in its first call")
         # Every client has queued 3 casts and 1 call, and none was handled.
         status = await within(system_messages.get_status(pid), "get_status")
         assert status.status == "suspended"
@@ -160,7 +160,7 @@ async def test_a_flood_during_a_suspension_loses_nothing_and_keeps_each_senders_
         assert (await _state(pid)).events == ("init",)
         await _resume(pid)
         for client in clients:
-            message = await recv(tagged("done", client), name="client done")
+            message = await recv(tagged("done", client), step="client done")
             assert type(message) is tuple
             number = clients.index(client)
             calls = [(number, seq) for seq in range(PER_CLIENT) if seq % 4 == 3]
@@ -379,7 +379,7 @@ async def test_a_sys_call_to_a_busy_server_times_out(node: Node) -> None:
         pid = await within(gen_server.start(counter, 0), "start")
         assert pid is not None
         kernel.spawn(client, pid, kernel.self())
-        await recv(tagged("calling"), name="client calling")
+        await recv(tagged("calling"), step="client calling")
         began = anyio.current_time()
         with pytest.raises(CallTimeout):
             await within(system_messages.get_state(pid, timeout=1.0), "get_state")
@@ -437,7 +437,7 @@ async def test_a_trapping_server_suspended_still_ends_on_its_parents_exit(node: 
 
     async def body() -> None:
         parent_pid = kernel.spawn(parent, kernel.self())
-        message = await recv(tagged("server"), name="server started")
+        message = await recv(tagged("server"), step="server started")
         assert type(message) is tuple
         server = message[1]
         ref = kernel.monitor(server)

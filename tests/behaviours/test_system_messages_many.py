@@ -162,7 +162,7 @@ async def test_a_process_that_does_not_answer_times_out_and_its_late_answer_is_d
         assert busy is not None
         idle = await _ledgers(1)
         kernel.spawn(client, busy, kernel.self())
-        await recv(tagged("calling"), name="client calling")
+        await recv(tagged("calling"), step="client calling")
         began = anyio.current_time()
         outcomes = await within(system_messages.suspend_many([busy, *idle], timeout=1.0), "s")
         assert anyio.current_time() - began == pytest.approx(1.0)

@@ -13,12 +13,15 @@ import importlib
 import string
 import textwrap
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
-import anyio
-
-from server import code_server, kernel
-from server.kernel import DownMessage, ExitMessage, Pid, Ref
+from server import code_server
+from tests._support.waits import STEP as STEP
+from tests._support.waits import down as down
+from tests._support.waits import idle as idle
+from tests._support.waits import recv as recv
+from tests._support.waits import tagged as tagged
+from tests._support.waits import trapped as trapped
 from tests.behaviours._helpers import step, within
 
 __all__ = [
@@ -42,11 +45,9 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from server.code_server import ModuleVersion
+    from server.kernel import Pid
 
     Matcher = Callable[[object], bool]
-
-#: The longest any single waiting step may take, in seconds.
-STEP: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,53 +101,11 @@ class App:
         return [(info.slot, info.vsn) for info in code_server.which_versions(self.dotted(module))]
 
 
-async def recv(match: Matcher | None = None, *, step: str, limit: float = STEP) -> object:
-    """The next (matching) message; fails the test, naming ``step``, if none comes in time."""
-    try:
-        with anyio.fail_after(limit):
-            return await kernel.receive(match)
-    except TimeoutError:
-        raise AssertionError(f"step {step!r}: no message within {limit} s") from None
-
-
-def tagged(tag: str, pid: Pid | None = None) -> Matcher:
-    """Matches a tuple ``(tag, pid, ...)`` (from any pid when ``pid`` is None)."""
-
-    def match(message: object) -> bool:
-        return (
-            type(message) is tuple
-            and len(message) >= 2
-            and message[0] == tag
-            and (pid is None or message[1] is pid)
-        )
-
-    return match
-
-
 async def reply_of(tag: str, pid: Pid, *, step: str) -> tuple[object, ...]:
     """Wait for ``(tag, pid, ...)`` and return the whole tuple."""
     message = await recv(tagged(tag, pid), step=step)
     assert type(message) is tuple
     return message
-
-
-async def down(ref: Ref, *, step: str = "DOWN") -> DownMessage:
-    """Wait for the ``DownMessage`` of monitor ``ref``."""
-    message = await recv(lambda m: type(m) is DownMessage and m.ref is ref, step=step)
-    assert isinstance(message, DownMessage)
-    return message
-
-
-async def trapped(pid: Pid, *, step: str = "EXIT") -> ExitMessage:
-    """Wait for the ``ExitMessage`` from ``pid`` (the current process traps exits)."""
-    message = await recv(lambda m: type(m) is ExitMessage and m.pid is pid, step=step)
-    assert isinstance(message, ExitMessage)
-    return message
-
-
-async def idle() -> None:
-    """A bystander body: waits for ever, takes no message, runs no application code."""
-    await kernel.receive(lambda _: False)
 
 
 #: An application module of process bodies (``$vsn``): each tells the tester

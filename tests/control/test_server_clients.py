@@ -46,7 +46,7 @@ async def test_a_client_that_never_reads_does_not_block_others(
         for n in range(3):  # meanwhile another client is served
             assert await within(request(socket_path, "echo", {"n": n}), "echo") == {"n": n}
         # and the stuck connection is closed once a write has waited write_timeout
-        assert await reason_of(ref, name="the stuck connection ends") == kernel.NORMAL
+        assert await reason_of(ref, step="the stuck connection ends") == kernel.NORMAL
         await stuck.closed()
         await stuck.aclose()
         assert await within(request(socket_path, "echo"), "echo after") == {}

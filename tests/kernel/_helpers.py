@@ -6,78 +6,19 @@ Everything here runs inside a process (``node.run_process(body)``). Each wait is
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Final
-
-import anyio
-
 from server import kernel
-from server.kernel import DownMessage, ExitMessage, Pid, ProcessExit, Ref
-
-Matcher = Callable[[object], bool]
-
-#: The longest any single waiting step may take (seconds; virtual seconds on virtual time).
-STEP: Final = 2.0
-
-
-async def recv(match: Matcher | None = None, *, step: str, limit: float = STEP) -> object:
-    """The next (matching) message; fails the test, naming ``step``, if none comes in time."""
-    try:
-        with anyio.fail_after(limit):
-            return await kernel.receive(match)
-    except TimeoutError:
-        raise AssertionError(f"step {step!r}: no message within {limit} s") from None
-
-
-def drain() -> list[object]:
-    """Take every queued message of the current process, in order, without waiting."""
-    taken: list[object] = []
-    while True:
-        try:
-            taken.append(kernel.receive_nowait())
-        except anyio.WouldBlock:
-            return taken
-
-
-def queue_len(pid: Pid | None = None) -> int:
-    """How many messages wait in the mailbox of ``pid`` (default: the current process)."""
-    info = kernel.process_info(pid if pid is not None else kernel.self())
-    assert info is not None, f"{pid} is not alive"
-    return info.message_queue_len
-
-
-def down_of(ref: Ref) -> Matcher:
-    """Matches the ``DownMessage`` of monitor ``ref``."""
-    return lambda m: type(m) is DownMessage and m.ref is ref
-
-
-def exit_from(pid: Pid) -> Matcher:
-    """Matches an ``ExitMessage`` from ``pid``."""
-    return lambda m: type(m) is ExitMessage and m.pid is pid
-
-
-async def down(ref: Ref, *, step: str = "DOWN") -> DownMessage:
-    """Wait for the ``DownMessage`` of monitor ``ref``."""
-    message = await recv(down_of(ref), step=step)
-    assert isinstance(message, DownMessage)
-    return message
-
-
-async def reason_of(ref: Ref, *, step: str = "DOWN") -> object:
-    """Wait for the ``DownMessage`` of monitor ``ref`` and return its exit reason."""
-    return (await down(ref, step=step)).reason
-
-
-async def trapped(pid: Pid, *, step: str = "ExitMessage") -> ExitMessage:
-    """Wait for the ``ExitMessage`` from ``pid`` (the current process traps exits)."""
-    message = await recv(exit_from(pid), step=step)
-    assert isinstance(message, ExitMessage)
-    return message
-
-
-async def idle() -> None:
-    """A process body that waits for ever and takes no message."""
-    await kernel.receive(lambda _: False)
+from server.kernel import ExitMessage, Pid, ProcessExit
+from tests._support.waits import STEP as STEP
+from tests._support.waits import Matcher as Matcher
+from tests._support.waits import down as down
+from tests._support.waits import down_of as down_of
+from tests._support.waits import drain as drain
+from tests._support.waits import exit_from as exit_from
+from tests._support.waits import idle as idle
+from tests._support.waits import queue_len as queue_len
+from tests._support.waits import reason_of as reason_of
+from tests._support.waits import recv as recv
+from tests._support.waits import trapped as trapped
 
 
 async def peer(owner: Pid, trap: bool) -> None:

@@ -7,49 +7,18 @@ bug in the reader. Every wait runs under ``anyio.fail_after`` and names its step
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING
 
 import anyio
 
-from server import kernel
-from server.kernel import DownMessage
+from tests._support.waits import STEP as STEP
+from tests._support.waits import reason_of as reason_of
+from tests._support.waits import step as step
+from tests._support.waits import within as within
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Iterator
-
     from anyio.abc import SocketStream
-
-    from server.kernel import Ref
-
-T = TypeVar("T")
-
-#: The longest any single waiting step may take, in seconds.
-STEP: Final = 5.0
-
-
-@contextmanager
-def step(name: str, limit: float = STEP) -> Iterator[None]:
-    """Bound the waits inside the block; a hang fails the test naming ``name``."""
-    try:
-        with anyio.fail_after(limit):
-            yield
-    except TimeoutError:
-        raise AssertionError(f"step {name!r}: still waiting after {limit} s") from None
-
-
-async def within(awaitable: Awaitable[T], name: str, limit: float = STEP) -> T:
-    """Await ``awaitable`` as one bounded step."""
-    with step(name, limit):
-        return await awaitable
-
-
-async def reason_of(ref: Ref, *, name: str) -> object:
-    """Wait for the ``DownMessage`` of monitor ``ref``; returns the exit reason."""
-    message = await within(kernel.receive(lambda m: type(m) is DownMessage and m.ref is ref), name)
-    assert isinstance(message, DownMessage)
-    return message.reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,9 +97,9 @@ async def test_killing_the_listener_closes_its_socket_and_ends_its_connections(
             refs = [kernel.monitor(pid) for pid in connections]
             listener_ref = kernel.monitor(listener)
             kernel.exit(listener, kernel.KILL)
-            assert await reason_of(listener_ref, name="listener ends") == kernel.KILLED
+            assert await reason_of(listener_ref, step="listener ends") == kernel.KILLED
             for ref in refs:
-                assert await reason_of(ref, name="connection ends") == kernel.SHUTDOWN
+                assert await reason_of(ref, step="connection ends") == kernel.SHUTDOWN
             assert await first.closed_by_peer()
             assert await second.closed_by_peer()
         await assert_refused(port)
@@ -120,7 +120,7 @@ async def test_a_connection_that_crashes_or_is_killed_leaves_the_listener_servin
             (connection,) = http_server.which_connections(listener)
             ref = kernel.monitor(connection)
             kernel.exit(connection, kernel.KILL)
-            assert await reason_of(ref, name="connection killed") == kernel.KILLED
+            assert await reason_of(ref, step="connection killed") == kernel.KILLED
             assert await client.closed_by_peer()
         async with await Client.connect(port) as client:
             assert (await client.get("/hello")).status == 200
@@ -149,8 +149,8 @@ async def test_the_parent_ending_normally_ends_the_listener_and_its_connections(
             connection_ref = kernel.monitor(connection)
             listener_ref = kernel.monitor(listener)
             kernel.send(owner, "return")
-            assert await reason_of(listener_ref, name="listener ends") == kernel.NORMAL
-            assert await reason_of(connection_ref, name="connection ends") == kernel.SHUTDOWN
+            assert await reason_of(listener_ref, step="listener ends") == kernel.NORMAL
+            assert await reason_of(connection_ref, step="connection ends") == kernel.SHUTDOWN
             assert await client.closed_by_peer()
         await assert_refused(port)
 
@@ -174,8 +174,8 @@ async def test_a_supervisor_starts_and_shuts_the_listener_down(node: Node) -> No
             connection_ref = kernel.monitor(connection)
             listener_ref = kernel.monitor(listener)
             await within(supervisor.terminate_child(sup, "web"), "terminate_child")
-            assert await reason_of(listener_ref, name="listener ends") == kernel.SHUTDOWN
-            assert await reason_of(connection_ref, name="connection ends") == kernel.SHUTDOWN
+            assert await reason_of(listener_ref, step="listener ends") == kernel.SHUTDOWN
+            assert await reason_of(connection_ref, step="connection ends") == kernel.SHUTDOWN
             assert await client.closed_by_peer()
         await assert_refused(port)
         again = await within(supervisor.restart_child(sup, "web"), "restart_child")

@@ -240,7 +240,7 @@ async def test_a_client_that_disconnects_ends_its_connection_process(node: Node)
             (connection,) = http_server.which_connections(listener)
             ref = kernel.monitor(connection)
             await client.stream.aclose()
-            assert await reason_of(ref, name="connection ends") == kernel.NORMAL
+            assert await reason_of(ref, step="connection ends") == kernel.NORMAL
         assert http_server.count_connections(listener) == 0
 
     await node.run_process(body)

@@ -72,7 +72,7 @@ async def boot_demo(root: Path, packages: Path) -> LiveDemo:
         )
 
     pid = kernel.spawn(boot)
-    await recv(lambda m: isinstance(m, tuple) and m[:1] == ("booted",), name="booted", limit=30)
+    await recv(lambda m: isinstance(m, tuple) and m[:1] == ("booted",), step="booted", limit=30)
     return LiveDemo(root, port, pid, packages)
 
 
@@ -80,4 +80,4 @@ async def stop_demo(demo: LiveDemo) -> None:
     """Stop the boot process and wait for its end."""
     ref = kernel.monitor(demo.boot)
     kernel.send(demo.boot, ("stop",))
-    await recv(lambda m: type(m) is kernel.DownMessage and m.ref is ref, name="stopped", limit=30)
+    await recv(lambda m: type(m) is kernel.DownMessage and m.ref is ref, step="stopped", limit=30)

@@ -134,7 +134,7 @@ async def test_an_apply_that_raises_restarts_into_the_permanent_release(
             with pytest.raises(InstallFailed, match="apply exploded") as info:
                 await within(handler.install("1.0.1"), "install", 30)
             assert info.value.outcome == "restarting"
-            await recv(lambda m: m == ("booted", "1.0.0"), name="rebooted", limit=30)
+            await recv(lambda m: m == ("booted", "1.0.0"), step="rebooted", limit=30)
             assert current_vsn() == "1.0.0"
             assert (await demo.http("GET", "/count/a"))[1] == {
                 "key": "a",
@@ -169,7 +169,7 @@ async def test_a_second_install_while_one_runs_is_refused(
                 kernel.send(me, ("first done", report.to_vsn))
 
             kernel.spawn(first)
-            await recv(lambda m: m == "in_code_change", name="install under way", limit=30)
+            await recv(lambda m: m == "in_code_change", step="install under way", limit=30)
             with pytest.raises(InstallRefused, match=r"install 1\.0\.1 is running"):
                 await handler.install("1.0.1")
             with pytest.raises(InstallRefused, match="is running"):
@@ -177,7 +177,7 @@ async def test_a_second_install_while_one_runs_is_refused(
             rows = await handler.which_releases()
             assert {r["vsn"] for r in rows} == {"1.0.0", "1.0.1"}, "answers while busy"
             kernel.send(kernel.whereis("counter_store"), "go")  # type: ignore[arg-type]
-            await recv(lambda m: m == ("first done", "1.0.1"), name="first done", limit=30)
+            await recv(lambda m: m == ("first done", "1.0.1"), step="first done", limit=30)
         finally:
             await stop_demo(demo)
 

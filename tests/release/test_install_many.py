@@ -45,14 +45,14 @@ async def _boot(root: Path) -> Pid:
         )
 
     pid = kernel.spawn(boot)
-    await recv(lambda m: isinstance(m, tuple) and m[:1] == ("booted",), name="booted", limit=30)
+    await recv(lambda m: isinstance(m, tuple) and m[:1] == ("booted",), step="booted", limit=30)
     return pid
 
 
 async def _stop(pid: Pid) -> None:
     ref = kernel.monitor(pid)
     kernel.send(pid, ("stop",))
-    await recv(lambda m: type(m) is kernel.DownMessage and m.ref is ref, name="stopped", limit=30)
+    await recv(lambda m: type(m) is kernel.DownMessage and m.ref is ref, step="stopped", limit=30)
 
 
 async def _workers() -> list[Pid]:

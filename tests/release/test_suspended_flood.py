@@ -151,21 +151,21 @@ async def test_a_flood_while_suspended_is_all_answered_in_order_by_the_new_code(
                 kernel.send(me, ("installed", report.to_vsn))
 
             kernel.spawn(install)
-            await recv(lambda m: m == ("in_code_change", store), name="suspended", limit=30)
+            await recv(lambda m: m == ("in_code_change", store), step="suspended", limit=30)
 
             clients = [kernel.spawn(noter, me, store) for _ in range(NOTERS)]
             clients += [kernel.spawn(caller, me, store) for _ in range(CALLERS)]
             for client in clients:
-                await recv(tagged("sending call", client), name="flood sent")
+                await recv(tagged("sending call", client), step="flood sent")
             info = kernel.process_info(store)
             assert info is not None
             assert info.message_queue_len == NOTERS * (NOTES + 1) + CALLERS, "all queued"
 
             kernel.send(store, "go")
-            await recv(lambda m: m == ("installed", VSN), name="installed", limit=30)
+            await recv(lambda m: m == ("installed", VSN), step="installed", limit=30)
             replies: dict[Pid, Any] = {}
             for client in clients:
-                message = await recv(tagged("done", client), name="answered", limit=30)
+                message = await recv(tagged("done", client), step="answered", limit=30)
                 assert isinstance(message, tuple)
                 replies[client] = message[2]
 
