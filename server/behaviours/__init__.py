@@ -5,6 +5,7 @@ from __future__ import annotations
 from server.behaviours import (
     gen_server,
     gen_server_callbacks,
+    replies,
     supervisor,
     supervisor_callbacks,
     system_messages,
@@ -15,6 +16,7 @@ __all__ = [
     "gen_server",
     "gen_server_callbacks",
     "module_name",
+    "replies",
     "resolve",
     "set_resolver",
     "supervisor",
