@@ -19,6 +19,9 @@ How this works:
    and the env tables are dropped (a new controller starts from empty tables).
 6. ``config_diff`` only computes what changed; ``controller.config_change`` calls the
    callbacks in the caller's process, so a callback may use the controller's API.
+7. Calls are the request records of ``controller`` (the API module), answered with a
+   ``replies`` record: ``Ok``; ``Refused`` (not loaded, already started, a dependency not
+   running...: nothing changed); ``Failed`` (the application's start failed).
 """
 
 from __future__ import annotations
@@ -29,13 +32,29 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from server import code_server, kernel
+from server.app import _master
 from server.app import env as env_tables
-from server.behaviours import gen_server
+from server.app.controller import (
+    ChangeApplicationData,
+    ConfigDiff,
+    EnvChange,
+    GetStartType,
+    LoadApplication,
+    LoadedApplications,
+    RunningApplication,
+    StartApplication,
+    StopApplication,
+    TopSupervisors,
+    UnloadApplication,
+    WhichApplications,
+)
+from server.behaviours import gen_server, replies
 from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply, Stop
 from server.errors import CalleeExited, StartError
 from server.kernel import ExitMessage, From, Pid
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from server.spec.app_spec import AppSpec
@@ -84,43 +103,50 @@ def init(args: dict[str, dict[str, Any]] | None) -> object:
     return Ok(ControllerState(dict(args or {})))
 
 
-async def handle_call(request: Any, from_: From, state: ControllerState) -> object:
+async def handle_call(request: object, from_: From, state: ControllerState) -> object:
     match request:
-        case ("load", spec, lib_dir):
+        case LoadApplication(spec=spec, lib_dir=lib_dir):
             return Reply(_load(state, spec, lib_dir), state)
-        case ("unload", name):
+        case UnloadApplication(application=name):
             return Reply(_unload(state, name), state)
-        case ("start", name, start_type):
+        case StartApplication(application=name, start_type=start_type):
             refusal = _refuse_start(state, name)
-            if refusal is not None:
-                return Reply(("error", refusal), state)  # nothing was tried: nothing failed
+            if refusal is not None:  # nothing was tried: nothing failed
+                return Reply(replies.Refused(refusal), state)
             answer = await _start(state, name, start_type)
-            if answer[0] == "error" and _start_failure_is_fatal(answer[1], start_type):
-                reason = ("application_start_failure", name, answer[1])
-                logger.error("application %s failed to start: %r; the node stops", name, answer[1])
+            if isinstance(answer, replies.Failed) and _start_failure_is_fatal(
+                answer.reason, start_type
+            ):
+                reason = ("application_start_failure", name, answer.reason)
+                logger.error(
+                    "application %s failed to start: %r; the node stops", name, answer.reason
+                )
                 return Stop(reason, state, reply=answer)
             return Reply(answer, state)
-        case ("stop", name):
+        case StopApplication(application=name):
             return Reply(await _stop(state, name), state)
-        case ("which",):
-            rows = [
-                (name, state.loaded[name].spec.description, state.loaded[name].spec.vsn)
+        case WhichApplications():
+            rows = tuple(
+                RunningApplication(
+                    name, state.loaded[name].spec.description, state.loaded[name].spec.vsn
+                )
                 for name in state.running
-            ]
-            return Reply(rows, state)
-        case ("loaded",):
-            return Reply({n: (app.spec, app.lib_dir) for n, app in state.loaded.items()}, state)
-        case ("top_supervisors",):
+            )
+            return Reply(replies.Ok(rows), state)
+        case LoadedApplications():
+            loaded = {n: (app.spec, app.lib_dir) for n, app in state.loaded.items()}
+            return Reply(replies.Ok(loaded), state)
+        case TopSupervisors():
             tops = {n: r.top for n, r in state.running.items() if r.top is not None}
-            return Reply(tops, state)
-        case ("start_type", name):
+            return Reply(replies.Ok(tops), state)
+        case GetStartType(application=name):
             running = state.running.get(name)
-            return Reply(running.type if running else None, state)
-        case ("change_data", apps, sys_env):
-            return Reply(_change_data(state, apps, sys_env), state)
-        case ("config_diff", snapshot):
-            return Reply(_config_diff(state, snapshot), state)
-    return Reply(("error", ("unknown_request", request)), state)
+            return Reply(replies.Ok(running.type if running else None), state)
+        case ChangeApplicationData(apps=apps, sys_env=sys_env):
+            return Reply(replies.Ok(_change_data(state, apps, sys_env)), state)
+        case ConfigDiff(snapshot=snapshot):
+            return Reply(replies.Ok(_config_diff(state, snapshot)), state)
+    return Reply(replies.Refused(("unknown_request", repr(request))), state)
 
 
 def _start_failure_is_fatal(reason: object, start_type: str) -> bool:
@@ -128,10 +154,9 @@ def _start_failure_is_fatal(reason: object, start_type: str) -> bool:
     return start_type == "permanent" or (start_type == "transient" and reason != kernel.NORMAL)
 
 
-async def handle_info(message: Any, state: ControllerState) -> object:
-    if isinstance(message, tuple) and message[:1] == ("application_terminated",):
-        _, name, reason = message
-        return _terminated(state, name, reason)
+async def handle_info(message: object, state: ControllerState) -> object:
+    if isinstance(message, _master.ApplicationTerminated):
+        return _terminated(state, message.application, message.reason)
     if isinstance(message, ExitMessage):
         # A master ends normally right after reporting its tree's end (or after a stop);
         # any other end of a running application's master is that application's end.
@@ -169,31 +194,31 @@ async def terminate(reason: object, state: ControllerState) -> None:
 # -- operations ----------------------------------------------------------------------------
 
 
-def _load(state: ControllerState, spec: AppSpec, lib_dir: Path | None) -> tuple[str, object]:
+def _load(state: ControllerState, spec: AppSpec, lib_dir: Path | None) -> replies.ServerReply:
     known = state.loaded.get(spec.name)
     if known is not None:
-        return ("error", ("already_loaded", spec.name, known.spec.vsn))
+        return replies.Refused(("already_loaded", spec.name, known.spec.vsn))
     if lib_dir is not None:
         try:
             code_server.add_path(lib_dir)
-        except Exception as exc:
-            return ("error", ("bad_lib_dir", str(exc)))
+        except Exception as exc:  # nothing was added: a refusal
+            return replies.Refused(("bad_lib_dir", str(exc)))
     app_env = env_tables.merge_env(spec.env, state.sys_env.get(spec.name, {}))
     state.loaded[spec.name] = _Loaded(spec, lib_dir, app_env)
     env_tables._set_table(spec.name, app_env)
-    return ("ok", None)
+    return replies.Ok(None)
 
 
-def _unload(state: ControllerState, name: str) -> tuple[str, object]:
+def _unload(state: ControllerState, name: str) -> replies.ServerReply:
     if name in state.running:
-        return ("error", ("running", name))
+        return replies.Refused(("running", name))
     loaded = state.loaded.pop(name, None)
     if loaded is None:
-        return ("error", ("not_loaded", name))
+        return replies.Refused(("not_loaded", name))
     env_tables._drop_table(name)
     if loaded.lib_dir is not None:
         code_server.remove_path(loaded.lib_dir)
-    return ("ok", None)
+    return replies.Ok(None)
 
 
 def _refuse_start(state: ControllerState, name: str) -> tuple[str, str] | None:
@@ -209,7 +234,7 @@ def _refuse_start(state: ControllerState, name: str) -> tuple[str, str] | None:
     return None
 
 
-async def _start(state: ControllerState, name: str, start_type: str) -> tuple[str, object]:
+async def _start(state: ControllerState, name: str, start_type: str) -> replies.ServerReply:
     mod = state.loaded[name].spec.mod
     master: Pid | None = None
     top: Pid | None = None
@@ -219,30 +244,30 @@ async def _start(state: ControllerState, name: str, start_type: str) -> tuple[st
                 MASTER, (name, mod.module, mod.args, kernel.self()), timeout=math.inf
             )
         except StartError as exc:
-            return ("error", exc.reason)
+            return replies.Failed(exc.reason)
         assert master is not None
         with contextlib.suppress(CalleeExited):  # ended already: its end is on its way here
-            top = await gen_server.call(master, ("top",), timeout=math.inf)
+            top = await _master.get_top(master)
     state.running[name] = _Running(master, top, start_type)
     logger.info("application %s started (type %s)", name, start_type)
-    return ("ok", None)
+    return replies.Ok(None)
 
 
-async def _stop(state: ControllerState, name: str) -> tuple[str, object]:
+async def _stop(state: ControllerState, name: str) -> replies.ServerReply:
     running = state.running.pop(name, None)  # forgotten first: its start type no longer applies
     if running is None:
-        return ("error", ("not_running", name))
+        return replies.Refused(("not_running", name))
     if running.master is not None:
         with contextlib.suppress(CalleeExited):
-            await gen_server.call(running.master, ("stop",), timeout=math.inf)
+            await _master.stop(running.master)
         kernel.flush(lambda m: type(m) is ExitMessage and m.pid is running.master)
     logger.info("application %s stopped", name)
-    return ("ok", None)
+    return replies.Ok(None)
 
 
 def _change_data(
     state: ControllerState,
-    apps: list[tuple[AppSpec, Path | None]],
+    apps: Sequence[tuple[AppSpec, Path | None]],
     sys_env: dict[str, dict[str, Any]],
 ) -> dict[str, dict[str, Any]]:
     """Install new specs and envs (release install); returns the old envs of running apps."""
@@ -262,8 +287,8 @@ def _change_data(
 
 def _config_diff(
     state: ControllerState, snapshot: dict[str, dict[str, Any]]
-) -> list[tuple[str, str, dict[str, Any], dict[str, Any], list[str]]]:
-    """``(app, callback module, changed, new, removed)`` of each running app whose env changed."""
+) -> tuple[EnvChange, ...]:
+    """How the env of each running application changed since ``snapshot`` (changed ones only)."""
     diffs = []
     for name, old_env in snapshot.items():
         loaded = state.loaded.get(name)
@@ -271,5 +296,5 @@ def _config_diff(
             continue
         changed, added, removed = env_tables.env_diff(old_env, loaded.env)
         if changed or added or removed:
-            diffs.append((name, loaded.spec.mod.module, changed, added, removed))
-    return diffs
+            diffs.append(EnvChange(name, loaded.spec.mod.module, changed, added, tuple(removed)))
+    return tuple(diffs)

@@ -2,23 +2,74 @@
 
 ``init`` calls the application callback module's ``start(start_type, args)`` (through the
 resolver, so its current version); the top supervisor it starts is linked to the master.
-When that supervisor ends by itself, the master runs ``stop(state)``, tells the controller
-``("application_terminated", app, reason)`` and ends. ``("stop",)`` (and the controller's
-own end) runs ``prep_stop``, shuts the tree down, then ``stop`` (OTP's application master).
+When that supervisor ends by itself, the master runs ``stop(state)``, sends the controller
+``ApplicationTerminated(app, reason)`` and ends. ``stop`` (``StopTree``, and the
+controller's own end) runs ``prep_stop``, shuts the tree down, then the application's
+``stop`` (OTP's application master). ``get_top`` and ``stop`` are the controller's calls;
+they are answered with ``replies`` records.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from dataclasses import dataclass
 from types import CoroutineType
-from typing import Any
+from typing import final
 
 from server import kernel
-from server.behaviours import resolve
+from server.behaviours import gen_server, replies, resolve
 from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply, Stop
 from server.kernel import DownMessage, ExitMessage, From, Pid
 
 logger = logging.getLogger("server.app")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class GetTop:
+    """Answer with the application's top supervisor (None once it ended)."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class StopTree:
+    """Run ``prep_stop``, shut the tree down, run ``stop``, then end (answered first)."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ApplicationTerminated:
+    """Sent to the controller: the application's tree ended by itself with ``reason``."""
+
+    application: str
+    reason: object
+
+
+async def get_top(master: Pid) -> Pid | None:
+    """The top supervisor of the application ``master`` runs.
+
+    Raises:
+        CalleeExited: the master ended.
+    """
+    match await gen_server.call(master, GetTop(), timeout=math.inf):
+        case replies.Ok(value=top) if top is None or isinstance(top, Pid):
+            return top
+        case answer:
+            raise TypeError(f"application master {master} answered {answer!r}")
+
+
+async def stop(master: Pid) -> None:
+    """Stop the application ``master`` runs, and the master.
+
+    Raises:
+        CalleeExited: the master ended.
+    """
+    match await gen_server.call(master, StopTree(), timeout=math.inf):
+        case replies.Ok():
+            return
+        case answer:
+            raise TypeError(f"application master {master} answered {answer!r}")
 
 
 class _State:
@@ -65,22 +116,23 @@ async def init(args: tuple[str, str, object, Pid]) -> object:
     return Ok(state)
 
 
-async def handle_call(request: Any, from_: From, state: _State) -> object:
-    if request == ("stop",):
-        await _stop_tree(state)
-        return Stop(kernel.NORMAL, state, reply="ok")
-    if request == ("top",):
-        return Reply(state.top, state)
-    return Reply(("error", "unknown_request"), state)
+async def handle_call(request: object, from_: From, state: _State) -> object:
+    match request:
+        case StopTree():
+            await _stop_tree(state)
+            return Stop(kernel.NORMAL, state, reply=replies.Ok(None))
+        case GetTop():
+            return Reply(replies.Ok(state.top), state)
+    return Reply(replies.Refused(("unknown_request", repr(request))), state)
 
 
-async def handle_info(message: Any, state: _State) -> object:
+async def handle_info(message: object, state: _State) -> object:
     if isinstance(message, ExitMessage) and message.pid is state.top:
         # The tree ended by itself: as OTP, ``stop`` (not ``prep_stop``) runs, then the
         # controller hears of it and applies the start type.
         state.top = None
         await _call_stop(state)
-        kernel.send(state.controller, ("application_terminated", state.app, message.reason))
+        kernel.send(state.controller, ApplicationTerminated(state.app, message.reason))
         return Stop(kernel.NORMAL, state)
     return NoReply(state)
 

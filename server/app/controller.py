@@ -6,6 +6,11 @@ other applications and ends the controller), ``transient`` (the same unless the 
 exactly ``normal``), ``temporary`` (its end is only reported). A permanent or transient
 application that fails to start also ends the controller (``application_start_failure``).
 ``stop_application`` never applies the start type.
+
+Each function sends one of the request records below; the controller answers with a typed
+reply (``replies.Ok``; ``Refused`` when the request is not accepted as things stand and
+nothing changed; ``Failed`` when an application's start failed), and the function raises
+``ApplicationError`` in the caller's process from the reason it carries.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, final
 
 from server.behaviours import gen_server, resolve
+from server.behaviours.replies import Failed, Ok, Refused
 from server.errors import ApplicationError, CalleeExited
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from server.kernel import Pid
@@ -61,6 +68,112 @@ class RunningApplication:
     vsn: str
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class EnvChange:
+    """How a running application's env changed (what its ``config_change`` is given)."""
+
+    application: str
+    module: str  # the application's callback module
+    changed: dict[str, Any]
+    added: dict[str, Any]
+    removed: tuple[str, ...]
+
+
+# -- the requests (answered by the controller with a ``replies`` record) ------------------
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class LoadApplication:
+    """Load ``spec`` (its ``lib_dir`` joins the code path)."""
+
+    spec: AppSpec
+    lib_dir: Path | None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class UnloadApplication:
+    """Forget a stopped application."""
+
+    application: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class StartApplication:
+    """Start a loaded application whose dependencies run."""
+
+    application: str
+    start_type: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class StopApplication:
+    """Stop a running application."""
+
+    application: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class WhichApplications:
+    """Answer with a ``RunningApplication`` for each running one, in start order."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class TopSupervisors:
+    """Answer with ``{application: top supervisor}``."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class LoadedApplications:
+    """Answer with ``{application: (spec, lib_dir)}``."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class GetStartType:
+    """Answer with the start type of a running application, or None."""
+
+    application: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ChangeApplicationData:
+    """Install a new release's specs and env; answer with the previous envs."""
+
+    apps: tuple[tuple[AppSpec, Path | None], ...]
+    sys_env: dict[str, dict[str, Any]]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ConfigDiff:
+    """Answer with an ``EnvChange`` for each running application whose env changed."""
+
+    snapshot: dict[str, dict[str, Any]]
+
+
+ControllerRequest = (
+    LoadApplication
+    | UnloadApplication
+    | StartApplication
+    | StopApplication
+    | WhichApplications
+    | TopSupervisors
+    | LoadedApplications
+    | GetStartType
+    | ChangeApplicationData
+    | ConfigDiff
+)
+
+
 async def start_link(sys_env: dict[str, dict[str, Any]] | None = None) -> Pid:
     """Start the controller, linked to the caller (the node's boot process).
 
@@ -75,14 +188,26 @@ async def start_link(sys_env: dict[str, dict[str, Any]] | None = None) -> Pid:
 START_TYPES = ("permanent", "transient", "temporary")
 
 
-async def _call(request: tuple[Any, ...]) -> Any:
+async def _call(request: ControllerRequest) -> object:
     return await gen_server.call(NAME, request, timeout=math.inf)
 
 
-def _check(application: str, answer: tuple[str, object]) -> None:
-    status, reason = answer
-    if status != "ok":
-        raise ApplicationError(application, _explain(reason), reason)
+async def _query(request: ControllerRequest) -> Any:
+    """The value of a query the controller always answers with ``Ok``."""
+    match await _call(request):
+        case Ok(value=value):
+            return value
+        case answer:
+            raise TypeError(f"{NAME} answered {request!r} with {answer!r}")
+
+
+def _check(application: str, answer: object) -> None:
+    match answer:
+        case Ok():
+            return
+        case Refused(reason=reason) | Failed(reason=reason):
+            raise ApplicationError(application, _explain(reason), reason)
+    raise TypeError(f"{NAME} answered {answer!r} about {application}")
 
 
 def _explain(reason: object) -> str:
@@ -110,7 +235,7 @@ async def load_application(spec: AppSpec, lib_dir: Path | None = None) -> None:
     Raises:
         ApplicationError: already loaded, or the lib directory is unusable.
     """
-    _check(spec.name, await _call(("load", spec, lib_dir)))
+    _check(spec.name, await _call(LoadApplication(spec, lib_dir)))
 
 
 async def unload_application(application: str) -> None:
@@ -119,7 +244,7 @@ async def unload_application(application: str) -> None:
     Raises:
         ApplicationError: not loaded, or still running.
     """
-    _check(application, await _call(("unload", application)))
+    _check(application, await _call(UnloadApplication(application)))
 
 
 async def start_application(application: str, start_type: str = "temporary") -> None:
@@ -132,7 +257,7 @@ async def start_application(application: str, start_type: str = "temporary") -> 
     """
     if start_type not in START_TYPES:
         raise ValueError(f"start type must be one of {', '.join(START_TYPES)}: {start_type!r}")
-    _check(application, await _call(("start", application, start_type)))
+    _check(application, await _call(StartApplication(application, start_type)))
 
 
 async def stop_application(application: str) -> None:
@@ -141,7 +266,7 @@ async def stop_application(application: str) -> None:
     Raises:
         ApplicationError: not started.
     """
-    _check(application, await _call(("stop", application)))
+    _check(application, await _call(StopApplication(application)))
 
 
 async def load_and_start(spec: AppSpec, lib_dir: Path | None, start_type: str) -> None:
@@ -219,29 +344,29 @@ async def ensure_all_started(
 
 async def which_applications() -> list[RunningApplication]:
     """The running applications, in start order."""
-    return [RunningApplication(*row) for row in await _call(("which",))]
+    return list(await _query(WhichApplications()))
 
 
 async def top_supervisors() -> dict[str, Pid]:
     """The top supervisor of each running application that has one, in start order."""
-    return dict(await _call(("top_supervisors",)))
+    return dict(await _query(TopSupervisors()))
 
 
 async def loaded_applications() -> dict[str, tuple[AppSpec, Path | None]]:
     """Every loaded application's spec and lib directory."""
-    return dict(await _call(("loaded",)))
+    return dict(await _query(LoadedApplications()))
 
 
 async def start_type(application: str) -> str | None:
     """The start type of a running application, or None."""
-    return await _call(("start_type", application))  # type: ignore[no-any-return]
+    return await _query(GetStartType(application))  # type: ignore[no-any-return]
 
 
 async def change_application_data(
-    apps: list[tuple[AppSpec, Path | None]], sys_env: dict[str, dict[str, Any]]
+    apps: Sequence[tuple[AppSpec, Path | None]], sys_env: dict[str, dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
     """Install the specs and env of a new release; returns the previous envs (a snapshot)."""
-    return await _call(("change_data", apps, sys_env))  # type: ignore[no-any-return]
+    return await _query(ChangeApplicationData(tuple(apps), sys_env))  # type: ignore[no-any-return]
 
 
 async def config_change(snapshot: dict[str, dict[str, Any]]) -> list[tuple[str, object]]:
@@ -256,13 +381,14 @@ async def config_change(snapshot: dict[str, dict[str, Any]]) -> list[tuple[str, 
         that raised gives ``("error", repr(exception))`` and the others still run.
     """
     results: list[tuple[str, object]] = []
-    diffs = await _call(("config_diff", snapshot))
-    for name, module, changed, added, removed in diffs:
-        hook = getattr(resolve(module), "config_change", None)
+    diffs: tuple[EnvChange, ...] = await _query(ConfigDiff(snapshot))
+    for diff in diffs:
+        name = diff.application
+        hook = getattr(resolve(diff.module), "config_change", None)
         if hook is None:
             continue
         try:
-            outcome = hook(changed, added, removed)
+            outcome = hook(diff.changed, diff.added, list(diff.removed))
             if inspect.isawaitable(outcome):
                 outcome = await outcome
         except Exception as exc:

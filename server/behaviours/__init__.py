@@ -5,6 +5,7 @@ from __future__ import annotations
 from server.behaviours import (
     gen_server,
     gen_server_callbacks,
+    replies,
     supervisor,
     supervisor_callbacks,
     system_messages,
@@ -18,6 +19,7 @@ __all__ = [
     "gen_server_callbacks",
     "module_name",
     "record_restart",
+    "replies",
     "resolve",
     "supervisor",
     "supervisor_callbacks",

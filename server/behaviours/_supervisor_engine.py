@@ -21,6 +21,9 @@ How this works:
    simple_one_for_one children are shut down all at once under one deadline.
 5. ``code_change`` runs the user ``init`` again and returns a *new* state: existing ids get
    their new spec and keep their pid; new ids are added, not started; missing ids are kept.
+6. Calls are the request records of ``supervisor`` (the API module); each is answered with
+   a ``replies`` record: ``Ok``; ``Refused`` (unknown child, running, already present, not
+   for this strategy: nothing changed); ``Failed`` (the child it tried to start did not).
 """
 
 from __future__ import annotations
@@ -28,30 +31,45 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, final
+from typing import Any, Final, Literal, final
 
 import anyio
 
 from server import kernel
+from server.behaviours import replies
 from server.behaviours._dispatch import resolve
 from server.behaviours._restart_intensity import add_restart
 from server.behaviours.gen_server_callbacks import Ignore, NoReply, Ok, Reply, Stop
+from server.behaviours.supervisor import (
+    ChildCounts,
+    ChildInfo,
+    CountChildren,
+    DeleteChild,
+    GetCallbackModule,
+    GetChildspec,
+    GetSpecInfo,
+    RestartChild,
+    SpecInfo,
+    StartChild,
+    TerminateChild,
+    WhichChildren,
+)
 from server.behaviours.supervisor_callbacks import ChildSpec, SupervisorSpec
 from server.errors import StartError
 from server.kernel import DownMessage, ExitMessage, From, Pid, is_normal_exit
 
 logger = logging.getLogger("server.behaviours.supervisor")
 
-RESTARTING = "restarting"
+RESTARTING: Final = "restarting"
 
 
 @final
 class _Child:
     __slots__ = ("pid", "spec")
 
-    def __init__(self, spec: ChildSpec, pid: Pid | str | None = None) -> None:
+    def __init__(self, spec: ChildSpec, pid: Pid | Literal["restarting"] | None = None) -> None:
         self.spec = spec
-        self.pid: Pid | str | None = pid  # a Pid, None (not running) or RESTARTING
+        self.pid = pid  # a Pid, None (not running) or RESTARTING
 
 
 @final
@@ -164,23 +182,27 @@ async def init(args: tuple[str, object, str | None]) -> object:
     return Ok(state)
 
 
-async def handle_call(request: Any, from_: From, state: SupervisorState) -> object:
+async def handle_call(request: object, from_: From, state: SupervisorState) -> object:
     match request:
-        case ("which_children",):
-            return Reply(_which_children(state), state)
-        case ("count_children",):
-            return Reply(_count_children(state), state)
-        case ("start_child", arg):
+        case WhichChildren():
+            return Reply(replies.Ok(tuple(_which_children(state))), state)
+        case CountChildren():
+            return Reply(replies.Ok(_count_children(state)), state)
+        case StartChild(spec_or_args=arg):
             return Reply(await _start_child(state, arg), state)
-        case ("terminate_child", key):
+        case TerminateChild(key=key):
             return Reply(await _terminate_child(state, key), state)
-        case ("restart_child", child_id):
+        case RestartChild(child_id=child_id):
             return Reply(await _restart_child(state, child_id), state)
-        case ("delete_child", child_id):
+        case DeleteChild(child_id=child_id):
             return Reply(_delete_child(state, child_id), state)
-        case ("get_childspec", key):
+        case GetChildspec(key=key):
             return Reply(_get_childspec(state, key), state)
-    return Reply(("error", ("unknown_request", request)), state)
+        case GetCallbackModule():
+            return Reply(replies.Ok(state.module), state)
+        case GetSpecInfo():
+            return Reply(replies.Ok(_spec_info(state)), state)
+    return Reply(replies.Refused(("unknown_request", repr(request))), state)
 
 
 def handle_cast(request: Any, state: SupervisorState) -> object:
@@ -244,111 +266,133 @@ async def _start(spec: ChildSpec, extra: tuple[object, ...]) -> Pid | None:
     return pid
 
 
-async def _start_child(state: SupervisorState, arg: object) -> object:
+async def _start_child(state: SupervisorState, arg: object) -> replies.ServerReply:
     if state.spec.strategy == "simple_one_for_one":
         extra = arg if isinstance(arg, tuple) else (arg,)
         template = state.children[0].spec
         try:
             pid = await _start(template, extra)
         except _StartFailed as failed:
-            return ("error", failed.reason)
+            return replies.Failed(failed.reason)
         if pid is not None:
             state.dynamic[pid] = extra
-        return ("ok", pid)
+        return replies.Ok(pid)
     if not isinstance(arg, ChildSpec):
-        return ("error", ("not_a_child_spec", arg))
+        return replies.Refused(("not_a_child_spec", repr(arg)))
     existing = state.find(arg.id)
     if existing is not None:
         if isinstance(existing.pid, Pid):
-            return ("error", ("already_started", existing.pid))
-        return ("error", "already_present")
+            return replies.Refused(("already_started", existing.pid))
+        return replies.Refused("already_present")
     try:
         pid = await _start(arg, ())
     except _StartFailed as failed:
-        return ("error", failed.reason)
+        return replies.Failed(failed.reason)
     if pid is not None or arg.restart != "temporary":
         state.children.append(_Child(arg, pid))
-    return ("ok", pid)
+    return replies.Ok(pid)
 
 
-async def _restart_child(state: SupervisorState, child_id: str) -> object:
+def _refuse_stopped_child_op(
+    state: SupervisorState, child: _Child | None
+) -> replies.Refused | None:
+    """Why restart_child / delete_child cannot act on ``child`` (None: they can)."""
     if state.spec.strategy == "simple_one_for_one":
-        return ("error", "simple_one_for_one")
-    child = state.find(child_id)
+        return replies.Refused("simple_one_for_one")
     if child is None:
-        return ("error", "not_found")
+        return replies.Refused("not_found")
     if isinstance(child.pid, Pid):
-        return ("error", "running")
+        return replies.Refused("running")
     if child.pid == RESTARTING:
-        return ("error", "restarting")
+        return replies.Refused("restarting")
+    return None
+
+
+async def _restart_child(state: SupervisorState, child_id: str) -> replies.ServerReply:
+    child = state.find(child_id)
+    refusal = _refuse_stopped_child_op(state, child)
+    if refusal is not None:
+        return refusal
+    assert child is not None
     try:
         child.pid = await _start(child.spec, ())
     except _StartFailed as failed:
-        return ("error", failed.reason)
-    return ("ok", child.pid)
+        return replies.Failed(failed.reason)
+    return replies.Ok(child.pid)
 
 
-async def _terminate_child(state: SupervisorState, key: object) -> object:
+async def _terminate_child(state: SupervisorState, key: object) -> replies.ServerReply:
     if state.spec.strategy == "simple_one_for_one":
         if not isinstance(key, Pid) or key not in state.dynamic:
-            return ("error", "not_found")
+            return replies.Refused("not_found")
         del state.dynamic[key]
         await _shutdown(state, state.children[0].spec, key)
-        return ("ok", None)
-    child = state.find(key) if isinstance(key, str) else None
-    if child is None and isinstance(key, Pid):
-        child = state.by_pid(key)
+        return replies.Ok(None)
+    child = _lookup(state, key)
     if child is None:
-        return ("error", "not_found")
+        return replies.Refused("not_found")
     if isinstance(child.pid, Pid):
         await _shutdown(state, child.spec, child.pid)
     child.pid = None
     if child.spec.restart == "temporary":
         state.children.remove(child)
-    return ("ok", None)
+    return replies.Ok(None)
 
 
-def _delete_child(state: SupervisorState, child_id: str) -> object:
-    if state.spec.strategy == "simple_one_for_one":
-        return ("error", "simple_one_for_one")
+def _delete_child(state: SupervisorState, child_id: str) -> replies.ServerReply:
     child = state.find(child_id)
-    if child is None:
-        return ("error", "not_found")
-    if isinstance(child.pid, Pid):
-        return ("error", "running")
-    if child.pid == RESTARTING:
-        return ("error", "restarting")
+    refusal = _refuse_stopped_child_op(state, child)
+    if refusal is not None:
+        return refusal
+    assert child is not None
     state.children.remove(child)
-    return ("ok", None)
+    return replies.Ok(None)
 
 
-def _get_childspec(state: SupervisorState, key: object) -> object:
-    if state.spec.strategy == "simple_one_for_one":
-        if isinstance(key, Pid) and key in state.dynamic:
-            return ("ok", state.children[0].spec)
-        return ("error", "not_found")
+def _lookup(state: SupervisorState, key: object) -> _Child | None:
+    """The child with id ``key``, or running as pid ``key`` (not simple_one_for_one)."""
     child = state.find(key) if isinstance(key, str) else None
     if child is None and isinstance(key, Pid):
         child = state.by_pid(key)
-    return ("ok", child.spec) if child is not None else ("error", "not_found")
+    return child
 
 
-def _which_children(state: SupervisorState) -> list[tuple[str | None, Pid | str | None, str, Any]]:
+def _get_childspec(state: SupervisorState, key: object) -> replies.ServerReply:
+    if state.spec.strategy == "simple_one_for_one":
+        if isinstance(key, Pid) and key in state.dynamic:
+            return replies.Ok(state.children[0].spec)
+        return replies.Refused("not_found")
+    child = _lookup(state, key)
+    return replies.Ok(child.spec) if child is not None else replies.Refused("not_found")
+
+
+def _spec_info(state: SupervisorState) -> SpecInfo:
+    spec = state.spec
+    return SpecInfo(
+        strategy=spec.strategy,
+        intensity=spec.intensity,
+        period=spec.period,
+        auto_shutdown=spec.auto_shutdown,
+        child_ids=tuple(child.id for child in spec.children),
+    )
+
+
+def _which_children(state: SupervisorState) -> list[ChildInfo]:
     if state.spec.strategy == "simple_one_for_one":
         template = state.children[0].spec
-        return [(None, pid, template.type, template.modules) for pid in state.dynamic]
-    return [(c.spec.id, c.pid, c.spec.type, c.spec.modules) for c in state.children]
+        return [ChildInfo(None, pid, template.type, template.modules) for pid in state.dynamic]
+    return [ChildInfo(c.spec.id, c.pid, c.spec.type, c.spec.modules) for c in state.children]
 
 
-def _count_children(state: SupervisorState) -> dict[str, int]:
+def _count_children(state: SupervisorState) -> ChildCounts:
     rows = _which_children(state)
-    active = [r for r in rows if isinstance(r[1], Pid) and kernel.is_alive(r[1])]
-    return {
-        "specs": 1 if state.spec.strategy == "simple_one_for_one" else len(rows),
-        "active": len(active),
-        "supervisors": sum(1 for r in rows if r[2] == "supervisor"),
-        "workers": sum(1 for r in rows if r[2] == "worker"),
-    }
+    active = [r for r in rows if isinstance(r.pid, Pid) and kernel.is_alive(r.pid)]
+    return ChildCounts(
+        specs=1 if state.spec.strategy == "simple_one_for_one" else len(rows),
+        active=len(active),
+        supervisors=sum(1 for r in rows if r.type == "supervisor"),
+        workers=sum(1 for r in rows if r.type == "worker"),
+    )
 
 
 # -- restarting ----------------------------------------------------------------------------

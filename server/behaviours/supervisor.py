@@ -11,6 +11,11 @@ generic function                callback it triggers
 start fails the whole start with ``StartError(("shutdown", ("failed_to_start_child", id,
 reason)))``); ``Ignore()`` makes ``start_link`` return None. The administrative calls below
 never count towards restart intensity.
+
+Each call sends one of the request records below; the engine answers with a typed reply
+(``replies.Ok``, ``Refused`` when the request is not accepted and nothing changed,
+``Failed`` when a child it tried to start did not start), and the function here raises the
+matching exception in the caller's process.
 """
 
 from __future__ import annotations
@@ -21,20 +26,25 @@ from typing import TYPE_CHECKING, Any, Literal, final
 
 from server.behaviours import gen_server
 from server.behaviours._dispatch import module_name
+from server.behaviours.replies import Failed, Ok, Refused
+from server.behaviours.system_messages import DEFAULT_TIMEOUT
 from server.errors import StartError, SupervisorError
+from server.kernel import Pid
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from server.behaviours.supervisor_callbacks import ChildSpec
-    from server.kernel import Pid
+    from server.behaviours.supervisor_callbacks import AutoShutdown, ChildSpec, Strategy
 
 __all__ = [
     "ChildCounts",
     "ChildInfo",
+    "SpecInfo",
     "count_children",
     "delete_child",
+    "get_callback_module",
     "get_childspec",
+    "get_spec_info",
     "restart_child",
     "start_child",
     "start_link",
@@ -67,6 +77,104 @@ class ChildCounts:
     workers: int
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class SpecInfo:
+    """What ``get_spec_info`` reports: the flags and child ids of the supervisor's spec.
+
+    The spec is what the callback's ``init`` last returned (at start, or at the latest
+    ``code_change``): after an upgrade ``child_ids`` may name children not started yet, and
+    ``which_children`` may still list children the new spec dropped. For
+    simple_one_for_one, ``child_ids`` is the template's id.
+    """
+
+    strategy: Strategy
+    intensity: int
+    period: float
+    auto_shutdown: AutoShutdown
+    child_ids: tuple[str, ...]
+
+
+# -- the requests (answered by the engine with a ``replies`` record) ----------------------
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class WhichChildren:
+    """Answer with every child as ``ChildInfo`` rows, in start order."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class CountChildren:
+    """Answer with ``ChildCounts``."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class StartChild:
+    """Add and start a child (a ``ChildSpec``, or extra arguments for simple_one_for_one)."""
+
+    spec_or_args: object
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class TerminateChild:
+    """Stop a child, by id or (simple_one_for_one) by pid."""
+
+    key: str | Pid
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RestartChild:
+    """Start a stopped child again."""
+
+    child_id: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class DeleteChild:
+    """Remove a stopped child's spec."""
+
+    child_id: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class GetChildspec:
+    """Answer with a child's ``ChildSpec``, by id or by pid."""
+
+    key: str | Pid
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class GetCallbackModule:
+    """Answer with the name of the supervisor's callback module."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class GetSpecInfo:
+    """Answer with ``SpecInfo``."""
+
+
+SupervisorRequest = (
+    WhichChildren
+    | CountChildren
+    | StartChild
+    | TerminateChild
+    | RestartChild
+    | DeleteChild
+    | GetChildspec
+    | GetCallbackModule
+    | GetSpecInfo
+)
+
+
 async def start_link(
     module: ModuleType | str,
     args: object = None,
@@ -85,15 +193,18 @@ async def start_link(
     )
 
 
-async def _request(sup: Pid | str, request: tuple[Any, ...]) -> Any:
-    return await gen_server.call(sup, request, timeout=math.inf)
+async def _call(sup: Pid | str, request: SupervisorRequest, timeout: float = math.inf) -> Any:
+    return await gen_server.call(sup, request, timeout=timeout)
 
 
-def _ok(sup: Pid | str, answer: Any) -> Any:
-    status, value = answer
-    if status == "ok":
-        return value
-    raise SupervisorError(sup, str(value))
+def _value(sup: Pid | str, answer: object) -> Any:
+    """The value of an ``Ok``; a refusal or failure becomes ``SupervisorError``."""
+    match answer:
+        case Ok(value=value):
+            return value
+        case Refused(reason=reason) | Failed(reason=reason):
+            raise SupervisorError(sup, str(reason))
+    raise TypeError(f"supervisor {sup} answered {answer!r}")
 
 
 async def start_child(
@@ -103,21 +214,23 @@ async def start_child(
 
     Raises:
         StartError: the child failed to start.
-        SupervisorError: the id is already present or running.
+        SupervisorError: the id is already present or running, or not a child spec.
+        CalleeExited: the supervisor does not exist or ended (reason ``noproc`` if absent).
     """
-    status, value = await _request(sup, ("start_child", spec_or_args))
-    if status == "ok":
-        return value  # type: ignore[no-any-return]
-    if _is_refusal(value):
-        raise SupervisorError(sup, f"start_child refused: {value!r}")
-    raise StartError(getattr(spec_or_args, "id", spec_or_args), value)
-
-
-def _is_refusal(reason: object) -> bool:
-    """A start_child the supervisor refused, as opposed to a child that failed to start."""
-    if reason == "already_present":
-        return True
-    return isinstance(reason, tuple) and reason[:1] in (("already_started",), ("not_a_child_spec",))
+    match await _call(sup, StartChild(spec_or_args)):
+        case Ok(value=pid):
+            assert pid is None or isinstance(pid, Pid)
+            return pid
+        case Refused(reason=("not_a_child_spec", _)):  # the caller's own value, not a copy
+            raise SupervisorError(
+                sup, f"start_child refused: {('not_a_child_spec', spec_or_args)!r}"
+            )
+        case Refused(reason=reason):
+            raise SupervisorError(sup, f"start_child refused: {reason!r}")
+        case Failed(reason=reason):
+            raise StartError(getattr(spec_or_args, "id", spec_or_args), reason)
+        case answer:
+            raise TypeError(f"supervisor {sup} answered {answer!r}")
 
 
 async def terminate_child(sup: Pid | str, key: str | Pid) -> None:
@@ -125,8 +238,9 @@ async def terminate_child(sup: Pid | str, key: str | Pid) -> None:
 
     Raises:
         SupervisorError: no such child.
+        CalleeExited: the supervisor does not exist or ended.
     """
-    _ok(sup, await _request(sup, ("terminate_child", key)))
+    _value(sup, await _call(sup, TerminateChild(key)))
 
 
 async def restart_child(sup: Pid | str, child_id: str) -> Pid | None:
@@ -134,8 +248,9 @@ async def restart_child(sup: Pid | str, child_id: str) -> Pid | None:
 
     Raises:
         SupervisorError: no such child, it is running, or the start failed.
+        CalleeExited: the supervisor does not exist or ended.
     """
-    return _ok(sup, await _request(sup, ("restart_child", child_id)))  # type: ignore[no-any-return]
+    return _value(sup, await _call(sup, RestartChild(child_id)))  # type: ignore[no-any-return]
 
 
 async def delete_child(sup: Pid | str, child_id: str) -> None:
@@ -143,25 +258,62 @@ async def delete_child(sup: Pid | str, child_id: str) -> None:
 
     Raises:
         SupervisorError: no such child, or it is running.
+        CalleeExited: the supervisor does not exist or ended.
     """
-    _ok(sup, await _request(sup, ("delete_child", child_id)))
+    _value(sup, await _call(sup, DeleteChild(child_id)))
 
 
 async def get_childspec(sup: Pid | str, key: str | Pid) -> ChildSpec:
-    """The spec of a child.
+    """The spec of a child, by id or by pid (the one object the supervisor holds).
 
     Raises:
         SupervisorError: no such child.
+        CalleeExited: the supervisor does not exist or ended.
     """
-    return _ok(sup, await _request(sup, ("get_childspec", key)))  # type: ignore[no-any-return]
+    return _value(sup, await _call(sup, GetChildspec(key)))  # type: ignore[no-any-return]
+
+
+async def get_callback_module(sup: Pid | str, *, timeout: float = DEFAULT_TIMEOUT) -> str:
+    """The name of the supervisor's callback module (what its appup ``update`` names).
+
+    The release handler asks each top supervisor this (as OTP's does): a supervisor runs
+    the generic engine, what an upgrade changes is its callback module.
+
+    Raises:
+        CalleeExited: the supervisor does not exist or ended.
+        CallTimeout: no answer within ``timeout`` (a busy, suspended or foreign process).
+    """
+    module = _value(sup, await _call(sup, GetCallbackModule(), timeout))
+    assert isinstance(module, str)
+    return module
+
+
+async def get_spec_info(sup: Pid | str) -> SpecInfo:
+    """The flags and child ids of the spec the supervisor runs (see ``SpecInfo``).
+
+    Raises:
+        CalleeExited: the supervisor does not exist or ended.
+    """
+    info = _value(sup, await _call(sup, GetSpecInfo()))
+    assert isinstance(info, SpecInfo)
+    return info
 
 
 async def which_children(sup: Pid | str) -> list[ChildInfo]:
-    """Every child, in start order."""
-    rows = await _request(sup, ("which_children",))
-    return [ChildInfo(*row) for row in rows]
+    """Every child, in start order.
+
+    Raises:
+        CalleeExited: the supervisor does not exist or ended.
+    """
+    return list(_value(sup, await _call(sup, WhichChildren())))
 
 
 async def count_children(sup: Pid | str) -> ChildCounts:
-    """How many specs, running children, supervisors and workers."""
-    return ChildCounts(**await _request(sup, ("count_children",)))
+    """How many specs, running children, supervisors and workers.
+
+    Raises:
+        CalleeExited: the supervisor does not exist or ended.
+    """
+    counts = _value(sup, await _call(sup, CountChildren()))
+    assert isinstance(counts, ChildCounts)
+    return counts

@@ -3,7 +3,9 @@
 How this works:
 
 1. A system request is a call: ``SystemMessage(from_, request)`` sent with a monitor, so a
-   dead process fails the caller at once and a late answer is dropped.
+   dead process fails the caller at once and a late answer is dropped. The answer is one of
+   the typed replies every gen_server-based server gives (``replies``: ``Ok``, ``Refused``
+   for ``unknown_system_msg``, ``Failed`` when ``code_change`` or ``fn`` raised).
 2. A running behaviour hands each ``SystemMessage`` to ``handle_system``. ``Suspend`` puts
    it in ``_suspended``: a selective receive that takes only system messages (and, for a
    process that traps exits, an ``ExitMessage`` from its parent). Every other message stays
@@ -37,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol, final
 import anyio
 
 from server import kernel
+from server.behaviours.replies import Failed, Ok, Refused
 from server.errors import (
     CalleeExited,
     CallError,
@@ -141,27 +144,6 @@ class SystemMessage:
 
 @final
 @dataclass(frozen=True, slots=True)
-class _Ok:
-    value: object
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    reason: object
-    traceback_text: str = ""
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class _Refused:
-    """Not accepted in the current status (OTP's ``unknown_system_msg``); nothing changed."""
-
-    reason: object
-
-
-@final
-@dataclass(frozen=True, slots=True)
 class ProcessStatus:
     """What ``get_status`` reports about a behaviour process."""
 
@@ -203,10 +185,10 @@ async def handle_system(host: SystemHost, message: SystemMessage, parent: Pid | 
     """Answer one system message received while running (may suspend until resumed)."""
     request = message.request
     if type(request) is Suspend:
-        kernel.reply(message.from_, _Ok(None))
+        kernel.reply(message.from_, Ok(None))
         await _suspended(host, parent)
     elif type(request) is ChangeCode:
-        kernel.reply(message.from_, _Refused(("unknown_system_msg", "change_code while running")))
+        kernel.reply(message.from_, Refused(("unknown_system_msg", "change_code while running")))
     else:
         await _answer(host, message, "running")
 
@@ -223,7 +205,7 @@ async def _suspended(host: SystemHost, parent: Pid | None) -> None:
         assert isinstance(message, SystemMessage)
         request = message.request
         if type(request) is Resume:
-            kernel.reply(message.from_, _Ok(None))
+            kernel.reply(message.from_, Ok(None))
             return
         if type(request) is ChangeCode:
             await _change_code(host, message.from_, request)
@@ -242,15 +224,15 @@ async def _change_code(host: SystemHost, from_: From, request: ChangeCode) -> No
         if request.backup:
             host.system_replace_state(lambda _: saved)
         exc = TimeoutError(f"code_change did not finish within {request.timeout} s")
-        kernel.reply(from_, _Failed(exc, repr(exc)))
+        kernel.reply(from_, Failed(exc, repr(exc)))
     except Exception as exc:
         if request.backup:  # a code_change that mutated its input before it raised
             host.system_replace_state(lambda _: saved)
         text = "".join(traceback.format_exception(exc))
-        kernel.reply(from_, _Failed(exc, text))
+        kernel.reply(from_, Failed(exc, text))
         exc.__traceback__ = None
     else:
-        kernel.reply(from_, _Ok(saved))
+        kernel.reply(from_, Ok(saved))
 
 
 async def _run_within(coro: Coroutine[Any, Any, None], timeout: float) -> None:
@@ -333,21 +315,21 @@ async def _answer(host: SystemHost, message: SystemMessage, status: str) -> None
     request = message.request
     from_ = message.from_
     if type(request) is Suspend or type(request) is Resume:
-        kernel.reply(from_, _Ok(None))
+        kernel.reply(from_, Ok(None))
     elif type(request) is GetState:
-        kernel.reply(from_, _Ok(host.system_get_state()))
+        kernel.reply(from_, Ok(host.system_get_state()))
     elif type(request) is GetStatus:
-        kernel.reply(from_, _Ok(host.system_status(status)))
+        kernel.reply(from_, Ok(host.system_status(status)))
     elif type(request) is ReplaceState:
         try:
             new_state = host.system_replace_state(request.fn)
         except Exception as exc:
-            kernel.reply(from_, _Failed(exc, "".join(traceback.format_exception(exc))))
+            kernel.reply(from_, Failed(exc, "".join(traceback.format_exception(exc))))
             exc.__traceback__ = None
         else:
-            kernel.reply(from_, _Ok(new_state))
+            kernel.reply(from_, Ok(new_state))
     elif type(request) is Terminate:
-        kernel.reply(from_, _Ok(None))
+        kernel.reply(from_, Ok(None))
         await host.system_terminate(request.reason)
 
 
@@ -363,11 +345,11 @@ async def _system_call(
         None if timeout == math.inf else timeout,
         what=request,
     )
-    if isinstance(answer, _Ok):
+    if isinstance(answer, Ok):
         return answer.value
-    if isinstance(answer, _Refused):
+    if isinstance(answer, Refused):
         raise SystemCallError(pid, operation, answer.reason)
-    assert isinstance(answer, _Failed)
+    assert isinstance(answer, Failed)
     if isinstance(request, ChangeCode):
         raise CodeChangeFailed(pid, request.module, answer.reason, answer.traceback_text)
     raise SystemCallError(pid, operation, answer.reason)
@@ -379,11 +361,11 @@ def _outcome(pid: Pid, request: SystemRequest, operation: str, answer: object) -
         return CalleeExited(pid, request, answer.reason)
     assert type(answer) is ReplyMessage
     value = answer.value
-    if type(value) is _Ok:
+    if type(value) is Ok:
         return value.value
-    if type(value) is _Refused:
+    if type(value) is Refused:
         return SystemCallError(pid, operation, value.reason)
-    assert type(value) is _Failed
+    assert type(value) is Failed
     if type(request) is ChangeCode:
         return CodeChangeFailed(pid, request.module, value.reason, value.traceback_text)
     return SystemCallError(pid, operation, value.reason)

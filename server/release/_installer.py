@@ -653,13 +653,13 @@ async def _commit(run: _Run) -> None:
 async def _reconcile(sup: Pid) -> None:
     """Start the children a supervisor's new spec added, stop the ones it dropped."""
     try:
-        state = await system_messages.get_state(sup)
-        wanted = {child.id for child in state.spec.children}
+        spec = await supervisor.get_spec_info(sup)
         rows = await supervisor.which_children(sup)
-    except (CallError, AttributeError):
+    except CallError:
         return
-    if state.spec.strategy == "simple_one_for_one":
+    if spec.strategy == "simple_one_for_one":
         return
+    wanted = set(spec.child_ids)
     for row in rows:
         if row.id is None:
             continue

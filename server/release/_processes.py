@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, final
 from anyio.lowlevel import checkpoint
 
 from server.app import controller
-from server.behaviours import supervisor, system_messages
+from server.behaviours import supervisor
 from server.errors import CallError
 from server.kernel import Pid
 
@@ -46,13 +46,11 @@ async def supervised_processes() -> list[Using]:
     found: list[Using] = []
     for application, top in (await controller.top_supervisors()).items():
         try:
-            state = await system_messages.get_state(top)
+            # a supervisor runs the generic engine; what is upgraded is its callback module
+            module = await supervisor.get_callback_module(top)
         except CallError:
             continue  # ending right now: nothing to upgrade in it
-        # a supervisor runs the generic engine; what is upgraded is its callback module
-        module = getattr(state, "module", None)
-        modules = (module,) if isinstance(module, str) else ()
-        found.append(Using(top, application, None, None, modules, True))
+        found.append(Using(top, application, None, None, (module,), True))
         await _walk(application, top, found)
     return found
 
