@@ -15,7 +15,8 @@ How this works:
    the event is dropped; progress is advisory. The final reply is never dropped: the
    reader waits for room, which the writer makes within ``write_timeout``.
 4. A peer that closes, breaks or stops sending ends the connection: no complete request
-   within ``idle_timeout`` closes it (after a best-effort ``idle_timeout`` error line).
+   within ``idle_timeout`` closes it (after a best-effort ``idle_timeout`` error line); blank,
+   malformed and over-long lines are not requests and do not move that deadline.
    A handler that is running when its peer goes away runs to its end; its reply is then
    dropped. A client leaving never cancels a half-done command.
 5. Peer credentials: on Linux the peer's uid (``SO_PEERCRED``) must be in
@@ -197,9 +198,11 @@ class _Connection:
     async def _read_loop(self) -> None:
         decoder = LineDecoder(self._options.max_line)
         pending: deque[bytes | LineTooLong] = deque()
+        # only a completed request moves the deadline: blank, partial, malformed and
+        # over-long lines are not activity, so a peer cannot hold a connection with them
+        deadline = anyio.current_time() + self._options.idle_timeout
         while not self._broken:
             if not pending:
-                deadline = anyio.current_time() + self._options.idle_timeout
                 while not pending:
                     chunk = await self._receive(deadline)
                     if chunk is None:
@@ -221,6 +224,7 @@ class _Connection:
                 parsed = parse_request(item)
                 if isinstance(parsed, Request):
                     await self._send(await self._dispatch(parsed))
+                    deadline = anyio.current_time() + self._options.idle_timeout
                 else:
                     await self._send(parsed)
 

@@ -6,6 +6,7 @@ socket here is in this OS process, so the loop only jumps its clock when nothing
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from typing import TYPE_CHECKING, Any
@@ -85,6 +86,49 @@ async def test_a_request_that_never_ends_its_line_counts_as_idle(
         assert isinstance(answer, ErrorReply)
         assert answer.error.type == IDLE_TIMEOUT
         await slow.aclose()
+
+    await node.run_process(body)
+
+
+@pytest.mark.parametrize("filler", [b"\n", b"not json\n"], ids=["blank", "malformed"])
+async def test_lines_that_are_not_requests_do_not_count_as_activity(
+    node: Node, socket_path: Path, filler: bytes
+) -> None:
+    async def body() -> None:
+        await start(socket_path, options=ControlOptions(idle_timeout=30.0))
+        chatty = await LineClient.connect(socket_path)
+        before = anyio.current_time()
+
+        async def keep_sending_blank_lines() -> None:
+            with contextlib.suppress(anyio.BrokenResourceError, OSError):  # once closed
+                while True:
+                    await chatty.send(filler)
+                    await anyio.sleep(5.0)  # virtual seconds: the attacker's cadence
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(keep_sending_blank_lines)
+            lines = await chatty.closed(limit=60.0)
+            tasks.cancel_scope.cancel()
+        assert 30.0 <= anyio.current_time() - before < 35.0
+        answer = parse_reply(lines[-1])
+        assert isinstance(answer, ErrorReply)
+        assert answer.error.type == IDLE_TIMEOUT
+        await chatty.aclose()
+
+    await node.run_process(body)
+
+
+async def test_a_completed_request_restarts_the_idle_timer(node: Node, socket_path: Path) -> None:
+    async def body() -> None:
+        await start(socket_path, options=ControlOptions(idle_timeout=30.0))
+        client = await LineClient.connect(socket_path)
+        await anyio.sleep(20.0)  # virtual seconds
+        await client.send(request_line(1, "echo", {}))
+        await anyio.sleep(20.0)  # 40 s after connecting, 20 s after the request: still open
+        await client.send(request_line(2, "echo", {}))
+        lines = await client.closed(limit=60.0)
+        assert [parse_reply(line).id for line in lines] == [1, 2, None]
+        await client.aclose()
 
     await node.run_process(body)
 
