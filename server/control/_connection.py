@@ -89,7 +89,9 @@ class ControlOptions:
             the end of the connection.
         max_line: the longest request line, in bytes; a longer one is dropped and answered
             ``line_too_long``.
-        max_connections: connections served at once; more are answered ``busy`` and closed.
+        max_connections: connections served at once. When full, a new connection closes
+            the one idle longest (no command running), so the operator always gets in;
+            only when every connection runs a command is it answered ``busy``.
         outbox: lines queued for one peer; progress beyond it is dropped.
         allowed_uids: peer uids accepted (Linux); None means the node's effective uid and
             root.
@@ -123,13 +125,27 @@ def peer_allowed(uid: int | None, allowed: frozenset[int] | None) -> bool:
     return uid in allowed
 
 
+@final
+@dataclass(slots=True)
+class ConnectionActivity:
+    """What the server knows of one connection, to pick whom to close when it is full.
+
+    Written only by the connection's own process, read by the control server's acceptor
+    (both run inside the control server's subsystem, on one event loop).
+    """
+
+    last_request: float
+    running: bool = False
+
+
 async def serve_connection(
     stream: SocketStream,
     commands: Mapping[str, CommandHandler],
     options: ControlOptions,
+    activity: ConnectionActivity | None = None,
 ) -> None:
     """The body of one connection's process: serve ``stream`` until it ends."""
-    await _Connection(stream, commands, options).run()
+    await _Connection(stream, commands, options, activity).run()
 
 
 async def refuse_connection(stream: SocketStream, reply: ErrorReply, timeout: float) -> None:
@@ -143,6 +159,7 @@ async def refuse_connection(stream: SocketStream, reply: ErrorReply, timeout: fl
 @final
 class _Connection:
     __slots__ = (
+        "_activity",
         "_broken",
         "_commands",
         "_dropped",
@@ -158,7 +175,9 @@ class _Connection:
         stream: SocketStream,
         commands: Mapping[str, CommandHandler],
         options: ControlOptions,
+        activity: ConnectionActivity | None,
     ) -> None:
+        self._activity = activity if activity is not None else ConnectionActivity(0.0)
         self._stream = stream
         self._commands = commands
         self._options = options
@@ -223,8 +242,13 @@ class _Connection:
             elif item.strip():  # blank lines are ignored
                 parsed = parse_request(item)
                 if isinstance(parsed, Request):
-                    await self._send(await self._dispatch(parsed))
+                    self._activity.running = True
+                    try:
+                        await self._send(await self._dispatch(parsed))
+                    finally:
+                        self._activity.running = False
                     deadline = anyio.current_time() + self._options.idle_timeout
+                    self._activity.last_request = anyio.current_time()
                 else:
                     await self._send(parsed)
 

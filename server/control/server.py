@@ -53,6 +53,7 @@ from anyio.abc import SocketListener
 from server import kernel
 from server.control._connection import (
     CommandHandler,
+    ConnectionActivity,
     ControlOptions,
     ProgressCallback,
     refuse_connection,
@@ -188,6 +189,7 @@ async def _accept_loop(
     token: object,
 ) -> None:
     me = kernel.self()
+    activities: dict[Ref, ConnectionActivity] = {}
     while True:
         try:
             stream = await listener.accept()
@@ -201,14 +203,35 @@ async def _accept_loop(
                 continue
             kernel.send(me, _AcceptFailed(token, repr(cause or exc)))
             return
-        if len(connections) >= options.max_connections:
+        for gone in activities.keys() - connections.keys():
+            del activities[gone]
+        if len(connections) >= options.max_connections and not _close_longest_idle(
+            connections, activities
+        ):
             busy = error_reply(
-                None, BUSY, f"{options.max_connections} control connections are open; retry"
+                None, BUSY, f"{options.max_connections} control connections are busy; retry"
             )
             kernel.spawn(refuse_connection, stream, busy, options.write_timeout)
             continue
-        pid, ref = kernel.spawn_monitor(serve_connection, stream, commands, options)
+        activity = ConnectionActivity(anyio.current_time())
+        pid, ref = kernel.spawn_monitor(serve_connection, stream, commands, options, activity)
         connections[ref] = pid
+        activities[ref] = activity
+
+
+def _close_longest_idle(
+    connections: dict[Ref, Pid], activities: dict[Ref, ConnectionActivity]
+) -> bool:
+    """Close the connection idle longest (no command running); False if all are running."""
+    idle = [(a.last_request, ref) for ref, a in activities.items() if not a.running]
+    if not idle:
+        return False
+    _, ref = min(idle, key=lambda item: item[0])
+    kernel.demonitor(ref, flush=True)
+    kernel.exit(connections.pop(ref), kernel.SHUTDOWN)
+    del activities[ref]
+    logger.warning("control: full; closed the connection idle longest to let a new one in")
+    return True
 
 
 async def start_link(

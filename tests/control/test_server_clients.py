@@ -179,7 +179,7 @@ async def test_progress_keeps_a_long_command_within_its_timeout(
     await node.run_process(body)
 
 
-async def test_connections_beyond_the_limit_are_answered_busy(
+async def test_when_full_a_new_connection_closes_the_one_idle_longest(
     node: Node, socket_path: Path
 ) -> None:
     async def body() -> None:
@@ -187,15 +187,54 @@ async def test_connections_beyond_the_limit_are_answered_busy(
         held = [await LineClient.connect(socket_path) for _ in range(2)]
         for client in held:
             await connection_pid(client)  # both are being served
+        await held[1].send(request_line(1, "echo"))  # held[1] was active more recently
+        assert await held[1].message() == Reply(id=1, result={})
+        operator = await LineClient.connect(socket_path)
+        assert await held[0].closed() == []  # the longest idle one made room
+        await operator.send(request_line(2, "echo"))
+        assert await operator.message() == Reply(id=2, result={})
+        await held[1].send(request_line(3, "echo"))
+        assert await held[1].message() == Reply(id=3, result={})
+        for client in [*held, operator]:
+            await client.aclose()
+
+    await node.run_process(body)
+
+
+async def test_when_every_connection_runs_a_command_a_new_one_is_answered_busy(
+    node: Node, socket_path: Path
+) -> None:
+    async def body() -> None:
+        await start(socket_path, options=ControlOptions(max_connections=2))
+        held = [await LineClient.connect(socket_path) for _ in range(2)]
+        for n, client in enumerate(held, start=1):
+            await connection_pid(client)
+            await client.send(request_line(n, "hang"))
+        await anyio.wait_all_tasks_blocked()  # both connections are inside "hang"
         extra = await LineClient.connect(socket_path)
         [line] = await extra.closed()
         answer = parse_reply(line)
         assert isinstance(answer, ErrorReply)
         assert answer.error.type == BUSY
         await extra.aclose()
-        await held[0].send(request_line(1, "echo"))
-        assert await held[0].message() == Reply(id=1, result={})
         for client in held:
+            await client.aclose()
+
+    await node.run_process(body)
+
+
+async def test_sixty_four_idle_connections_cannot_lock_the_operator_out(
+    node: Node, socket_path: Path
+) -> None:
+    async def body() -> None:
+        await start(socket_path)  # the default cap, 64
+        squatters = [await LineClient.connect(socket_path) for _ in range(64)]
+        for client in squatters:
+            await connection_pid(client)
+            await client.send(b"\n")  # blank lines: not activity
+        for n in range(3):
+            assert await within(request(socket_path, "echo", {"n": n}), "operator") == {"n": n}
+        for client in squatters:
             await client.aclose()
 
     await node.run_process(body)
