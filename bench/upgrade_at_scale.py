@@ -321,8 +321,7 @@ async def _measure(root: Path, count: int, repeats: int) -> Measured:
         m.downgrades.append(seconds)
     # no orderly stop: a supervisor stopping N children is not what is measured, and the
     # node's end kills every process anyway; the next size's node needs its own code paths
-    for directory in set(code_server.code_server.roots.values()):
-        code_server.remove_path(directory)
+    code_server.forget_all()
     return m
 
 

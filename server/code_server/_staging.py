@@ -15,10 +15,10 @@ install can be undone in place:
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
-from server.code_server._table import ModuleEntry, code_server
+from server.code_server import _table
+from server.code_server._table import code_server
 from server.code_server._version import forget_version
 
 if TYPE_CHECKING:
@@ -45,8 +45,7 @@ def prepare(name: str, path: Path) -> ModuleVersion:
         OSError: the file cannot be read.
     """
     text = path.read_text(encoding="utf-8")
-    scratch = ModuleEntry(name)  # not in the table: building changes nothing it holds
-    return code_server._build(scratch, text, path, from_file=True)
+    return code_server.build_detached(name, text, path)
 
 
 def install_prepared(name: str, version: ModuleVersion) -> None:
@@ -62,45 +61,35 @@ def install_prepared(name: str, version: ModuleVersion) -> None:
 
 def revert(name: str) -> None:
     """Take back the last load or delete of ``name``: its old version is current again."""
-    entry = code_server.entries.get(name)
+    entry = code_server.entry_of(name)
     if entry is None:
         return
     dropped = entry.current
     if entry.old is None:  # it had no version before: forget it entirely
-        code_server.entries.pop(name, None)
-        if sys.modules.get(name) is entry.proxy:
-            del sys.modules[name]
-        parent, _, child = name.rpartition(".")
-        holder = sys.modules.get(parent) if parent else None
-        if holder is not None and getattr(holder, child, None) is entry.proxy:
-            delattr(holder, child)
+        code_server.unpublish(name)
     else:
-        old = entry.old
-        entry.old = None
-        code_server._install_current(entry, old)
+        code_server.reinstate_old(entry)
     if dropped is not None:
         forget_version(dropped)
 
 
 def has_old(name: str) -> bool:
     """Whether ``name`` has an old version in memory."""
-    entry = code_server.entries.get(name)
+    entry = code_server.entry_of(name)
     return entry is not None and entry.old is not None
 
 
 def current_version(name: str) -> ModuleVersion | None:
     """The current version of ``name``, or None."""
-    entry = code_server.entries.get(name)
+    entry = code_server.entry_of(name)
     return entry.current if entry is not None else None
 
 
 def top_level_names(directory: Path) -> list[str]:
     """The top-level packages and modules an application source root provides."""
-    from server.code_server._table import _top_level_names
-
-    return _top_level_names(directory.resolve())
+    return _table.top_level_names(directory.resolve())
 
 
 def root_of(top: str) -> Path | None:
     """The source root a managed top-level name is loaded from, or None."""
-    return code_server.roots.get(top)
+    return code_server.root_of(top)

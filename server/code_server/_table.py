@@ -47,11 +47,19 @@ from server.errors import (
 
 if TYPE_CHECKING:
     import types
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from server.kernel import Pid
 
-__all__ = ["CodeServer", "ModuleEntry", "VersionInfo", "code_server", "resolve"]
+__all__ = [
+    "CodeServer",
+    "ModuleEntry",
+    "PathsUndo",
+    "VersionInfo",
+    "code_server",
+    "resolve",
+    "top_level_names",
+]
 
 
 @final
@@ -77,6 +85,18 @@ class VersionInfo:
     vsn: object
     path: str
     loaded_at: float
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class PathsUndo:
+    """What ``replace_paths`` changed: each top-level name and the root it had before.
+
+    Plain data: ``restore_paths`` puts every name back (None: it was not managed). Undoing
+    touches only the code paths; modules already loaded keep their versions.
+    """
+
+    previous: tuple[tuple[str, Path | None], ...]
 
 
 class _Loader(importlib.machinery.SourceFileLoader):
@@ -130,7 +150,7 @@ class CodeServer(importlib.abc.MetaPathFinder):
         root = Path(directory).resolve()
         if not root.is_dir():
             raise FileNotFoundError(f"application source root {root} is not a directory")
-        names = _top_level_names(root)
+        names = top_level_names(root)
         for name in names:
             known = self.roots.get(name)
             if known is not None and known != root:
@@ -140,9 +160,68 @@ class CodeServer(importlib.abc.MetaPathFinder):
         self.install()
         return names
 
-    def set_path(self, name: str, directory: Path | str) -> None:
-        """Point the top-level ``name`` at another root (a new release's lib directory)."""
-        self.roots[name] = Path(directory).resolve()
+    def replace_paths(
+        self, directories: Iterable[Path | str], *, keep_managed: bool = False
+    ) -> PathsUndo:
+        """Point every top-level name found in ``directories`` at the directory it is in.
+
+        Args:
+            directories: source roots (a new release's lib directories).
+            keep_managed: leave the names already managed where they are (only new names
+                are added).
+
+        Returns:
+            The undo: ``restore_paths`` puts every name it changed back.
+
+        Raises:
+            FileNotFoundError: a directory does not exist; nothing changed.
+            ModuleConflict: two of ``directories`` provide the same name; nothing changed.
+        """
+        wanted: dict[str, Path] = {}
+        for directory in directories:
+            root = Path(directory).resolve()
+            if not root.is_dir():
+                raise FileNotFoundError(f"application source root {root} is not a directory")
+            for name in top_level_names(root):
+                known = wanted.get(name)
+                if known is not None and known != root:
+                    raise ModuleConflict(name, str(known), str(root))
+                wanted[name] = root
+        if keep_managed:
+            wanted = {name: root for name, root in wanted.items() if name not in self.roots}
+        undo = PathsUndo(tuple((name, self.roots.get(name)) for name in wanted))
+        self.roots.update(wanted)
+        if wanted:
+            self.install()
+        return undo
+
+    def restore_paths(self, undo: PathsUndo) -> None:
+        """Put back every name ``undo`` records, last change first (None: unmanaged again).
+
+        Raises:
+            TypeError: ``undo`` is not a ``PathsUndo``; nothing changed.
+        """
+        if not isinstance(undo, PathsUndo):
+            raise TypeError(f"restore_paths takes the PathsUndo of replace_paths, not {undo!r}")
+        for name, where in reversed(undo.previous):
+            if where is None:
+                self.roots.pop(name, None)
+            else:
+                self.roots[name] = where
+
+    def code_paths(self) -> list[Path]:
+        """Every managed source root, sorted."""
+        return sorted(set(self.roots.values()))
+
+    def remove_all(self) -> None:
+        """Stop managing every root and forget every module the table holds.
+
+        Also the modules of a name no root provides any more (its path was restored
+        away while they were loaded).
+        """
+        self.roots.clear()
+        for name in list(self.entries):
+            self._forget(name)
 
     def remove_path(self, directory: Path | str) -> None:
         """Stop managing the names of ``directory`` and forget their modules entirely."""
@@ -151,12 +230,15 @@ class CodeServer(importlib.abc.MetaPathFinder):
         for top in tops:
             del self.roots[top]
             for name in [n for n in self.entries if n == top or n.startswith(top + ".")]:
-                entry = self.entries.pop(name)
-                for version in (entry.current, entry.old):
-                    if version is not None:
-                        forget_version(version)
-                if sys.modules.get(name) is entry.proxy:
-                    del sys.modules[name]
+                self._forget(name)
+
+    def _forget(self, name: str) -> None:
+        entry = self.entries.pop(name)
+        for version in (entry.current, entry.old):
+            if version is not None:
+                forget_version(version)
+        if sys.modules.get(name) is entry.proxy:
+            del sys.modules[name]
 
     def is_managed(self, name: str) -> bool:
         """True for a module under a managed top-level name."""
@@ -210,6 +292,14 @@ class CodeServer(importlib.abc.MetaPathFinder):
             raise UnknownModule(name, "is not under any application source root (add_path)")
         return self.entry_for(name).proxy
 
+    def root_of(self, top: str) -> Path | None:
+        """The source root a managed top-level name is loaded from, or None."""
+        return self.roots.get(top)
+
+    def entry_of(self, name: str) -> ModuleEntry | None:
+        """The entry of ``name``, or None if the table holds none."""
+        return self.entries.get(name)
+
     def entry_for(self, name: str) -> ModuleEntry:
         """The entry of ``name``, created empty if new."""
         entry = self.entries.get(name)
@@ -220,7 +310,7 @@ class CodeServer(importlib.abc.MetaPathFinder):
     def first_load(self, entry: ModuleEntry, path: Path) -> None:
         """Build the first version of a module being imported."""
         version = self._build(entry, _read(entry.name, path), path, from_file=True)
-        self._install_current(entry, version)
+        self.set_current(entry, version)
 
     # -- loading --------------------------------------------------------------------------
 
@@ -264,9 +354,40 @@ class CodeServer(importlib.abc.MetaPathFinder):
     def make_current(self, entry: ModuleEntry, version: ModuleVersion, *, first: bool) -> None:
         """A built version becomes current, the former current old (publish a new module)."""
         entry.old = entry.current
-        self._install_current(entry, version)
+        self.set_current(entry, version)
         if first:
             self._publish(entry)
+
+    def build_detached(self, name: str, text: str, path: Path) -> ModuleVersion:
+        """Build a version of ``name`` from the text of the file ``path``, outside the table.
+
+        Its body runs (with ``sys.modules[name]`` pointing at it meanwhile); nothing the
+        table holds changes.
+
+        Raises:
+            ModuleLoadError: it does not compile or its body raised (file and line named).
+        """
+        scratch = ModuleEntry(name)  # not in the table
+        return self._build(scratch, text, path, from_file=True)
+
+    def reinstate_old(self, entry: ModuleEntry) -> None:
+        """The old version (there is one) becomes current again, the old slot empty."""
+        old = entry.old
+        assert old is not None
+        entry.old = None
+        self.set_current(entry, old)
+
+    def unpublish(self, name: str) -> None:
+        """Forget the entry of ``name`` and take its proxy out of ``sys.modules``/its parent."""
+        entry = self.entries.pop(name, None)
+        if entry is None:
+            return
+        if sys.modules.get(name) is entry.proxy:
+            del sys.modules[name]
+        parent, _, child = name.rpartition(".")
+        holder = sys.modules.get(parent) if parent else None
+        if holder is not None and getattr(holder, child, None) is entry.proxy:
+            delattr(holder, child)
 
     def _source_of(self, name: str, source: str | Path | None) -> tuple[Path, str, bool]:
         if isinstance(source, Path):
@@ -294,7 +415,8 @@ class CodeServer(importlib.abc.MetaPathFinder):
             entry.name, text, path, is_package=is_package, loader=loader, synthetic=synthetic
         )
 
-    def _install_current(self, entry: ModuleEntry, version: ModuleVersion) -> None:
+    def set_current(self, entry: ModuleEntry, version: ModuleVersion) -> None:
+        """Make ``version`` the current one of ``entry`` (the proxy takes its import data)."""
         entry.current = version
         proxy = entry.proxy
         module = version.module
@@ -499,7 +621,8 @@ async def _kill_and_wait(victims: list[Pid]) -> None:
     await kernel.wait_ended(victims)
 
 
-def _top_level_names(root: Path) -> list[str]:
+def top_level_names(root: Path) -> list[str]:
+    """The top-level packages and modules found in the directory ``root``."""
     names = []
     for item in sorted(root.iterdir()):
         if item.is_dir() and (item / "__init__.py").is_file() and item.name.isidentifier():
@@ -512,7 +635,8 @@ def _top_level_names(root: Path) -> list[str]:
 #: The code server of this OS process.
 code_server = CodeServer()
 
-#: The current version of a module: what every behaviour dispatches its callbacks through
-#: (behaviours depend on the code server, never the reverse). A module the code server does
-#: not manage is whatever ``sys.modules`` holds, imported on first use.
+
+#: The current version of a module: what dispatch by module name goes through (the layers
+#: above depend on the code server, never the reverse). A module the code server does not
+#: manage is whatever ``sys.modules`` holds, imported on first use.
 resolve = code_server.resolve

@@ -69,7 +69,7 @@ async def _make_room(module: str, grace: float, report: Report) -> None:
     await anyio.sleep(grace)  # processes that trampoline leave old code at their next step
     if code_server.soft_purge(module):
         return
-    lingering = code_server.code_server.processes_in_old_code(module)
+    lingering = code_server.processes_in_old_code(module)
     if await code_server.purge(module):
         pids = ", ".join(repr(pid) for pid in lingering)
         detail = f"killed {len(lingering)} process(es) still in old code: {pids}"

@@ -174,5 +174,4 @@ async def _teardown(pids: list[Pid]) -> None:
 
 def _forget_code() -> None:
     """Forget every application module: the next boot loads its release's code afresh."""
-    for directory in set(code_server.code_server.roots.values()):
-        code_server.remove_path(directory)
+    code_server.forget_all()

@@ -46,7 +46,6 @@ import anyio
 from server import code_server, kernel
 from server.app import controller
 from server.behaviours import resolve, supervisor, system_messages
-from server.code_server import code_server as code_table
 from server.errors import (
     CallError,
     CodeError,
@@ -182,24 +181,18 @@ def prepare(current: InstalledRelease, target: InstalledRelease) -> Plan:
     _check_script(entry.instructions, target)
     plan = Plan(current, target, direction, entry, {}, {})
     # a new application's modules may import one another while they are built
-    borrowed = [
-        (top, target.lib_dirs[name])
-        for name in target.apps
-        if name not in current.apps
-        for top in code_server.top_level_names(target.lib_dirs[name])
-        if code_server.root_of(top) is None
-    ]
-    for top, where in borrowed:
-        code_table.set_path(top, where)
+    borrowed = code_server.replace_paths(
+        (target.lib_dirs[name] for name in target.apps if name not in current.apps),
+        keep_managed=True,
+    )
     try:
         _build_versions(plan)
     finally:
-        for top, _ in borrowed:
-            code_table.roots.pop(top, None)
+        code_server.restore_paths(borrowed)
     for step in plan.script:
         if not isinstance(step, ModuleLoad | ModuleRemove) or step.pre_purge != "soft_purge":
             continue
-        if code_table.processes_in_old_code(step.module):
+        if code_server.processes_in_old_code(step.module):
             raise InstallRefused(
                 f"old_processes: processes still run old code of {step.module} "
                 f"(its appup asks for soft_purge): wait for them, or purge it first"
@@ -419,21 +412,14 @@ class _StepFailed(Exception):
 async def _switch_paths_and_env(run: _Run) -> dict[str, dict[str, Any]]:
     """The point of no return: code paths and application data of the target release."""
     current, target = run.plan.current, run.plan.target
-    previous: list[tuple[str, Path | None]] = []
-    for name, lib_dir in target.lib_dirs.items():
-        old_dir = current.lib_dirs.get(name)
-        if old_dir == lib_dir:
-            continue
-        for top in code_server.top_level_names(lib_dir):
-            previous.append((top, code_server.root_of(top)))
-            code_table.set_path(top, lib_dir)
+    switched = code_server.replace_paths(
+        lib_dir
+        for name, lib_dir in target.lib_dirs.items()
+        if current.lib_dirs.get(name) != lib_dir
+    )
 
     async def restore_paths() -> None:
-        for top, where in reversed(previous):
-            if where is None:
-                code_table.roots.pop(top, None)
-            else:
-                code_table.set_path(top, where)
+        code_server.restore_paths(switched)
 
     run.undo.append(("code paths", restore_paths))
     target_apps: list[tuple[AppSpec, Path | None]] = [

@@ -290,7 +290,7 @@ class UpgradeHarness:
                 with anyio.move_on_after(self.path.stop_timeout + 5.0, shield=True):
                     await self._in_node(self._stop_node, self._boot)
         finally:
-            for directory in set(code_server.code_server.roots.values()):
+            for directory in code_server.code_paths():
                 if directory.is_relative_to(self.scratch):
                     code_server.remove_path(directory)
             shutil.rmtree(self.scratch, ignore_errors=True)

@@ -182,3 +182,33 @@ async def test_a_server_mid_callback_during_a_load_runs_old_code_until_it_return
         assert await reply_of("answer", client, step="v2 answers") == ("answer", client, "v2")
 
     await node.run_process(body)
+
+
+async def test_processes_in_old_code_lists_exactly_those(app: App, node: Node) -> None:
+    app.first("worker", WORKER, vsn="v1")
+    worker = app.import_("worker")
+    name = app.dotted("worker")
+
+    async def body() -> None:
+        me = kernel.self()
+        in_old = [kernel.spawn(worker.local_loop, me) for _ in range(2)]
+        for pid in in_old:
+            await started("iteration", pid, "v1", step="looping in v1")
+        assert code_server.processes_in_old_code(name) == [], "no old version yet"
+        app.load("worker", WORKER, vsn="v2")
+        in_new = kernel.spawn(worker.local_loop, me)
+        await started("iteration", in_new, "v2", step="looping in v2")
+        kernel.spawn(idle)
+        assert sorted(code_server.processes_in_old_code(name), key=repr) == sorted(in_old, key=repr)
+        assert app.slots("worker") == [("current", "v2"), ("old", "v1")], "nothing changed"
+        assert all(kernel.is_alive(pid) for pid in in_old)
+        assert await code_server.purge(name)
+        assert code_server.processes_in_old_code(name) == []
+
+    await node.run_process(body)
+
+
+def test_processes_in_old_code_of_an_unknown_module_is_empty(app: App) -> None:
+    assert code_server.processes_in_old_code("colorsys") == []
+    assert code_server.processes_in_old_code(app.dotted("never_loaded")) == []
+    assert code_server.which_versions(app.dotted("never_loaded")) == [], "no entry made up"

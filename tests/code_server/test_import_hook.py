@@ -78,7 +78,7 @@ def test_a_second_root_providing_the_same_name_is_refused(app: App, tmp_path: Pa
     (other / app.name / "__init__.py").write_text("")
     with pytest.raises(ModuleConflict, match=app.name):
         code_server.add_path(other)
-    assert code_server.code_server.roots[app.name] == app.root.resolve(), "nothing changed"
+    assert code_server.root_of(app.name) == app.root.resolve(), "nothing changed"
 
 
 def test_a_missing_root_is_refused(tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_remove_path_forgets_the_modules(tmp_path: Path) -> None:
 def test_module_proxy_of_an_unmanaged_name_is_refused(app: App) -> None:
     with pytest.raises(UnknownModule, match="colorsys"):
         code_server.module_proxy("colorsys")
-    assert "colorsys" not in code_server.code_server.entries, "no entry was made up"
+    assert code_server.code_server.entry_of("colorsys") is None, "no entry was made up"
 
 
 def test_loading_an_unmanaged_module_is_refused(app: App) -> None:

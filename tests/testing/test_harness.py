@@ -39,7 +39,7 @@ def scratch_dirs() -> set[Path]:
 def left_behind(scratch: Path) -> list[object]:
     """Whatever a closed harness left: its directory, code roots, registered processes."""
     found: list[object] = [scratch] if scratch.exists() else []
-    found += [d for d in code_server.code_server.roots.values() if d.is_relative_to(scratch)]
+    found += [d for d in code_server.code_paths() if d.is_relative_to(scratch)]
     with contextlib.suppress(ProcessError):  # no node any more: no process either
         found += sorted(NODE_NAMES & set(kernel.registered()))
     return found
