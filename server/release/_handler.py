@@ -14,6 +14,10 @@ How this works:
    RELEASES is written atomically, then the reply is sent.
 4. An install that fails with ``outcome == "restarting"`` asks the boot process to restart
    the node into the permanent release (``("reboot", reason)``), after replying.
+5. Calls are the request records of ``handler`` (the API module). Each is answered with a
+   ``replies`` record; a refusal or failure carries the error's facts (``facts_of``), never
+   the exception: the caller builds and raises it. The workers report to the handler with
+   the ``_Unpacked`` / ``_Installed`` / ``_Checked`` / ``_WorkFailed`` records.
 """
 
 from __future__ import annotations
@@ -22,17 +26,32 @@ import functools
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, final
 
 import anyio
 
 from server import code_server, kernel
+from server.behaviours import replies
 from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply
-from server.errors import InstallFailed, InstallRefused, ServerError
+from server.errors import InstallRefused, ServerError
 from server.kernel import ExitMessage, From, Pid
 from server.release import _faults, _installer
 from server.release.current import set_current_release
+from server.release.handler import (
+    CheckInstall,
+    GetRollbackTarget,
+    Install,
+    InstallFailure,
+    MakePermanent,
+    Remove,
+    RollbackTarget,
+    Unpack,
+    WhichReleases,
+    error_of,
+    facts_of,
+)
 from server.release.installed import read_installed
 from server.release.release_status import StatusRefused, next_statuses
 from server.release.releases_file import (
@@ -44,10 +63,44 @@ from server.release.releases_file import (
 from server.release.unpack import unpack_package
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from server.release.release_status import Status
     from server.release.signature import TrustedKeys
 
 logger = logging.getLogger("server.release")
+
+
+# -- what a worker tells the handler -------------------------------------------------------
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class _Unpacked:
+    from_: From
+    entry: ReleaseEntry
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class _Installed:
+    from_: From
+    vsn: str
+    report: _installer.InstallReport
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    from_: From
+    report: dict[str, Any]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class _WorkFailed:
+    from_: From
+    answer: replies.Refused | replies.Failed
 
 
 class HandlerState:
@@ -93,67 +146,67 @@ def init(args: tuple[Path, ReleasesFile, str, Pid, TrustedKeys]) -> object:
     return Ok(HandlerState(*args))
 
 
-async def handle_call(request: Any, from_: From, state: HandlerState) -> object:
+async def handle_call(request: object, from_: From, state: HandlerState) -> object:
     match request:
-        case ("which_releases",):
-            return Reply(("ok", _rows(state)), state)
-        case ("unpack", package):
+        case WhichReleases():
+            return Reply(replies.Ok(_rows(state)), state)
+        case Unpack(package=package):
             if state.busy is not None:
-                refusal = InstallRefused(f"{state.busy} is running: wait for it to finish")
-                return Reply(("error", refusal), state)
+                return Reply(_busy(state), state)
             known = [entry.vsn for entry in state.record.releases]
             state.busy = f"unpack {Path(package).name}"
             state.worker = kernel.spawn_link(
                 _unpack_work, kernel.self(), from_, package, state.root, known, state.trusted_keys
             )
             return NoReply(state)
-        case ("make_permanent", vsn, rollback):
+        case MakePermanent(vsn=vsn, rollback=rollback):
             answer = _guard(state, lambda: _make_permanent(state, vsn, rollback))
-            if answer[0] == "ok":
+            if isinstance(answer, replies.Ok):
                 await _persist(state)
                 logger.info("release %s made permanent", vsn)
             return Reply(answer, state)
-        case ("rollback_target",):
+        case GetRollbackTarget():
             return Reply(_guard(state, lambda: _rollback_target(state)), state)
-        case ("remove", vsn):
+        case Remove(vsn=vsn):
             answer = _guard(state, lambda: _remove(state, vsn))
-            if answer[0] == "ok":
+            if isinstance(answer, replies.Ok):
                 await _persist(state)
-                doomed = answer[1]
+                doomed = answer.value
                 assert isinstance(doomed, list)
                 await anyio.to_thread.run_sync(_delete_dirs, doomed)
                 logger.info("release %s removed", vsn)
-                return Reply(("ok", vsn), state)
+                return Reply(replies.Ok(vsn), state)
             return Reply(answer, state)
-        case ("check_install", vsn) | ("install", vsn, _):
+        case CheckInstall(vsn=vsn) | Install(vsn=vsn):
             if state.busy is not None:
-                refusal = InstallRefused(f"{state.busy} is running: wait for it to finish")
-                return Reply(("error", refusal), state)
+                return Reply(_busy(state), state)
             try:
                 target = state.record.get(vsn)
                 if target is None:
                     raise InstallRefused(f"no release {vsn} (unpack it first)")
-                if request[0] == "install":
+                if isinstance(request, Install):
                     next_statuses(_statuses(state), vsn, "install")
             except (ServerError, StatusRefused) as exc:
-                return Reply(("error", _as_error(exc)), state)
-            state.busy = f"{request[0]} {vsn}"
+                return Reply(_error_reply(exc), state)
+            operation = "install" if isinstance(request, Install) else "check_install"
+            state.busy = f"{operation} {vsn}"
             state.worker = kernel.spawn_link(
                 _work, kernel.self(), from_, request, state.root, state.running
             )
             return NoReply(state)
-    return Reply(("error", InstallRefused(f"unknown request {request!r}")), state)
+    refusal = InstallRefused(f"unknown request {request!r}")
+    return Reply(_error_reply(refusal), state)
 
 
-async def handle_info(message: Any, state: HandlerState) -> object:
+async def handle_info(message: object, state: HandlerState) -> object:
     match message:
-        case ("unpacked", from_, entry):
+        case _Unpacked(from_=from_, entry=entry):
             releases = [*state.record.releases, entry]
             state.record = state.record.model_copy(update={"releases": releases})
             await _persist(state)
             logger.info("release %s unpacked", entry.vsn)
-            kernel.reply(from_, ("ok", entry.vsn))
-        case ("installed", from_, vsn, report):
+            kernel.reply(from_, replies.Ok(entry.vsn))
+        case _Installed(from_=from_, vsn=vsn, report=report):
             state.record = _with_statuses(state, next_statuses(_statuses(state), vsn, "install"))
             await _persist(state)
             state.running = vsn
@@ -161,13 +214,14 @@ async def handle_info(message: Any, state: HandlerState) -> object:
             assert installed is not None
             set_current_release(installed.name, vsn)
             state.unpurged = [m for m in report.modules_loaded if _has_old(m)]
-            kernel.reply(from_, ("ok", report))
-        case ("failed", from_, error):
-            kernel.reply(from_, ("error", error))
-            if isinstance(error, InstallFailed) and error.outcome == "restarting":
-                kernel.send(state.booted, ("reboot", str(error)))
-        case ("checked", from_, answer):
+            kernel.reply(from_, replies.Ok(report))
+        case _WorkFailed(from_=from_, answer=answer):
             kernel.reply(from_, answer)
+            facts = answer.reason
+            if isinstance(facts, InstallFailure) and facts.outcome == "restarting":
+                kernel.send(state.booted, ("reboot", str(error_of(facts))))
+        case _Checked(from_=from_, report=report):
+            kernel.reply(from_, replies.Ok(report))
         case ExitMessage(pid=pid, reason=reason) if pid is state.worker:
             state.busy = None
             state.worker = None
@@ -195,7 +249,7 @@ async def _unpack_work(
         unpacked = await anyio.to_thread.run_sync(job)
     except (ServerError, OSError) as exc:
         error = exc if isinstance(exc, ServerError) else InstallRefused(f"unpack failed: {exc}")
-        kernel.send(handler, ("failed", from_, error))
+        kernel.send(handler, _WorkFailed(from_, _error_reply(error)))
         return
     entry = ReleaseEntry(
         name=unpacked.name,
@@ -206,29 +260,27 @@ async def _unpack_work(
             for name, (spec, lib) in unpacked.apps.items()
         ],
     )
-    kernel.send(handler, ("unpacked", from_, entry))
+    kernel.send(handler, _Unpacked(from_, entry))
 
 
 async def _work(
-    handler: Pid, from_: From, request: tuple[Any, ...], root: Path, running: str
+    handler: Pid, from_: From, request: CheckInstall | Install, root: Path, running: str
 ) -> None:
-    vsn = request[1]
+    vsn = request.vsn
     try:
         current = await anyio.to_thread.run_sync(read_installed, root, running)
         target = await anyio.to_thread.run_sync(read_installed, root, vsn)
         plan = _installer.prepare(current, target)
-        if request[0] == "check_install":
+        if isinstance(request, CheckInstall):
             touched = await _installer.dry_run(plan)
-            checked = _check_report(plan, touched)
-            kernel.send(handler, ("checked", from_, ("ok", checked)))
+            kernel.send(handler, _Checked(from_, _check_report(plan, touched)))
             return
-        options: _installer.InstallOptions = request[2]
         crash = _faults.hook(root, "after_step")  # None unless a crash test armed it
-        report = await _installer.execute(plan, options, after_step=crash)
+        report = await _installer.execute(plan, request.options, after_step=crash)
     except (ServerError, StatusRefused) as exc:
-        kernel.send(handler, ("failed", from_, _as_error(exc)))
+        kernel.send(handler, _WorkFailed(from_, _error_reply(exc)))
         return
-    kernel.send(handler, ("installed", from_, vsn, report))
+    kernel.send(handler, _Installed(from_, vsn, report))
 
 
 def _check_report(plan: _installer.Plan, touched: list[tuple[str, str]]) -> dict[str, Any]:
@@ -253,17 +305,27 @@ def _check_report(plan: _installer.Plan, touched: list[tuple[str, str]]) -> dict
 # -- quick operations ---------------------------------------------------------------------
 
 
-def _guard(state: HandlerState, operation: Any) -> tuple[str, object]:
+def _guard(state: HandlerState, operation: Callable[[], object]) -> replies.ServerReply:
     if state.busy is not None:
-        return ("error", InstallRefused(f"{state.busy} is running: wait for it to finish"))
+        return _busy(state)
     try:
-        return ("ok", operation())
+        return replies.Ok(operation())
     except (ServerError, StatusRefused) as exc:
-        return ("error", _as_error(exc))
+        return _error_reply(exc)
 
 
-def _as_error(exc: Exception) -> ServerError:
-    return InstallRefused(str(exc)) if isinstance(exc, StatusRefused) else exc  # type: ignore[return-value]
+def _busy(state: HandlerState) -> replies.Refused:
+    refusal = InstallRefused(f"{state.busy} is running: wait for it to finish")
+    return replies.Refused(facts_of(refusal))
+
+
+def _error_reply(exc: ServerError | StatusRefused) -> replies.Refused | replies.Failed:
+    """The reply for an operation that raised ``exc``: its facts, not the exception."""
+    facts = facts_of(InstallRefused(str(exc)) if isinstance(exc, StatusRefused) else exc)
+    exc.__traceback__ = None  # the handler keeps nothing of the frames that raised it
+    if isinstance(facts, InstallFailure):  # after the point of no return: not a refusal
+        return replies.Failed(facts)
+    return replies.Refused(facts)
 
 
 def _statuses(state: HandlerState) -> dict[str, Status]:
@@ -310,11 +372,11 @@ def _make_permanent(state: HandlerState, vsn: str, rollback: bool) -> str:
     return vsn
 
 
-def _rollback_target(state: HandlerState) -> dict[str, Any]:
+def _rollback_target(state: HandlerState) -> RollbackTarget:
     """Where ``rollback`` goes: the permanent release, or the one permanent before it."""
     permanent = state.record.permanent.vsn
     if state.running != permanent:
-        return {"vsn": permanent, "make_permanent": False}
+        return RollbackTarget(permanent, make_permanent=False)
     history = state.record.permanent_history
     if len(history) < 2:
         raise InstallRefused(
@@ -323,7 +385,7 @@ def _rollback_target(state: HandlerState) -> dict[str, Any]:
     previous = history[-2]
     if state.record.get(previous) is None:
         raise InstallRefused(f"the previous permanent release {previous} was removed")
-    return {"vsn": previous, "make_permanent": True}
+    return RollbackTarget(previous, make_permanent=True)
 
 
 def _remove(state: HandlerState, vsn: str) -> list[Path]:

@@ -2,14 +2,30 @@
 
 OTP's ``release_handler`` operations, with OTP's statuses (``permanent``, ``current``,
 ``old``, ``unpacked``), plus ``rollback`` and ``upgrade`` as the control CLI offers them.
+
+Each function sends one of the request records below. The handler answers with a typed
+reply: ``replies.Ok``; ``Refused`` (nothing changed) or ``Failed`` (an install that failed
+after its point of no return), whose reason is one of the fact records below, plain data.
+The function builds the exception from those facts and raises it here, in the caller's
+process (``error_of``): no exception object crosses from the handler.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, final
 
 from server.behaviours import gen_server
+from server.behaviours.replies import Failed, Ok, Refused
+from server.errors import (
+    InstallFailed,
+    InstallRefused,
+    ReleaseError,
+    ServerError,
+    SpecError,
+    UnpackError,
+)
 from server.release._installer import InstallOptions, InstallReport
 from server.release.signature import NO_TRUSTED_KEYS
 
@@ -40,6 +56,180 @@ NAME = "release_handler"
 ENGINE = "server.release._handler"
 
 
+# -- the requests (answered by the handler with a ``replies`` record) ---------------------
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class WhichReleases:
+    """Answer with a row (name, vsn, status, applications) for each release."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Unpack:
+    """Verify and unpack the package at ``package``; answer with its vsn."""
+
+    package: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class CheckInstall:
+    """Check an install of ``vsn`` up to its point of no return; answer with the report."""
+
+    vsn: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Install:
+    """Install ``vsn``; answer with the ``InstallReport``."""
+
+    vsn: str
+    options: InstallOptions  # its ``progress`` runs in the install's process on this node
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class MakePermanent:
+    """Make the running release ``vsn`` permanent (``rollback``: undo the last one)."""
+
+    vsn: str
+    rollback: bool = False
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Remove:
+    """Remove release ``vsn`` and its unshared code; answer with ``vsn``."""
+
+    vsn: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class GetRollbackTarget:
+    """Answer with the ``RollbackTarget`` a rollback would go to."""
+
+
+HandlerRequest = (
+    WhichReleases | Unpack | CheckInstall | Install | MakePermanent | Remove | GetRollbackTarget
+)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RollbackTarget:
+    """Where ``rollback`` goes, and whether it then makes that release permanent again."""
+
+    vsn: str
+    make_permanent: bool
+
+
+# -- the facts a refusal or failure carries (one record per exception the caller gets) ----
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class OperationRefused:
+    """``InstallRefused``: the operation was refused (busy, unknown release, status)."""
+
+    message: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class PackageRefused:
+    """``UnpackError``: unpack refused the package."""
+
+    package: str
+    reason: str
+    member: str | None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SpecRefused:
+    """``SpecError``: a spec file of the release is malformed."""
+
+    path: str
+    problems: tuple[tuple[str, str], ...]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ReleaseUnusable:
+    """``ReleaseError``: the release on disk cannot be used (files missing, mismatched)."""
+
+    message: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class InstallFailure:
+    """``InstallFailed``: the install failed after its point of no return."""
+
+    vsn: str
+    step: str
+    outcome: str  # "rolled_back" | "restarting"
+    detail: str
+    pid: str | None
+    module: str | None
+
+
+ErrorFacts = OperationRefused | PackageRefused | SpecRefused | ReleaseUnusable | InstallFailure
+
+
+def facts_of(error: ServerError) -> ErrorFacts:
+    """The plain facts of ``error``, from which ``error_of`` builds it again.
+
+    An error of a kind no record names becomes ``ReleaseUnusable`` with its class and
+    message (the handler's operations raise only the kinds above).
+    """
+    match error:
+        case InstallFailed():
+            return InstallFailure(
+                error.vsn, error.step, error.outcome, error.detail, error.pid, error.module
+            )
+        case InstallRefused():
+            return OperationRefused(str(error))
+        case UnpackError():
+            return PackageRefused(error.package, error.reason, error.member)
+        case SpecError():
+            return SpecRefused(error.path, tuple((where, what) for where, what in error.problems))
+        case ReleaseError() if type(error) is ReleaseError:
+            return ReleaseUnusable(str(error))
+    return ReleaseUnusable(f"{type(error).__name__}: {error}")
+
+
+def error_of(facts: object) -> ServerError:
+    """The exception the caller raises for the facts of a refusal or failure.
+
+    Raises:
+        TypeError: ``facts`` is not one of the fact records.
+    """
+    match facts:
+        case OperationRefused(message=message):
+            return InstallRefused(message)
+        case PackageRefused(package=package, reason=reason, member=member):
+            return UnpackError(package, reason, member)
+        case SpecRefused(path=path, problems=problems):
+            return SpecError(path, list(problems))
+        case ReleaseUnusable(message=message):
+            return ReleaseError(message)
+        case InstallFailure():
+            return InstallFailed(
+                facts.vsn,
+                facts.step,
+                facts.outcome,
+                facts.detail,
+                pid=facts.pid,
+                module=facts.module,
+            )
+    raise TypeError(f"not the facts of a release handler error: {facts!r}")
+
+
 async def start_link(
     root: Path,
     record: ReleasesFile,
@@ -58,16 +248,19 @@ async def start_link(
     return pid
 
 
-async def _call(*request: object) -> Any:
-    status, value = await gen_server.call(NAME, request, timeout=math.inf)
-    if status != "ok":
-        raise value
-    return value
+async def _call(request: HandlerRequest) -> Any:
+    match await gen_server.call(NAME, request, timeout=math.inf):
+        case Ok(value=value):
+            return value
+        case Refused(reason=facts) | Failed(reason=facts):
+            raise error_of(facts)
+        case answer:
+            raise TypeError(f"{NAME} answered {request!r} with {answer!r}")
 
 
 async def which_releases() -> list[dict[str, Any]]:
     """Every release the node has: name, vsn, status and applications."""
-    rows: list[dict[str, Any]] = await _call("which_releases")
+    rows: list[dict[str, Any]] = await _call(WhichReleases())
     return rows
 
 
@@ -79,7 +272,7 @@ async def unpack(package: Path | str) -> str:
         SignatureRefused: the node has trusted keys and the package is not signed by one.
         InstallRefused: another operation is running.
     """
-    vsn: str = await _call("unpack", str(package))
+    vsn: str = await _call(Unpack(str(package)))
     return vsn
 
 
@@ -88,8 +281,10 @@ async def check_install(vsn: str) -> dict[str, Any]:
 
     Raises:
         InstallRefused: the install would fail (why, and nothing changed).
+        ReleaseError: a release's files on disk are missing or do not match its record.
+        SpecError: one of those files is malformed.
     """
-    report: dict[str, Any] = await _call("check_install", vsn)
+    report: dict[str, Any] = await _call(CheckInstall(vsn))
     return report
 
 
@@ -106,9 +301,11 @@ async def install(
         InstallRefused: refused before the point of no return; nothing changed.
         InstallFailed: failed after it; rolled back in place, or the node restarts into
             its permanent release (``outcome``).
+        ReleaseError: a release's files on disk are missing or do not match its record.
+        SpecError: one of those files is malformed.
     """
     options = InstallOptions(suspend_timeout, code_change_timeout, progress)
-    report: InstallReport = await _call("install", vsn, options)
+    report: InstallReport = await _call(Install(vsn, options))
     return report
 
 
@@ -118,7 +315,7 @@ async def make_permanent(vsn: str) -> str:
     Raises:
         InstallRefused: ``vsn`` is not the running release.
     """
-    done: str = await _call("make_permanent", vsn, False)
+    done: str = await _call(MakePermanent(vsn))
     return done
 
 
@@ -128,7 +325,7 @@ async def remove(vsn: str) -> str:
     Raises:
         InstallRefused: it is permanent, running or unknown.
     """
-    done: str = await _call("remove", vsn)
+    done: str = await _call(Remove(vsn))
     return done
 
 
@@ -139,11 +336,11 @@ async def rollback() -> dict[str, Any]:
         InstallRefused: nothing to roll back to.
         InstallFailed: as ``install``.
     """
-    target = await _call("rollback_target")
-    report = await install(target["vsn"])
-    if target["make_permanent"]:
-        await _call("make_permanent", target["vsn"], True)
-    return {"vsn": target["vsn"], "report": report.as_json()}
+    target: RollbackTarget = await _call(GetRollbackTarget())
+    report = await install(target.vsn)
+    if target.make_permanent:
+        await _call(MakePermanent(target.vsn, rollback=True))
+    return {"vsn": target.vsn, "report": report.as_json()}
 
 
 async def upgrade(package: Path | str) -> dict[str, Any]:
