@@ -19,12 +19,16 @@ from typing import TYPE_CHECKING, Any, final
 from server.behaviours import gen_server
 from server.behaviours.replies import Failed, Ok, Refused
 from server.errors import (
+    BadSignature,
     InstallFailed,
     InstallRefused,
     ReleaseError,
     ServerError,
+    SignatureRefused,
     SpecError,
     UnpackError,
+    UnsignedPackage,
+    UntrustedSigner,
 )
 from server.release._installer import InstallOptions, InstallReport
 from server.release.signature import NO_TRUSTED_KEYS
@@ -141,11 +145,17 @@ class OperationRefused:
 @final
 @dataclass(frozen=True, slots=True)
 class PackageRefused:
-    """``UnpackError``: unpack refused the package."""
+    """``UnpackError``: unpack refused the package.
+
+    ``kind`` names a ``SignatureRefused`` subclass when the package's origin was refused
+    (``signature`` is then its signature file), else ``"UnpackError"``.
+    """
 
     package: str
     reason: str
     member: str | None
+    kind: str = "UnpackError"
+    signature: str | None = None
 
 
 @final
@@ -194,6 +204,10 @@ def facts_of(error: ServerError) -> ErrorFacts:
             )
         case InstallRefused():
             return OperationRefused(str(error))
+        case SignatureRefused():
+            return PackageRefused(
+                error.package, error.reason, None, type(error).__name__, error.signature
+            )
         case UnpackError():
             return PackageRefused(error.package, error.reason, error.member)
         case SpecError():
@@ -201,6 +215,9 @@ def facts_of(error: ServerError) -> ErrorFacts:
         case ReleaseError() if type(error) is ReleaseError:
             return ReleaseUnusable(str(error))
     return ReleaseUnusable(f"{type(error).__name__}: {error}")
+
+
+_SIGNATURE_REFUSALS = (UnsignedPackage, UntrustedSigner, BadSignature)
 
 
 def error_of(facts: object) -> ServerError:
@@ -212,6 +229,12 @@ def error_of(facts: object) -> ServerError:
     match facts:
         case OperationRefused(message=message):
             return InstallRefused(message)
+        case PackageRefused(package=package, reason=reason, signature=str(signature), kind=kind):
+            # the message was made where the package was refused: rebuild the same class
+            kinds = {cls.__name__: cls for cls in _SIGNATURE_REFUSALS}
+            error = SignatureRefused.__new__(kinds.get(kind, SignatureRefused))
+            SignatureRefused.__init__(error, package, signature, reason)
+            return error
         case PackageRefused(package=package, reason=reason, member=member):
             return UnpackError(package, reason, member)
         case SpecRefused(path=path, problems=problems):
