@@ -35,7 +35,7 @@ import anyio
 from server import code_server, kernel
 from server.behaviours import replies
 from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply
-from server.errors import InstallRefused, ServerError
+from server.errors import InstallFailed, InstallRefused, ServerError
 from server.kernel import ExitMessage, From, Pid
 from server.release import _faults, _installer
 from server.release.current import set_current_release
@@ -43,7 +43,6 @@ from server.release.handler import (
     CheckInstall,
     GetRollbackTarget,
     Install,
-    InstallFailure,
     MakePermanent,
     Remove,
     RollbackTarget,
@@ -217,9 +216,9 @@ async def handle_info(message: object, state: HandlerState) -> object:
             kernel.reply(from_, replies.Ok(report))
         case _WorkFailed(from_=from_, answer=answer):
             kernel.reply(from_, answer)
-            facts = answer.reason
-            if isinstance(facts, InstallFailure) and facts.outcome == "restarting":
-                kernel.send(state.booted, ("reboot", str(error_of(facts))))
+            error = error_of(answer.reason)
+            if isinstance(error, InstallFailed) and error.outcome == "restarting":
+                kernel.send(state.booted, ("reboot", str(error)))
         case _Checked(from_=from_, report=report):
             kernel.reply(from_, replies.Ok(report))
         case ExitMessage(pid=pid, reason=reason) if pid is state.worker:
@@ -321,11 +320,12 @@ def _busy(state: HandlerState) -> replies.Refused:
 
 def _error_reply(exc: ServerError | StatusRefused) -> replies.Refused | replies.Failed:
     """The reply for an operation that raised ``exc``: its facts, not the exception."""
-    facts = facts_of(InstallRefused(str(exc)) if isinstance(exc, StatusRefused) else exc)
+    # a status refusal reaches the caller as the plain InstallRefused it always was
+    error = InstallRefused(str(exc)) if type(exc) is StatusRefused else exc
     exc.__traceback__ = None  # the handler keeps nothing of the frames that raised it
-    if isinstance(facts, InstallFailure):  # after the point of no return: not a refusal
-        return replies.Failed(facts)
-    return replies.Refused(facts)
+    if isinstance(error, InstallFailed):  # after the point of no return: not a refusal
+        return replies.Failed(facts_of(error))
+    return replies.Refused(facts_of(error))
 
 
 def _statuses(state: HandlerState) -> dict[str, Status]:

@@ -5,7 +5,7 @@ OTP's ``release_handler`` operations, with OTP's statuses (``permanent``, ``curr
 
 Each function sends one of the request records below. The handler answers with a typed
 reply: ``replies.Ok``; ``Refused`` (nothing changed) or ``Failed`` (an install that failed
-after its point of no return), whose reason is one of the fact records below, plain data.
+after its point of no return), whose reason is an ``ErrorFacts`` record, plain data.
 The function builds the exception from those facts and raises it here, in the caller's
 process (``error_of``): no exception object crosses from the handler.
 """
@@ -16,20 +16,10 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, final
 
+from server import errors
 from server.behaviours import gen_server
 from server.behaviours.replies import Failed, Ok, Refused
-from server.errors import (
-    BadSignature,
-    InstallFailed,
-    InstallRefused,
-    ReleaseError,
-    ServerError,
-    SignatureRefused,
-    SpecError,
-    UnpackError,
-    UnsignedPackage,
-    UntrustedSigner,
-)
+from server.errors import ReleaseError, ServerError
 from server.release._installer import InstallOptions, InstallReport
 from server.release.signature import NO_TRUSTED_KEYS
 
@@ -131,126 +121,67 @@ class RollbackTarget:
     make_permanent: bool
 
 
-# -- the facts a refusal or failure carries (one record per exception the caller gets) ----
+# -- the facts a refusal or failure carries ------------------------------------------------
 
 
 @final
 @dataclass(frozen=True, slots=True)
-class OperationRefused:
-    """``InstallRefused``: the operation was refused (busy, unknown release, status)."""
+class ErrorFacts:
+    """An error as plain data: its class in ``server.errors``, its message and its fields.
 
-    message: str
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class PackageRefused:
-    """``UnpackError``: unpack refused the package.
-
-    ``kind`` names a ``SignatureRefused`` subclass when the package's origin was refused
-    (``signature`` is then its signature file), else ``"UnpackError"``.
+    ``fields`` are the error's public attributes that are plain data (strings, numbers,
+    None, and tuples, lists or dicts of them): ``vsn``, ``outcome``, ``package``,
+    ``member``, ``problems``... What is not plain data is left out.
     """
 
-    package: str
-    reason: str
-    member: str | None
-    kind: str = "UnpackError"
-    signature: str | None = None
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class SpecRefused:
-    """``SpecError``: a spec file of the release is malformed."""
-
-    path: str
-    problems: tuple[tuple[str, str], ...]
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class ReleaseUnusable:
-    """``ReleaseError``: the release on disk cannot be used (files missing, mismatched)."""
-
+    kind: str
     message: str
+    fields: tuple[tuple[str, object], ...]
+
+    def field(self, name: str) -> object:
+        """The value of field ``name``, or None."""
+        return dict(self.fields).get(name)
 
 
-@final
-@dataclass(frozen=True, slots=True)
-class InstallFailure:
-    """``InstallFailed``: the install failed after its point of no return."""
-
-    vsn: str
-    step: str
-    outcome: str  # "rolled_back" | "restarting"
-    detail: str
-    pid: str | None
-    module: str | None
-
-
-ErrorFacts = OperationRefused | PackageRefused | SpecRefused | ReleaseUnusable | InstallFailure
+def _is_plain(value: object) -> bool:
+    if value is None or isinstance(value, str | int | float | bool):
+        return True
+    if isinstance(value, tuple | list):
+        return all(_is_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(_is_plain(k) and _is_plain(v) for k, v in value.items())
+    return False
 
 
 def facts_of(error: ServerError) -> ErrorFacts:
-    """The plain facts of ``error``, from which ``error_of`` builds it again.
-
-    An error of a kind no record names becomes ``ReleaseUnusable`` with its class and
-    message (the handler's operations raise only the kinds above).
-    """
-    match error:
-        case InstallFailed():
-            return InstallFailure(
-                error.vsn, error.step, error.outcome, error.detail, error.pid, error.module
-            )
-        case InstallRefused():
-            return OperationRefused(str(error))
-        case SignatureRefused():
-            return PackageRefused(
-                error.package, error.reason, None, type(error).__name__, error.signature
-            )
-        case UnpackError():
-            return PackageRefused(error.package, error.reason, error.member)
-        case SpecError():
-            return SpecRefused(error.path, tuple((where, what) for where, what in error.problems))
-        case ReleaseError() if type(error) is ReleaseError:
-            return ReleaseUnusable(str(error))
-    return ReleaseUnusable(f"{type(error).__name__}: {error}")
-
-
-_SIGNATURE_REFUSALS = (UnsignedPackage, UntrustedSigner, BadSignature)
+    """The plain facts of ``error``, from which ``error_of`` builds it again (type and all)."""
+    fields = tuple(
+        (name, value)
+        for name, value in vars(error).items()
+        if not name.startswith("_") and _is_plain(value)
+    )
+    return ErrorFacts(type(error).__name__, str(error), fields)
 
 
 def error_of(facts: object) -> ServerError:
     """The exception the caller raises for the facts of a refusal or failure.
 
+    The class is the one ``facts.kind`` names in ``server.errors`` (``ReleaseError`` if it
+    names none); the message and the fields are the facts'.
+
     Raises:
-        TypeError: ``facts`` is not one of the fact records.
+        TypeError: ``facts`` is not an ``ErrorFacts``.
     """
-    match facts:
-        case OperationRefused(message=message):
-            return InstallRefused(message)
-        case PackageRefused(package=package, reason=reason, signature=str(signature), kind=kind):
-            # the message was made where the package was refused: rebuild the same class
-            kinds = {cls.__name__: cls for cls in _SIGNATURE_REFUSALS}
-            error = SignatureRefused.__new__(kinds.get(kind, SignatureRefused))
-            SignatureRefused.__init__(error, package, signature, reason)
-            return error
-        case PackageRefused(package=package, reason=reason, member=member):
-            return UnpackError(package, reason, member)
-        case SpecRefused(path=path, problems=problems):
-            return SpecError(path, list(problems))
-        case ReleaseUnusable(message=message):
-            return ReleaseError(message)
-        case InstallFailure():
-            return InstallFailed(
-                facts.vsn,
-                facts.step,
-                facts.outcome,
-                facts.detail,
-                pid=facts.pid,
-                module=facts.module,
-            )
-    raise TypeError(f"not the facts of a release handler error: {facts!r}")
+    if not isinstance(facts, ErrorFacts):
+        raise TypeError(f"not the facts of a release handler error: {facts!r}")
+    cls = getattr(errors, facts.kind, None)
+    if not (isinstance(cls, type) and issubclass(cls, ServerError)):
+        cls = ReleaseError
+    error = cls.__new__(cls)
+    Exception.__init__(error, facts.message)  # the message as the handler's error said it
+    for name, value in facts.fields:
+        setattr(error, name, value)
+    return error
 
 
 async def start_link(

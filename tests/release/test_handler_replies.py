@@ -11,7 +11,15 @@ import pytest
 
 from server.behaviours import gen_server
 from server.behaviours.replies import Refused
-from server.errors import InstallRefused, ReleaseError, ServerError, UnpackError
+from server.errors import (
+    InstallFailed,
+    InstallRefused,
+    ReleaseError,
+    ServerError,
+    SpecError,
+    UnpackError,
+    UnsignedPackage,
+)
 from server.release import handler
 from tests.behaviours._helpers import within
 from tests.release._live import boot_demo, stop_demo
@@ -61,7 +69,8 @@ async def test_each_error_is_built_in_the_caller(
             raised_by_the_api(missing.value)
             answer = await gen_server.call(handler.NAME, handler.Remove("1.0.0"), timeout=math.inf)
             assert isinstance(answer, Refused)
-            assert isinstance(answer.reason, handler.OperationRefused)
+            assert isinstance(answer.reason, handler.ErrorFacts)
+            assert answer.reason.kind == "InstallRefused"
             assert "permanent release" in answer.reason.message
             assert len(await handler.which_releases()) == len(rows) + 1
         finally:
@@ -70,28 +79,32 @@ async def test_each_error_is_built_in_the_caller(
     await node.run_process(run)
 
 
-@pytest.mark.parametrize(
-    "error",
-    [
-        InstallRefused("busy"),
-        UnpackError("p.tar.gz", "bad member", "lib/x"),
-        ReleaseError("release 2: missing"),
-    ],
-    ids=["refused", "unpack", "release"],
-)
-def test_facts_round_trip_to_the_same_error(error: ServerError) -> None:
-    rebuilt = handler.error_of(handler.facts_of(error))
+ERRORS: list[ServerError] = [
+    InstallRefused("busy"),
+    UnpackError("p.tar.gz", "bad member", "lib/x"),
+    UnsignedPackage("p.tar.gz", "p.tar.gz.sig"),
+    ReleaseError("release 2: missing"),
+    SpecError("a.toml", [("vsn", "missing")]),
+    InstallFailed("2", "code_change", "rolled_back", "boom", pid="<0.1>", module="m"),
+]
+
+
+@pytest.mark.parametrize("error", ERRORS, ids=[type(e).__name__ for e in ERRORS])
+def test_facts_are_plain_and_rebuild_the_same_error(error: ServerError) -> None:
+    facts = handler.facts_of(error)
+    assert all(
+        isinstance(v, str | int | float | bool | list | tuple | None) for _, v in facts.fields
+    )
+    rebuilt = handler.error_of(facts)
     assert (type(rebuilt), str(rebuilt)) == (type(error), str(error))
+    assert vars(rebuilt) == vars(error)
 
 
-def test_install_failed_and_spec_error_facts_round_trip() -> None:
-    from server.errors import InstallFailed, SpecError
-
-    for error in (
-        InstallFailed("2", "code_change", "rolled_back", "boom", pid="<0.1>", module="m"),
-        SpecError("a.toml", [("vsn", "missing")]),
-    ):
-        rebuilt = handler.error_of(handler.facts_of(error))
-        assert (type(rebuilt), str(rebuilt)) == (type(error), str(error))
+def test_what_is_not_facts_is_refused() -> None:
     with pytest.raises(TypeError):
         handler.error_of(("error", "a bare tuple"))
+    unknown = handler.ErrorFacts("NoSuchError", "text", ())
+    assert (type(handler.error_of(unknown)), str(handler.error_of(unknown))) == (
+        ReleaseError,
+        "text",
+    )
