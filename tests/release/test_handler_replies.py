@@ -19,6 +19,7 @@ from server.errors import (
     SpecError,
     UnpackError,
     UnsignedPackage,
+    UntrustedSigner,
 )
 from server.release import handler
 from tests.behaviours._helpers import within
@@ -83,6 +84,7 @@ ERRORS: list[ServerError] = [
     InstallRefused("busy"),
     UnpackError("p.tar.gz", "bad member", "lib/x"),
     UnsignedPackage("p.tar.gz", "p.tar.gz.sig"),
+    UntrustedSigner("p.tar.gz", "p.tar.gz.sig", "a2V5"),
     ReleaseError("release 2: missing"),
     SpecError("a.toml", [("vsn", "missing")]),
     InstallFailed("2", "code_change", "rolled_back", "boom", pid="<0.1>", module="m"),
