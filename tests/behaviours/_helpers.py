@@ -2,36 +2,5 @@
 
 from __future__ import annotations
 
-from tests._support.waits import (
-    STEP,
-    Matcher,
-    down,
-    down_of,
-    drain,
-    exit_from,
-    idle,
-    queue_len,
-    reason_of,
-    recv,
-    step,
-    tagged,
-    trapped,
-    within,
-)
-
-__all__ = [
-    "STEP",
-    "Matcher",
-    "down",
-    "down_of",
-    "drain",
-    "exit_from",
-    "idle",
-    "queue_len",
-    "reason_of",
-    "recv",
-    "step",
-    "tagged",
-    "trapped",
-    "within",
-]
+from tests._support.waits import *  # noqa: F403
+from tests._support.waits import __all__ as __all__
