@@ -1,4 +1,4 @@
-"""The control socket: the node's side (``serve``, ``start_link``), the CLI's (``request``).
+"""The control socket: the node's side (``start_link``), the CLI's (``request``).
 
 One JSON object per line over a Unix socket under the node's root (mode 0600), each a
 pydantic model of ``server.control.protocol``; long commands stream progress before their
@@ -13,7 +13,6 @@ from server.control.server import (
     CommandHandler,
     ControlOptions,
     ProgressCallback,
-    serve,
     start_link,
 )
 
@@ -24,6 +23,5 @@ __all__ = [
     "ProgressInfo",
     "request",
     "request_sync",
-    "serve",
     "start_link",
 ]

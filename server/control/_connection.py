@@ -30,15 +30,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
-import struct
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
 
 import anyio
-from anyio.abc import SocketAttribute
 from pydantic import JsonValue, ValidationError
 
 from server.control.protocol import (
@@ -64,7 +61,7 @@ from server.errors import ServerError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from anyio.abc import SocketStream
+    from server.behaviours.socket_io import SocketIO
 
 __all__ = ["CommandHandler", "ControlOptions", "ProgressCallback", "serve_connection"]
 
@@ -105,15 +102,10 @@ class ControlOptions:
     allowed_uids: frozenset[int] | None = None
 
 
-def peer_uid(stream: SocketStream) -> int | None:
+def peer_uid(io: SocketIO) -> int | None:
     """The uid of the process at the other end, where the system tells it (Linux)."""
-    option = getattr(socket, "SO_PEERCRED", None)
-    if option is None:
-        return None
-    raw: socket.socket = stream.extra(SocketAttribute.raw_socket)
-    size = struct.calcsize("iII")  # struct ucred: pid_t, uid_t, gid_t
-    _pid, uid, _gid = struct.unpack("iII", raw.getsockopt(socket.SOL_SOCKET, option, size))
-    return int(uid)
+    credentials = io.peer_credentials()
+    return None if credentials is None else credentials[1]
 
 
 def peer_allowed(uid: int | None, allowed: frozenset[int] | None) -> bool:
@@ -139,21 +131,22 @@ class ConnectionActivity:
 
 
 async def serve_connection(
-    stream: SocketStream,
+    io: SocketIO,
     commands: Mapping[str, CommandHandler],
     options: ControlOptions,
     activity: ConnectionActivity | None = None,
 ) -> None:
-    """The body of one connection's process: serve ``stream`` until it ends."""
-    await _Connection(stream, commands, options, activity).run()
+    """The body of one connection's process: serve ``io`` until it ends."""
+    await _Connection(io, commands, options, activity).run()
 
 
-async def refuse_connection(stream: SocketStream, reply: ErrorReply, timeout: float) -> None:
+async def refuse_connection(io: SocketIO, reply: ErrorReply, timeout: float) -> None:
     """The body of a process that answers one error line and closes (server busy)."""
-    async with stream:
-        with anyio.move_on_after(timeout):
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                await stream.send(encode(reply))
+    try:
+        with contextlib.suppress(TimeoutError, OSError):
+            await io.send(encode(reply), timeout=timeout)
+    finally:
+        io.close()
 
 
 @final
@@ -164,21 +157,21 @@ class _Connection:
         "_commands",
         "_dropped",
         "_inbox",
+        "_io",
         "_options",
         "_outbox",
         "_reading",
-        "_stream",
     )
 
     def __init__(
         self,
-        stream: SocketStream,
+        io: SocketIO,
         commands: Mapping[str, CommandHandler],
         options: ControlOptions,
         activity: ConnectionActivity | None,
     ) -> None:
         self._activity = activity if activity is not None else ConnectionActivity(0.0)
-        self._stream = stream
+        self._io = io
         self._commands = commands
         self._options = options
         self._outbox, self._inbox = anyio.create_memory_object_stream[bytes](options.outbox)
@@ -187,30 +180,36 @@ class _Connection:
         self._dropped = 0
 
     async def run(self) -> None:
-        async with self._stream, anyio.create_task_group() as tasks:
-            tasks.start_soon(self._write_loop)
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._write_loop)
+                await self._converse()
+        finally:
+            self._io.close()
+
+    async def _converse(self) -> None:
+        try:
             try:
-                try:
-                    uid = peer_uid(self._stream)
-                except OSError:  # credentials that cannot be read are not the right ones
-                    uid = -1
-                if peer_allowed(uid, self._options.allowed_uids):
-                    await self._read_loop()
-                else:
-                    logger.warning(
-                        "control: refused a peer running as uid %s",
-                        uid,
-                        extra={"peer_uid": uid, "node_uid": os.geteuid()},
+                uid = peer_uid(self._io)
+            except OSError:  # credentials that cannot be read are not the right ones
+                uid = -1
+            if peer_allowed(uid, self._options.allowed_uids):
+                await self._read_loop()
+            else:
+                logger.warning(
+                    "control: refused a peer running as uid %s",
+                    uid,
+                    extra={"peer_uid": uid, "node_uid": os.geteuid()},
+                )
+                await self._send(
+                    error_reply(
+                        None,
+                        FORBIDDEN,
+                        f"uid {uid} may not control this node (it runs as uid {os.geteuid()})",
                     )
-                    await self._send(
-                        error_reply(
-                            None,
-                            FORBIDDEN,
-                            f"uid {uid} may not control this node (it runs as uid {os.geteuid()})",
-                        )
-                    )
-            finally:
-                self._outbox.close()  # the writer sends what is queued, then ends
+                )
+        finally:
+            self._outbox.close()  # the writer sends what is queued, then ends
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -257,13 +256,8 @@ class _Connection:
         with anyio.CancelScope(deadline=deadline) as scope:
             self._reading = scope
             try:
-                return await self._stream.receive(_READ_SIZE)
-            except (
-                anyio.EndOfStream,
-                anyio.BrokenResourceError,
-                anyio.ClosedResourceError,
-                OSError,
-            ):
+                return await self._io.receive(_READ_SIZE) or None  # b"": the peer closed
+            except OSError:
                 return None
             finally:
                 self._reading = None
@@ -343,15 +337,14 @@ class _Connection:
                 if self._broken:
                     continue  # drain: nobody waits on a dead peer
                 try:
-                    with anyio.fail_after(self._options.write_timeout):
-                        await self._stream.send(line)
+                    await self._io.send(line, timeout=self._options.write_timeout)
                 except TimeoutError:
                     logger.info(
                         "control: peer took nothing for %g s: closing",
                         self._options.write_timeout,
                     )
                     self._break()
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                except OSError:
                     self._break()
 
     def _break(self) -> None:

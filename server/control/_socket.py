@@ -58,6 +58,16 @@ class BoundSocket:
         info = os.stat(path)
         self._identity = (info.st_dev, info.st_ino)
 
+    @property
+    def sockets(self) -> list[socket.socket]:
+        """The listening socket, as the acceptor takes it."""
+        return [self.socket]
+
+    def close(self) -> None:
+        """Unlink the file first (no client reaches a closing server), then close. Idempotent."""
+        self.remove()
+        self.socket.close()
+
     def remove(self) -> None:
         """Unlink the socket file (if still ours) and release the lock. Idempotent."""
         with contextlib.suppress(OSError):

@@ -24,12 +24,16 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, final
 
 from server import kernel
+from server.behaviours import acceptor
+from server.behaviours.acceptor import ConnectionBudget, descriptor_budget
+from server.behaviours.socket_io import DEFAULT_READ_SIZE
 from server.behaviours.supervisor_callbacks import ChildSpec
 from server.net._connection import ConnectionConfig
-from server.net._listener import CONNECTIONS_LABEL, PORT_LABEL, start_listener
+from server.net._listener import PORT_LABEL, start_listener
 from server.net.http import DEFAULT_LIMITS, HttpLimits
 
 if TYPE_CHECKING:
@@ -38,7 +42,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
+    "HttpDefaults",
     "child_spec",
+    "configure",
     "count_connections",
     "listening_port",
     "start_link",
@@ -47,6 +53,60 @@ __all__ = [
 
 #: Seconds a keep-alive connection may wait for its next request before it is closed.
 DEFAULT_IDLE_TIMEOUT = 60.0
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class HttpDefaults:
+    """The node's defaults for every listener (``[node.http]`` in sys.config).
+
+    Attributes:
+        max_connections: HTTP connections open at once, over all the node's listeners
+            together; None: the soft descriptor limit less a reserve of 256, so that HTTP
+            clients never take the descriptors the control socket and the node need.
+        read_size: the most one read of a connection takes (bytes).
+        send_timeout: a client that takes none of an answer for this long is cut off (s).
+    """
+
+    max_connections: int | None = None
+    read_size: int = DEFAULT_READ_SIZE
+    send_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {self.max_connections!r}")
+        if self.read_size < 1:
+            raise ValueError(f"read_size must be >= 1 byte, got {self.read_size!r}")
+        if not self.send_timeout > 0:
+            raise ValueError(f"send_timeout must be seconds > 0, got {self.send_timeout!r}")
+
+
+_defaults = HttpDefaults()
+_budget: ConnectionBudget | None = None
+
+
+def configure(defaults: HttpDefaults) -> None:
+    """Set the node's HTTP defaults (the boot does, from sys.config); later starts use them.
+
+    The shared connection budget takes the new limit at once; connections already open
+    beyond it are left alone, and new ones wait until enough have closed.
+    """
+    global _defaults
+    _defaults = defaults
+    if _budget is not None:
+        _budget.limit = _shared_limit()
+
+
+def _shared_budget() -> ConnectionBudget:
+    global _budget
+    if _budget is None:
+        _budget = ConnectionBudget(_shared_limit())
+    return _budget
+
+
+def _shared_limit() -> int:
+    limit = _defaults.max_connections
+    return descriptor_budget() if limit is None else limit
 
 
 async def start_link(
@@ -59,6 +119,9 @@ async def start_link(
     name: str | None = None,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     limits: HttpLimits = DEFAULT_LIMITS,
+    max_connections: int | None = None,
+    read_size: int | None = None,
+    send_timeout: float | None = None,
 ) -> Pid:
     """Start a listener on ``host:port``, linked to the caller; return once it listens.
 
@@ -72,6 +135,11 @@ async def start_link(
         idle_timeout: seconds a connection may stay silent (between requests, or inside
             one) before it is closed; ``math.inf`` never closes it.
         limits: the largest request head and body accepted.
+        max_connections: this listener's own cap on open connections; None shares the
+            node's (``HttpDefaults.max_connections``). Over the cap a client gets 503.
+        read_size: the most one read takes (bytes); None: the node's default.
+        send_timeout: a client that takes none of an answer for this long is cut off
+            (seconds); None: the node's default.
 
     Returns:
         The listener's pid. Usable as a supervisor child start function.
@@ -80,8 +148,9 @@ async def start_link(
         StartError: the socket could not be opened (the port is in use, the address is
             not local, ...); the message names host, port and the system's reason.
         AlreadyStarted: ``name`` is held by a live process.
-        ValueError: ``handler`` is not a dotted module name, or ``idle_timeout`` or
-            ``backlog`` is not positive.
+        ValueError: ``handler`` is not a dotted module name, or ``idle_timeout``,
+            ``backlog``, ``max_connections``, ``read_size`` or ``send_timeout`` is not
+            positive.
     """
     if not handler or not all(part.isidentifier() for part in handler.split(".")):
         raise ValueError(f"handler must be a dotted module name, got {handler!r}")
@@ -89,13 +158,21 @@ async def start_link(
         raise ValueError(f"idle_timeout must be seconds > 0, got {idle_timeout!r}")
     if backlog < 1:
         raise ValueError(f"backlog must be >= 1, got {backlog!r}")
+    own = HttpDefaults(
+        max_connections=max_connections,
+        read_size=_defaults.read_size if read_size is None else read_size,
+        send_timeout=_defaults.send_timeout if send_timeout is None else send_timeout,
+    )
     config = ConnectionConfig(
         handler=handler,
         handler_args=handler_args,
         idle_timeout=math.inf if idle_timeout == math.inf else float(idle_timeout),
         limits=limits,
+        read_size=own.read_size,
+        send_timeout=own.send_timeout,
     )
-    return await start_listener(host, port, config, backlog=backlog, name=name)
+    budget = _shared_budget() if max_connections is None else ConnectionBudget(max_connections)
+    return await start_listener(host, port, config, backlog=backlog, name=name, budget=budget)
 
 
 def child_spec(
@@ -111,16 +188,26 @@ def child_spec(
     name: str | None = None,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     limits: HttpLimits = DEFAULT_LIMITS,
+    max_connections: int | None = None,
+    read_size: int | None = None,
+    send_timeout: float | None = None,
 ) -> ChildSpec:
     """A supervisor child spec starting ``start_link(host, port, handler, handler_args)``.
 
-    ``backlog``, ``name``, ``idle_timeout`` and ``limits`` are passed on to ``start_link``.
+    The keyword arguments after ``shutdown`` are passed on to ``start_link``.
 
     Raises:
         ValueError: the spec is invalid (see ``ChildSpec``).
     """
     start = functools.partial(
-        start_link, backlog=backlog, name=name, idle_timeout=idle_timeout, limits=limits
+        start_link,
+        backlog=backlog,
+        name=name,
+        idle_timeout=idle_timeout,
+        limits=limits,
+        max_connections=max_connections,
+        read_size=read_size,
+        send_timeout=send_timeout,
     )
     return ChildSpec(
         id=id,
@@ -158,14 +245,10 @@ def which_connections(listener: Pid | str) -> list[Pid]:
     Raises:
         LookupError: ``listener`` is not a live HTTP listener.
     """
-    return [pid for pid in _connections(listener) if kernel.is_alive(pid)]
-
-
-def _connections(listener: Pid | str) -> set[Pid]:
-    connections = kernel.get_label(_pid_of(listener), CONNECTIONS_LABEL)
-    if not isinstance(connections, set):
+    pid = _pid_of(listener)
+    if kernel.get_label(pid, "behaviour") != "http_listener":
         raise LookupError(f"{listener} is not an HTTP listener")
-    return connections
+    return acceptor.which_connections(pid)
 
 
 def _pid_of(listener: Pid | str) -> Pid:
