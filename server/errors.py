@@ -512,15 +512,23 @@ class NodeNotRunning(ControlError):
 
 
 class ControlTimeout(ControlError, TimeoutError):
-    """The node did not answer in time; the command may still be running in the node."""
+    """The node did not answer in time; ``sent``: the request went out (it may have run)."""
 
-    def __init__(self, path: str, command: str, timeout: float) -> None:
+    def __init__(self, path: str, command: str, timeout: float, *, sent: bool) -> None:
         self.path = path
         self.command = command
         self.timeout = timeout
+        self.sent = sent
+        if not sent:
+            outcome = "nothing was sent, so it did not run"
+        else:
+            outcome = (
+                "if the node reads it from now on it refuses it, but if it read it in time "
+                "it may still be running or done: check with `server releases` (or the "
+                "command's own listing) and the node's log"
+            )
         super().__init__(
-            f"the node at {path} did not answer {command!r} within {timeout:g} s; "
-            "the command may still be running: check the node's log"
+            f"the node at {path} did not answer {command!r} within {timeout:g} s; {outcome}"
         )
 
 

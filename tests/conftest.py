@@ -9,9 +9,11 @@ from hypothesis import HealthCheck, settings
 
 from server.kernel import Node
 from server.kernel.virtual_time import VirtualTimeEventLoop
+from tests._support.nodes import copy_demo_tree
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from pathlib import Path
 
 # The properties are about what a parser accepts, not how fast examples are drawn: on a
 # loaded 2-core machine (CI, other jobs) draws can be slow, which must not fail the suite.
@@ -33,3 +35,9 @@ async def node() -> AsyncIterator[Node]:
     """A running node for one test; every process is killed when the test ends."""
     async with Node(name="test") as running:
         yield running
+
+
+@pytest.fixture
+def demo_tree(tmp_path: Path) -> Path:
+    """A private copy of the repository's release sources (specs, apps, sys.config)."""
+    return copy_demo_tree(tmp_path / "tree")

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from pydantic import JsonValue, ValidationError
 
 from server.control.protocol import (
     DEFAULT_MAX_LINE,
+    EXPIRED,
     FORBIDDEN,
     IDLE_TIMEOUT,
     INTERNAL,
@@ -266,6 +268,17 @@ class _Connection:
     # -- handling --------------------------------------------------------------------------
 
     async def _dispatch(self, request: Request) -> Reply | ErrorReply:
+        if request.not_after is not None and time.time() > request.not_after:
+            logger.warning(
+                "control: %s arrived after its client stopped waiting; not run",
+                request.command,
+                extra={"command": request.command, "request_id": request.id},
+            )
+            return error_reply(
+                request.id,
+                EXPIRED,
+                f"{request.command} was read after the client stopped waiting; it was not run",
+            )
         handler = self._commands.get(request.command)
         if handler is None:
             known = ", ".join(sorted(self._commands)) or "none"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from typing import TYPE_CHECKING, Final
 
 import anyio
@@ -74,17 +75,24 @@ async def request(
         ValueError: ``command`` or ``args`` cannot be sent (not a command name, not JSON).
     """
     try:
-        message = Request(id=_REQUEST_ID, command=command, args=dict(args or {}))
+        Request(id=_REQUEST_ID, command=command, args=dict(args or {}))
     except ValidationError as exc:
         raise ValueError(f"cannot send {command!r}: {exc}") from None
     where = str(path)
     stream = await _connect(path, command, timeout)
     async with stream:
+        # the node must read it before the client stops waiting, or it will not run it
+        message = Request(
+            id=_REQUEST_ID,
+            command=command,
+            args=dict(args or {}),
+            not_after=time.time() + timeout,
+        )
         try:
             with anyio.fail_after(timeout):
                 await stream.send(encode(message))
         except TimeoutError:
-            raise ControlTimeout(where, command, timeout) from None
+            raise ControlTimeout(where, command, timeout, sent=True) from None
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             raise ConnectionLost(where, command) from None
         return await _await_reply(stream, where, command, on_progress, timeout)
@@ -100,7 +108,7 @@ async def _connect(path: Path, command: str, timeout: float) -> SocketStream:
         with anyio.fail_after(timeout):
             return await anyio.connect_unix(path)
     except TimeoutError:
-        raise ControlTimeout(where, command, timeout) from None
+        raise ControlTimeout(where, command, timeout, sent=False) from None
     except FileNotFoundError:
         raise NodeNotRunning(where, "no socket file") from None
     except ConnectionRefusedError:
@@ -126,7 +134,7 @@ async def _await_reply(
             with anyio.fail_after(timeout):
                 chunk = await stream.receive()
         except TimeoutError:
-            raise ControlTimeout(where, command, timeout) from None
+            raise ControlTimeout(where, command, timeout, sent=True) from None
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
             raise ConnectionLost(where, command) from None
         except OSError:

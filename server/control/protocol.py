@@ -67,6 +67,7 @@ INTERNAL: Final = "internal"  # the handler failed unexpectedly (details in the 
 FORBIDDEN: Final = "forbidden"  # the peer runs as another user
 BUSY: Final = "busy"  # the node has too many control connections open
 IDLE_TIMEOUT: Final = "idle_timeout"  # no request came in time; the connection is closed
+EXPIRED: Final = "expired"  # read after its ``not_after``: the client gave up; not run
 BAD_REPLY: Final = "bad_reply"  # (client side) the node's line is not a valid message
 
 _WIRE = ConfigDict(frozen=True, extra="forbid", strict=True)
@@ -80,6 +81,10 @@ class Request(BaseModel):
     id: int
     command: Annotated[str, Field(pattern=COMMAND_PATTERN, max_length=64)]
     args: dict[str, JsonValue] = Field(default_factory=dict)
+    #: Unix time after which the client no longer waits: a request the node reads later
+    #: is answered ``expired`` and not run, so a command the CLI gave up on never runs
+    #: behind the operator's back (a node out of descriptors reads it late, for one).
+    not_after: float | None = None
 
 
 class ErrorInfo(BaseModel):

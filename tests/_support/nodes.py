@@ -5,18 +5,53 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from pathlib import Path
+from pathlib import Path
+from typing import Any
 
 BOOT_TIMEOUT = 30.0
+#: The repository's root: its releases, appspecs, apps and sys.config make the demo.
+REPO = Path(__file__).resolve().parents[2]
+
+
+def copy_demo_tree(target: Path) -> Path:
+    """A private copy of the repository's release sources (specs, apps, sys.config)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("releases", "appspecs", "apps"):
+        shutil.copytree(
+            REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.tar.gz")
+        )
+    shutil.copy(REPO / "sys.config", target / "sys.config")
+    return target
+
+
+def cli(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``server <args> --root <root>`` as a user would."""
+    done = subprocess.run(
+        [sys.executable, "-m", "server", *args, "--root", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"server {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def cli_json(root: Path, *args: str) -> Any:
+    """``cli`` with ``--json``, its output decoded."""
+    return json.loads(cli(root, *args, "--json").stdout)
+
+
+def statuses(root: Path) -> dict[str, str]:
+    """Each release's status, as ``server releases`` reports it."""
+    return {row["vsn"]: row["status"] for row in cli_json(root, "releases")}
 
 
 def free_port() -> int:

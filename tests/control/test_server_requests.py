@@ -5,8 +5,10 @@ Each test runs a real node, a real control server process and real Unix sockets.
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
+import time
 import tracemalloc
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,7 @@ from server import kernel
 from server.control import ControlOptions, request
 from server.control.protocol import (
     BAD_REQUEST,
+    EXPIRED,
     INTERNAL,
     LINE_TOO_LONG,
     UNKNOWN_COMMAND,
@@ -26,9 +29,10 @@ from server.control.protocol import (
     Reply,
     parse_reply,
 )
-from server.errors import RemoteError
+from server.errors import ControlTimeout, RemoteError
 from tests.behaviours._helpers import within
 
+from . import _support
 from ._support import LineClient, connection_pid, request_line, start
 
 if TYPE_CHECKING:
@@ -340,3 +344,41 @@ async def test_progress_to_a_slow_reader_is_dropped_never_the_reply(
         await client.aclose()
 
     await node.run_process(body)
+
+
+async def test_a_request_read_after_its_client_stopped_waiting_is_not_run(
+    node: Node, socket_path: Path
+) -> None:
+    ran: list[object] = []
+
+    async def record(args: dict[str, JsonValue], progress: object) -> JsonValue:
+        ran.append(args)
+        return "ran"
+
+    async def body() -> None:
+        await start(socket_path, {"record": record, "whoami": _support.whoami})
+        client = await LineClient.connect(socket_path)
+        late = json.dumps({"id": 1, "command": "record", "args": {}, "not_after": time.time() - 1})
+        await client.send(late.encode() + b"\n")
+        answer = await client.message()
+        assert isinstance(answer, ErrorReply)
+        assert answer.error.type == EXPIRED
+        assert "not run" in answer.error.message
+        assert ran == []
+        in_time = json.dumps(
+            {"id": 2, "command": "record", "args": {}, "not_after": time.time() + 60}
+        )
+        await client.send(in_time.encode() + b"\n")
+        assert await client.message() == Reply(id=2, result="ran")
+        assert ran == [{}]
+        await client.aclose()
+
+    await node.run_process(body)
+
+
+def test_a_timeout_says_whether_the_command_may_have_run() -> None:
+    unsent = str(ControlTimeout("run/control.sock", "install", 5, sent=False))
+    assert "did not run" in unsent
+    sent = str(ControlTimeout("run/control.sock", "install", 5, sent=True))
+    assert "refuses it" in sent
+    assert "server releases" in sent

@@ -7,43 +7,20 @@ import json
 import os
 import signal
 import stat
-import subprocess
-import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from server.release.package import build_package
 from server.release.source_tree import SourceTree
-from tests._support.nodes import NodeProcess, free_port, set_port
+from tests._support.nodes import NodeProcess, cli, cli_json, free_port, set_port, statuses
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
 pytestmark = pytest.mark.node
-
-
-def cli(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``server <args> --root <root>`` as a user would."""
-    done = subprocess.run(
-        [sys.executable, "-m", "server", *args, "--root", str(root)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"server {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done
-
-
-def cli_json(root: Path, *args: str) -> Any:
-    return json.loads(cli(root, *args, "--json").stdout)
-
-
-def statuses(root: Path) -> dict[str, str]:
-    return {row["vsn"]: row["status"] for row in cli_json(root, "releases")}
 
 
 class Client(threading.Thread):

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests._support.nodes import NodeProcess, free_port, set_port
-from tests.release.test_cli_live import cli, statuses
+from tests._support.nodes import NodeProcess, cli, free_port, set_port, statuses
 
 if TYPE_CHECKING:
     from pathlib import Path

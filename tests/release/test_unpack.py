@@ -40,7 +40,8 @@ from server.spec.release_spec import ReleaseSpec
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-REPO = Path(__file__).resolve().parents[2]
+from tests._support.nodes import REPO
+
 PACKAGE = "demo-2.0.0.tar.gz"
 # Small enough that the tests stay fast, large enough for the demo package (~25 KB of tar).
 LIMITS = UnpackLimits(max_members=100, max_member_size=256 << 10, max_total_size=1 << 20)

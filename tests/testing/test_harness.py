@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
     from server.kernel import Node
 
-REPO = Path(__file__).resolve().parents[2]
+from tests._support.nodes import REPO
+
 VERSIONS = ["1.0.0", "1.1.0", "2.0.0"]
 NODE_NAMES = {"release_handler", "application_controller", "counter_sup", "counter_store"}
 

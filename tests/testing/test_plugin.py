@@ -14,8 +14,7 @@ import pytest
 
 import server.testing.pytest_plugin
 from server.testing import upgrades
-
-REPO = Path(__file__).resolve().parents[2]
+from tests._support.nodes import REPO
 
 # Written once the plugins are loaded, before any test module is imported.
 USER_CONFTEST = """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import shutil
 import tomllib
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given
@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 from server.errors import SpecError
 from server.spec.sys_config import read_sys_config
 from server.testing._tree import copy_sources, release_name, render_toml, write_sys_config
+from tests._support.nodes import REPO
 
-REPO = Path(__file__).resolve().parents[2]
+if TYPE_CHECKING:
+    from pathlib import Path
 
 scalars = (
     st.booleans()
