@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -76,6 +77,8 @@ class NodeProcess:
     root: Path
     args: list[str]
     port: int
+    #: the node's soft descriptor limit (RLIMIT_NOFILE), or None to inherit the test's
+    nofile: int | None = None
     process: subprocess.Popen[str] = field(init=False)
     lines: list[str] = field(default_factory=list)
     _changed: threading.Condition = field(default_factory=threading.Condition)
@@ -83,12 +86,19 @@ class NodeProcess:
 
     def start(self) -> NodeProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        nofile = self.nofile
+
+        def limit_descriptors() -> None:
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         self.process = subprocess.Popen(
             [sys.executable, "-m", "server", *self.args, "--root", str(self.root)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
+            preexec_fn=limit_descriptors if nofile is not None else None,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -138,6 +148,18 @@ class NodeProcess:
         code = self.process.wait(timeout=timeout)
         self._reader.join(timeout=10)
         return code
+
+    def rss_kb(self) -> int:
+        """The node's resident memory (kB), from /proc."""
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS line")
+
+    def descriptors(self) -> int:
+        """How many file descriptors the node has open."""
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
 
     def kill(self) -> None:
         """SIGKILL, if still running."""
