@@ -8,14 +8,19 @@ and no connection process ever counts as running the handler's old code between 
 Process tree::
 
     parent (a supervisor, or whoever called start_link)
-      └── listener           traps exits; owns the listening socket
+      └── listener           the shared acceptor: traps exits, owns every socket
             ├── connection   one per accepted socket, linked to the listener
             └── ...
 
 - The listener ends with its parent's exit signal (``shutdown`` from a supervisor) and
-  with ``kill``; either way its socket closes and its connections end.
+  with ``kill``; either way its sockets close and its connections end.
 - A connection that crashes or is killed ends alone; the listener goes on.
 - A handler that raises gets its request a 500; the connection goes on.
+- A client that sends without reading is pushed back (the kernel holds its bytes, not
+  the node), and all the node's listeners together hold at most ``max_connections``
+  connections (``[node.http]`` in sys.config; by default the descriptor limit less
+  256); a client over the cap gets ``503`` and is closed.
+- The listener answers ``sys`` (``get_status``, ``get_state``, ``suspend``, ``resume``).
 
 Use it under a supervisor with ``child_spec``, or call ``start_link`` from any process.
 """

@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from server import code_server, kernel
 from server.errors import ReleaseError
+from server.net import http_server
+from server.net.http_server import HttpDefaults
 from server.release import handler
 from server.release.boot import boot_release, parse_release_name
 from server.release.installed import read_installed
@@ -40,6 +42,7 @@ from server.release.releases_file import (
 )
 from server.release.signature import TrustedKeys, announce_policy, public_key_text
 from server.release.unpack import unpack_package
+from server.spec.sys_config import HttpSettings
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -98,6 +101,8 @@ async def run_node(
         ReleaseError: the root has no release and no embedded one is named.
     """
     kernel.trap_exit(True)
+    settings = tree.sys_config.node.http if tree is not None else HttpSettings()
+    http_server.configure(HttpDefaults(**settings.model_dump()))
     trusted = (
         TrustedKeys(tuple(tree.sys_config.node.trusted_keys)) if tree is not None else TrustedKeys()
     )

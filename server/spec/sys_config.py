@@ -12,6 +12,11 @@
     heart_period = 60.0               # ... within this many seconds
     trusted_keys = ["base64 ..."]     # Ed25519 public keys whose signed packages unpack
 
+    [node.http]                       # defaults for every HTTP listener of the node
+    max_connections = 10000           # all listeners together; default: fd limit - 256
+    read_size = 65536                 # the most one read of a connection takes (bytes)
+    send_timeout = 30.0               # a client that takes no answer this long is cut off
+
     [counter]                         # every other table: env overrides for that app
     port = 8080
 
@@ -73,6 +78,20 @@ def _check_public_key(text: str) -> str:
 PublicKeyText = Annotated[str, pydantic.AfterValidator(_check_public_key)]
 
 
+class HttpSettings(pydantic.BaseModel):
+    """The ``[node.http]`` table: defaults for every HTTP listener of the node.
+
+    ``max_connections`` counts the connections of all listeners together; left out, it is
+    the soft descriptor limit less 256 (kept for the control socket and the node's files).
+    """
+
+    model_config = SPEC_MODEL_CONFIG
+
+    max_connections: Annotated[int, pydantic.Field(ge=1)] | None = None
+    read_size: Annotated[int, pydantic.Field(ge=512, le=16 * 1024 * 1024)] = 64 * 1024
+    send_timeout: Annotated[float, pydantic.Field(gt=0)] = 30.0
+
+
 class NodeSettings(pydantic.BaseModel):
     """The ``[node]`` table."""
 
@@ -86,6 +105,7 @@ class NodeSettings(pydantic.BaseModel):
     heart_max_restarts: Annotated[int, pydantic.Field(ge=0)] = 5
     heart_period: Annotated[float, pydantic.Field(gt=0)] = 60.0
     trusted_keys: list[PublicKeyText] = []
+    http: HttpSettings = HttpSettings()
 
 
 class SysConfig(pydantic.BaseModel):

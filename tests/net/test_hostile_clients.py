@@ -204,3 +204,22 @@ def test_out_of_descriptors_http_is_capped_and_the_operator_still_gets_in(
         f"descriptors: node at {idle_before} idle, {held} with 1100 clients "
         f"({len(served)} served = cap {cap}, {refused} refused)"
     )
+
+
+def test_sys_config_sets_the_node_wide_http_cap(demo_tree: Path) -> None:
+    config = demo_tree / "sys.config"
+    config.write_text(
+        config.read_text().replace("[counter]", "[node.http]\nmax_connections = 2\n\n[counter]")
+    )
+    port = free_port()
+    set_port(demo_tree, port)
+    node = NodeProcess(demo_tree, ["run"], port).start()
+    try:
+        node.wait_for("release demo 1.0.0 booted")
+        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+        assert [answer_of(sock) for sock in held] == ["200", "200"]
+        assert get_health(port) == 503
+        for sock in held:
+            sock.close()
+    finally:
+        node.kill()
