@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, settings
 
 from server.kernel import Node
 from server.kernel.virtual_time import VirtualTimeEventLoop
-from tests._support.nodes import copy_demo_tree
+from tests._support.nodes import NodeProcess, copy_demo_tree, free_port, set_port
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
     from pathlib import Path
 
 # The properties are about what a parser accepts, not how fast examples are drawn: on a
@@ -41,3 +41,20 @@ async def node() -> AsyncIterator[Node]:
 def demo_tree(tmp_path: Path) -> Path:
     """A private copy of the repository's release sources (specs, apps, sys.config)."""
     return copy_demo_tree(tmp_path / "tree")
+
+
+@pytest.fixture
+def demo_node(demo_tree: Path, request: pytest.FixtureRequest) -> Iterator[NodeProcess]:
+    """``server run`` on a copy of the demo, as an OS process, booted; killed at the end.
+
+    Parametrize it indirectly with a number to set the node's descriptor limit.
+    """
+    port = free_port()
+    set_port(demo_tree, port)
+    node = NodeProcess(demo_tree, ["run"], port, nofile=getattr(request, "param", None))
+    node.start()
+    try:
+        node.wait_for("release demo 1.0.0 booted")
+        yield node
+    finally:
+        node.kill()

@@ -394,17 +394,13 @@ class _Acceptor:
         """Library code: nothing to migrate."""
 
     def system_status(self, status: str) -> ProcessStatus:
-        me = kernel.self()
-        info = kernel.process_info(me)
-        return ProcessStatus(
-            pid=me,
-            status=status,
+        return ProcessStatus.of_self(
+            status,
             behaviour=self._spec.behaviour,
             module=__name__,
             registered_name=self._spec.name,
             parent=self.parent,
             state=self.system_get_state(),
-            message_queue_len=info.message_queue_len if info else 0,
         )
 
     async def system_terminate(self, reason: object) -> None:

@@ -396,17 +396,13 @@ class _Server:
         self.state = await self.invoke("code_change", old_vsn, self.state, extra)
 
     def system_status(self, status: str) -> ProcessStatus:
-        me = kernel.self()
-        info = kernel.process_info(me)
-        return ProcessStatus(
-            pid=me,
-            status=status,
+        return ProcessStatus.of_self(
+            status,
             behaviour="gen_server",
             module=self.module,
             registered_name=self.name,
             parent=self.parent,
             state=self.state,
-            message_queue_len=info.message_queue_len if info else 0,
         )
 
     async def system_terminate(self, reason: object) -> None:

@@ -156,6 +156,31 @@ class ProcessStatus:
     state: object
     message_queue_len: int
 
+    @classmethod
+    def of_self(
+        cls,
+        status: str,
+        *,
+        behaviour: str,
+        module: str,
+        registered_name: str | None,
+        parent: Pid | None,
+        state: object,
+    ) -> ProcessStatus:
+        """The status of the calling process (its pid and mailbox length filled in)."""
+        me = kernel.self()
+        info = kernel.process_info(me)
+        return cls(
+            pid=me,
+            status=status,
+            behaviour=behaviour,
+            module=module,
+            registered_name=registered_name,
+            parent=parent,
+            state=state,
+            message_queue_len=info.message_queue_len if info else 0,
+        )
+
 
 class SystemHost(Protocol):
     """The specific part a behaviour gives the system-message protocol."""

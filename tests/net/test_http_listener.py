@@ -8,7 +8,8 @@ import anyio
 import pytest
 
 from server import kernel
-from server.behaviours import supervisor
+from server.behaviours import supervisor, system_messages
+from server.behaviours.acceptor import AcceptorState
 from server.behaviours.supervisor_callbacks import SupervisorSpec
 from server.errors import AlreadyStarted, StartError
 from server.kernel import ExitMessage
@@ -44,6 +45,14 @@ async def test_port_0_binds_a_free_port_that_is_known_when_start_returns(node: N
         assert info is not None
         assert kernel.self() in info.links
         assert dict(info.labels)["behaviour"] == "http_listener"
+        status = await within(system_messages.get_status(listener), "get_status")
+        assert (status.behaviour, status.status, status.parent) == (
+            "http_listener",
+            "running",
+            kernel.self(),
+        )
+        assert isinstance(status.state, AcceptorState)
+        assert status.state.max_connections >= 1
         with pytest.raises(LookupError):
             http_server.listening_port(kernel.self())
 

@@ -9,25 +9,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests._support.nodes import NodeProcess, free_port, set_port
+from tests._support.nodes import NodeProcess, set_port
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
 pytestmark = pytest.mark.node
-
-
-@pytest.fixture
-def demo_node(demo_tree: Path) -> Iterator[NodeProcess]:
-    port = free_port()
-    set_port(demo_tree, port)
-    node = NodeProcess(demo_tree, ["run"], port).start()
-    try:
-        node.wait_for("release demo 1.0.0 booted")
-        yield node
-    finally:
-        node.kill()
 
 
 def test_the_demo_serves_its_routes(demo_node: NodeProcess) -> None:
