@@ -32,123 +32,40 @@ The node is stopped and the temporary root removed at the end, also on failure o
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from server.control.client import request_sync
-from server.release.package import build_package
-from server.release.source_tree import SourceTree
-
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script: the shared node helpers live in tests/
+    sys.path.insert(0, str(REPO))
+
+from server.release.package import build_package  # noqa: E402
+from server.release.source_tree import SourceTree  # noqa: E402
+from tests._support.nodes import (  # noqa: E402
+    IncrementingClient,
+    NodeProcess,
+    copy_demo_tree,
+    free_port,
+    http_json,
+    set_port,
+)
+
 LISTENING = "control: listening"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def prepare_root(root: Path, port: int) -> None:
-    for name in ("releases", "appspecs", "apps"):
-        shutil.copytree(
-            REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.tar.gz")
-        )
-    config = (REPO / "sys.config").read_text().replace("port = 8080", f"port = {port}")
-    (root / "sys.config").write_text(config)
+    copy_demo_tree(root)
+    set_port(root, port)
     for vsn in ("1.1.0", "2.0.0"):
         build_package(SourceTree(root), "demo", vsn, root / "build")
 
 
-class Node:
-    """``python -m server run`` on a root; its output kept in ``node.log``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.log = (root / "node.log").open("w")
-        self.ready = threading.Event()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "run", "--root", str(root)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.log.write(line)
-            if LISTENING in line:
-                self.ready.set()
-        self.ready.set()  # ended: wait_ready sees the exit
-
-    def wait_ready(self) -> None:
-        if not self.ready.wait(60) or self.process.poll() is not None:
-            raise SystemExit(f"the node did not come up: see {self.root / 'node.log'}")
-
-    def control(self, command: str, timeout: float = 120.0, **args: str) -> Any:
-        return request_sync(self.root / "run" / "control.sock", command, args, timeout=timeout)
-
-    def rss_kb(self) -> int:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-
-class Client(threading.Thread):
-    """One keep-alive connection incrementing one key; counts what went wrong."""
-
-    def __init__(self, port: int, key: str) -> None:
-        super().__init__(daemon=True)
-        self.port, self.key = port, key
-        self.ok = 0
-        self.failures: list[str] = []
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        while not self.stopping.is_set():
-            try:
-                conn.request("POST", f"/incr/{self.key}")
-                response = conn.getresponse()
-                body = json.loads(response.read())
-            except Exception as exc:  # a failed request is what the soak counts
-                self.failures.append(repr(exc))
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                continue
-            if response.status != 200 or body.get("value") != self.ok + 1:
-                self.failures.append(f"{response.status} {body}")
-                self.ok = body.get("value", self.ok) if isinstance(body, dict) else self.ok
-            else:
-                self.ok += 1
-        conn.close()
-
-
-def cycle(node: Node, first: bool) -> None:
+def cycle(node: NodeProcess, first: bool) -> None:
     for vsn in ("1.1.0", "2.0.0"):
         if first:
             node.control("upgrade", package=str(node.root / "build" / f"demo-{vsn}.tar.gz"))
@@ -159,7 +76,9 @@ def cycle(node: Node, first: bool) -> None:
         node.control("rollback")
 
 
-def sample(node: Node, index: int, clients: list[Client], seconds: float) -> dict[str, Any]:
+def sample(
+    node: NodeProcess, index: int, clients: list[IncrementingClient], seconds: float
+) -> dict[str, Any]:
     code = node.control("code")
     return {
         "cycle": index,
@@ -195,11 +114,14 @@ def main() -> int:
         root = Path(scratch)
         port = free_port()
         prepare_root(root, port)
-        node = Node(root)
-        clients: list[Client] = []
+        node = NodeProcess(root, ["run"], port).start()
+        clients: list[IncrementingClient] = []
         try:
-            node.wait_ready()
-            clients = [Client(port, f"soak{i}") for i in range(args.clients)]
+            try:
+                node.wait_for(LISTENING, 60)
+            except AssertionError:
+                raise SystemExit(f"the node did not come up:\n{node.tail()}") from None
+            clients = [IncrementingClient(port, f"soak{i}") for i in range(args.clients)]
             for client in clients:
                 client.start()
             rows = [sample(node, 0, clients, 0.0)]
@@ -217,20 +139,15 @@ def main() -> int:
         finally:
             for client in clients:
                 client.stopping.set()
-            node.stop()
+            node.terminate(30)
     summary(rows, problems, clients, time.monotonic() - began)
     return 1 if problems else 0
 
 
-def check_end(node: Node, clients: list[Client]) -> list[str]:
+def check_end(node: NodeProcess, clients: list[IncrementingClient]) -> list[str]:
     problems: list[str] = []
     for client in clients:
-        conn = http.client.HTTPConnection("127.0.0.1", client.port, timeout=10)
-        try:
-            conn.request("GET", f"/count/{client.key}")
-            body = json.loads(conn.getresponse().read())
-        finally:
-            conn.close()
+        _status, body = http_json(client.port, "GET", f"/count/{client.key}")
         if body.get("value") != client.ok:
             problems.append(f"{client.key}: the node counts {body}, the client saw {client.ok}")
         problems.extend(f"{client.key}: {failure}" for failure in client.failures[:5])
@@ -244,7 +161,10 @@ def check_end(node: Node, clients: list[Client]) -> list[str]:
 
 
 def summary(
-    rows: list[dict[str, Any]], problems: list[str], clients: list[Client], seconds: float
+    rows: list[dict[str, Any]],
+    problems: list[str],
+    clients: list[IncrementingClient],
+    seconds: float,
 ) -> None:
     first, last = rows[0], rows[-1]
     cycles = last["cycle"]

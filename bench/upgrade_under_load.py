@@ -70,7 +70,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +86,7 @@ from bench.runtime import Result  # noqa: E402
 from server.control.client import request  # noqa: E402
 from server.release.package import build_package  # noqa: E402
 from server.release.source_tree import SourceTree  # noqa: E402
+from tests._support.nodes import NodeProcess, copy_demo_tree, free_port, set_port  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -96,7 +96,6 @@ if TYPE_CHECKING:
     from server.control.protocol import ProgressInfo
 
 HOST: Final = "127.0.0.1"
-SOURCES: Final = ("releases", "appspecs", "apps")
 KNOWN_VSNS: Final = frozenset({"1.0.0", "1.1.0", "2.0.0"})
 BOOT_TIMEOUT: Final = 60.0
 CONTROL_TIMEOUT: Final = 120.0
@@ -162,7 +161,7 @@ class Cleanup:
     """Every node started and every directory made, undone at the end whatever happens."""
 
     def __init__(self) -> None:
-        self.nodes: list[NodeProcess] = []
+        self.nodes: list[BenchNode] = []
         self.dirs: list[Path] = []
         self.gc_trace: Path | None = None
 
@@ -184,42 +183,28 @@ class Cleanup:
             shutil.rmtree(path, ignore_errors=True)
 
 
-class NodeProcess:
-    """``python -m server run --root R`` in its own session; its output lines, timestamped."""
+class BenchNode(NodeProcess):
+    """The shared node process, in its own session, with the benchmark's waits and GC report."""
 
-    def __init__(self, root: Path, cleanup: Cleanup) -> None:
-        self.root = root
-        self.lines: list[tuple[float, str]] = []
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+    @classmethod
+    def launch(cls, root: Path, port: int, cleanup: Cleanup) -> BenchNode:
+        env = {}
         if cleanup.gc_trace is not None:
             env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (str(cleanup.gc_trace), env.get("PYTHONPATH", "")) if p
+                p for p in (str(cleanup.gc_trace), os.environ.get("PYTHONPATH", "")) if p
             )
-        self.started = perf_counter()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "run", "--root", str(root)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-            start_new_session=True,  # a Ctrl-C reaches this script only, which stops the node
-        )
-        cleanup.nodes.append(self)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        # its own session: a Ctrl-C reaches this script only, which stops the node
+        node = cls(root, ["run"], port, env=env, new_session=True)
+        node.started = perf_counter()
+        node.start()
+        cleanup.nodes.append(node)
+        return node
+
+    started: float = 0.0
 
     @property
     def socket(self) -> Path:
         return self.root / "run" / "control.sock"
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append((perf_counter(), line.rstrip("\n")))
-
-    def line_time(self, text: str) -> float | None:
-        """When the first line containing ``text`` was read, if it was."""
-        return next((at for at, line in list(self.lines) if text in line), None)
 
     async def wait_line(self, text: str, timeout: float = BOOT_TIMEOUT) -> float:
         """Poll until a line with ``text`` was printed; fail if the node exits first."""
@@ -237,29 +222,10 @@ class NodeProcess:
         except subprocess.TimeoutExpired:
             raise TimeoutError(f"node {self.root} still running {timeout} s on") from None
 
-    def signal(self, sig: int) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-
-    def terminate(self) -> None:
-        """SIGTERM, then SIGKILL after 10 s; reap it."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=10)
-        self._reader.join(timeout=5)
-
-    def tail(self, n: int = 40) -> str:
-        return "\n".join(line for _, line in self.lines[-n:])
-
     def gc_pauses(self) -> list[tuple[float, float, int]]:
         """``(start, seconds, generation)`` of each GC pause the node reported."""
         pauses = []
-        for _, line in list(self.lines):
+        for line in list(self.lines):
             if line.startswith(GC_MARK):
                 fields = dict(part.split("=", 1) for part in line.split()[1:])
                 pauses.append(
@@ -267,40 +233,18 @@ class NodeProcess:
                 )
         return pauses
 
-    def complaints(self) -> list[str]:
-        """Lines that look like trouble (warnings, errors, tracebacks)."""
-        words = ("WARNING", "ERROR", "CRITICAL", "Traceback")
-        return [line for _, line in self.lines if any(w in line for w in words)]
-
 
 def make_root(cleanup: Cleanup, prefix: str, port: int, release: str | None = None) -> Path:
     """A private copy of the release sources, serving on ``port``."""
-    root = cleanup.tempdir(prefix)
-    ignore = shutil.ignore_patterns("__pycache__", "*.tar.gz", "*.sha256")
-    for name in SOURCES:
-        shutil.copytree(ROOT / name, root / name, ignore=ignore)
-    text = (ROOT / "sys.config").read_text()
-    if "port = 8080" not in text:
-        raise RuntimeError("sys.config has no 'port = 8080' to point at a free port")
-    text = text.replace("port = 8080", f"port = {port}")
+    root = copy_demo_tree(cleanup.tempdir(prefix))
+    set_port(root, port)
     if release is not None:
-        text = text.replace('release = "demo-1.0.0"', f'release = "{release}"')
-        if f'release = "{release}"' not in text:
+        config = root / "sys.config"
+        text = config.read_text()
+        config.write_text(text.replace('release = "demo-1.0.0"', f'release = "{release}"'))
+        if f'release = "{release}"' not in config.read_text():
             raise RuntimeError(f"could not make sys.config boot {release}")
-    (root / "sys.config").write_text(text)
     return root
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-# -- the load generator ------------------------------------------------------------------------
 
 
 class BadResponse(Exception):
@@ -616,7 +560,7 @@ async def _hold(phases: list[Phase], label: str, kind: str, seconds: float) -> P
 
 
 async def _control_window(
-    phases: list[Phase], node: NodeProcess, label: str, command: str, args: dict[str, str]
+    phases: list[Phase], node: BenchNode, label: str, command: str, args: dict[str, str]
 ) -> tuple[Phase, dict[str, Any]]:
     steps: list[tuple[float, str]] = []
 
@@ -664,7 +608,7 @@ async def live_scenario(config: Config, cleanup: Cleanup) -> Scenario:
     packages = root / "build"
     for vsn in ("1.1.0", "2.0.0"):
         build_package(SourceTree(root), "demo", vsn, packages)
-    node = NodeProcess(root, cleanup)
+    node = BenchNode.launch(root, port, cleanup)
     await node.wait_line("release demo 1.0.0 booted")
     load = Load(port, config.connections, "live-")
     phases: list[Phase] = []
@@ -727,7 +671,7 @@ async def restart_scenario(config: Config, cleanup: Cleanup) -> Scenario:
     port = free_port()
     old_root = make_root(cleanup, "upgrade-restart-a-", port)
     new_root = make_root(cleanup, "upgrade-restart-b-", port, release="demo-1.1.0")
-    old = NodeProcess(old_root, cleanup)
+    old = BenchNode.launch(old_root, port, cleanup)
     await old.wait_line("release demo 1.0.0 booted")
     load = Load(port, config.connections, "restart-")
     phases: list[Phase] = []
@@ -744,10 +688,10 @@ async def restart_scenario(config: Config, cleanup: Cleanup) -> Scenario:
             await _hold(phases, "steady (1.0.0)", "steady", half)
             window = Phase("SIGTERM, new process 1.1.0", "window", perf_counter())
             phases.append(window)
-            old.signal(signal.SIGTERM)
+            old.send_signal(signal.SIGTERM)
             code = await old.wait_exit(30)
             exited = perf_counter()
-            new = NodeProcess(new_root, cleanup)
+            new = BenchNode.launch(new_root, port, cleanup)
             booted = await new.wait_line("release demo 1.1.0 booted")
             window.end = perf_counter()
             window.notes.append(

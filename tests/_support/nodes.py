@@ -1,4 +1,15 @@
-"""Real node OS processes for tests: start ``server run`` on a root, wait until it serves."""
+"""Real node OS processes for tests and benchmarks: a root, the node, a load client.
+
+- ``copy_demo_tree`` / ``set_port``: a private copy of the repository's release sources.
+- ``NodeProcess``: ``python -m server <args> --root R`` as an OS process, its output lines
+  (each with the time it was read), one-shot HTTP requests, control requests, its memory
+  and descriptors, stopped by its pid.
+- ``IncrementingClient``: a thread keeping one keep-alive connection busy with
+  ``POST /incr/<key>``, checking that each answer is the previous value plus one.
+- ``cli`` / ``cli_json`` / ``statuses``: the ``server`` command as a user runs it.
+
+The benchmarks import this module too (``bench/soak.py``, ``bench/upgrade_under_load.py``).
+"""
 
 from __future__ import annotations
 
@@ -12,13 +23,27 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from server.control.client import request_sync
+
 BOOT_TIMEOUT = 30.0
 #: The repository's root: its releases, appspecs, apps and sys.config make the demo.
 REPO = Path(__file__).resolve().parents[2]
+
+
+def http_json(port: int, method: str, path: str, host: str = "127.0.0.1") -> tuple[int, Any]:
+    """One HTTP request on a fresh connection: the status and the JSON body decoded."""
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        conn.request(method, path)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
 
 
 def copy_demo_tree(target: Path) -> Path:
@@ -79,13 +104,19 @@ class NodeProcess:
     port: int
     #: the node's soft descriptor limit (RLIMIT_NOFILE), or None to inherit the test's
     nofile: int | None = None
+    #: more environment for the node (PYTHONPATH for a tracing hook, ...)
+    env: dict[str, str] = field(default_factory=dict)
+    #: start it in its own session, so that a Ctrl-C reaches only the caller
+    new_session: bool = False
     process: subprocess.Popen[str] = field(init=False)
     lines: list[str] = field(default_factory=list)
+    #: ``time.perf_counter()`` when each line of ``lines`` was read
+    times: list[float] = field(default_factory=list)
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _reader: threading.Thread = field(init=False)
 
     def start(self) -> NodeProcess:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         nofile = self.nofile
 
         def limit_descriptors() -> None:
@@ -99,6 +130,7 @@ class NodeProcess:
             text=True,
             env=env,
             preexec_fn=limit_descriptors if nofile is not None else None,
+            start_new_session=self.new_session,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -108,10 +140,12 @@ class NodeProcess:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             with self._changed:
+                self.times.append(time.perf_counter())
                 self.lines.append(line.rstrip("\n"))
                 self._changed.notify_all()
         self.process.stdout.close()
         with self._changed:
+            self.times.append(time.perf_counter())
             self.lines.append("<eof>")
             self._changed.notify_all()
 
@@ -131,15 +165,47 @@ class NodeProcess:
             raise AssertionError(f"no line with {text!r}; output:\n" + "\n".join(self.lines))
         return match
 
+    def line_time(self, text: str) -> float | None:
+        """When the first line containing ``text`` was read (``perf_counter``), if it was."""
+        with self._changed:
+            return next(
+                (at for at, line in zip(self.times, self.lines, strict=True) if text in line), None
+            )
+
+    def tail(self, n: int = 40) -> str:
+        """The last ``n`` lines of output."""
+        with self._changed:
+            return "\n".join(self.lines[-n:])
+
+    def complaints(self) -> list[str]:
+        """Lines that look like trouble (warnings, errors, tracebacks)."""
+        words = ("WARNING", "ERROR", "CRITICAL", "Traceback")
+        with self._changed:
+            return [line for line in self.lines if any(w in line for w in words)]
+
     def request(self, method: str, path: str) -> tuple[int, Any]:
         """One HTTP request on a fresh connection; the JSON body decoded."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request(method, path)
-            response = conn.getresponse()
-            return response.status, json.loads(response.read())
-        finally:
-            conn.close()
+        return http_json(self.port, method, path)
+
+    def control(self, command: str, timeout: float = 120.0, **args: str) -> Any:
+        """One control request over the node's socket; its result."""
+        return request_sync(self.root / "run" / "control.sock", command, args, timeout=timeout)
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the node, if it still runs."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+
+    def terminate(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``; reap it."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process.wait(timeout=10)
+        self._reader.join(timeout=10)
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> int:
         """Signal the node and wait for its exit code."""
@@ -167,3 +233,47 @@ class NodeProcess:
             self.process.kill()
         self.process.wait(timeout=10)
         self._reader.join(timeout=10)
+
+
+class IncrementingClient(threading.Thread):
+    """Keeps incrementing one key on one keep-alive connection; counts what went wrong.
+
+    Each answer must be 200 with the previous value plus one; anything else (a connection
+    error, another status, a wrong value) is a failure. ``going`` is set after ``warm_up``
+    good answers; set ``stopping`` to end it.
+    """
+
+    def __init__(self, port: int, key: str, *, warm_up: int = 20) -> None:
+        super().__init__(daemon=True)
+        self.port, self.key = port, key
+        self.warm_up = warm_up
+        self.ok = 0
+        self.failures: list[str] = []
+        self.versions: set[str] = set()
+        self.stopping = threading.Event()
+        self.going = threading.Event()
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    conn.request("POST", f"/incr/{self.key}")
+                    response = conn.getresponse()
+                    body = json.loads(response.read())
+                except Exception as exc:  # a failed request is what the caller counts
+                    self.failures.append(repr(exc))
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                    continue
+                if response.status != 200 or body.get("value") != self.ok + 1:
+                    self.failures.append(f"{response.status} {body}")
+                    if isinstance(body, dict) and isinstance(body.get("value"), int):
+                        self.ok = body["value"]  # count on from what the node says
+                else:
+                    self.ok += 1
+                    self.versions.add(body["vsn"])
+                if self.ok >= self.warm_up:
+                    self.going.set()
+        finally:
+            conn.close()

@@ -2,61 +2,30 @@
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import signal
 import stat
-import threading
 from typing import TYPE_CHECKING
 
 import pytest
 
 from server.release.package import build_package
 from server.release.source_tree import SourceTree
-from tests._support.nodes import NodeProcess, cli, cli_json, free_port, set_port, statuses
+from tests._support.nodes import (
+    IncrementingClient,
+    NodeProcess,
+    cli,
+    cli_json,
+    free_port,
+    set_port,
+    statuses,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
 pytestmark = pytest.mark.node
-
-
-class Client(threading.Thread):
-    """Keeps incrementing one key on one keep-alive connection; counts what went wrong."""
-
-    def __init__(self, port: int, key: str) -> None:
-        super().__init__(daemon=True)
-        self.port, self.key = port, key
-        self.ok = 0
-        self.failures: list[str] = []
-        self.versions: set[str] = set()
-        self.stop = threading.Event()
-        self.going = threading.Event()
-
-    def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            while not self.stop.is_set():
-                try:
-                    conn.request("POST", f"/incr/{self.key}")
-                    response = conn.getresponse()
-                    body = json.loads(response.read())
-                except Exception as exc:  # a failed request is what the test counts
-                    self.failures.append(repr(exc))
-                    conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                    continue
-                if response.status != 200 or body.get("value") != self.ok + 1:
-                    self.failures.append(f"{response.status} {body}")
-                else:
-                    self.ok += 1
-                    self.versions.add(body["vsn"])
-                if self.ok == 20:
-                    self.going.set()
-        finally:
-            conn.close()
 
 
 @pytest.fixture
@@ -77,7 +46,7 @@ def live(demo_tree: Path) -> Iterator[tuple[NodeProcess, Path]]:
 def test_upgrade_under_load_and_back_loses_nothing(live: tuple[NodeProcess, Path]) -> None:
     node, packages = live
     root = node.root
-    client = Client(node.port, "load")
+    client = IncrementingClient(node.port, "load")
     client.start()
     assert client.going.wait(30), client.failures
     cli(root, "upgrade", str(packages / "demo-1.1.0.tar.gz"))
@@ -86,7 +55,7 @@ def test_upgrade_under_load_and_back_loses_nothing(live: tuple[NodeProcess, Path
     assert cli_json(root, "status")["release"]["vsn"] == "2.0.0"
     cli(root, "rollback")
     cli(root, "rollback")
-    client.stop.set()
+    client.stopping.set()
     client.join(30)
     assert client.failures == []
     assert client.versions == {"1.0.0", "1.1.0", "2.0.0"}
