@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +12,7 @@ from server.behaviours import system_messages
 from server.node import run_node
 from server.release.package import build_package
 from server.release.source_tree import SourceTree
-from tests._support.nodes import free_port, set_port
+from tests._support.nodes import free_port, http_json, set_port
 from tests.behaviours._helpers import recv
 
 if TYPE_CHECKING:
@@ -41,17 +39,7 @@ class LiveDemo:
 
     async def http(self, method: str, path: str) -> tuple[int, Any]:
         """One request on a fresh connection (in a worker thread: blocking client)."""
-
-        def go() -> tuple[int, Any]:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-            try:
-                conn.request(method, path)
-                response = conn.getresponse()
-                return response.status, json.loads(response.read())
-            finally:
-                conn.close()
-
-        return await anyio.to_thread.run_sync(go)
+        return await anyio.to_thread.run_sync(http_json, self.port, method, path)
 
     async def store_state(self) -> Any:
         """The live state of the counter store."""

@@ -8,8 +8,6 @@ plain counts again back in 1.0.0. ``/stats`` exists in 2.0.0 only. A release who
 
 from __future__ import annotations
 
-import http.client
-import json
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -18,6 +16,7 @@ import pytest
 from server import kernel
 from server.behaviours import gen_server
 from server.testing.upgrades import HarnessFactory, Step, UpgradeFailed
+from tests._support.nodes import http_json
 from tests.release._variants import make_variant
 
 if TYPE_CHECKING:
@@ -29,16 +28,7 @@ VERSIONS = ["1.0.0", "1.1.0", "2.0.0"]
 async def request(port: int, method: str, path: str) -> tuple[int, Any]:
     """One request on a fresh connection (the blocking client runs in a worker thread)."""
 
-    def go() -> tuple[int, Any]:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        try:
-            conn.request(method, path)
-            response = conn.getresponse()
-            return response.status, json.loads(response.read())
-        finally:
-            conn.close()
-
-    return await anyio.to_thread.run_sync(go)
+    return await anyio.to_thread.run_sync(http_json, port, method, path)
 
 
 async def test_the_demo_chain_migrates_the_counters_up_and_back_down(
