@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply
 from server.errors import InstallFailed, InstallRefused, ServerError
 from server.kernel import ExitMessage, From, Pid
 from server.release import _faults, _installer
+from server.release._tree import delete_tree
 from server.release.current import set_current_release
 from server.release.handler import (
     CheckInstall,
@@ -402,7 +402,10 @@ def _remove(state: HandlerState, vsn: str) -> list[Path]:
 
 def _delete_dirs(folders: list[Path]) -> None:
     for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            delete_tree(folder)
+        except OSError as exc:
+            logger.warning("cannot delete %s: %s", folder, exc, extra={"path": str(folder)})
 
 
 def _has_old(module: str) -> bool:

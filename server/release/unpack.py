@@ -49,7 +49,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import stat
 import tarfile
 import tempfile
@@ -64,6 +63,7 @@ import pydantic
 
 from server.errors import SpecError, UnpackError
 from server.release import _faults
+from server.release._tree import delete_tree, walk_tree
 from server.release.signature import NO_TRUSTED_KEYS, check_origin
 from server.spec.app_spec import AppSpec
 from server.spec.files import AppName, Vsn, parse_model
@@ -147,10 +147,7 @@ def clean_staging(root: Path) -> list[Path]:
         for entry in sorted(root.iterdir()):
             if not entry.name.startswith(STAGING_PREFIX):
                 continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+            delete_tree(entry)
             removed.append(entry)
             logger.info("removed staging leftover", extra={"path": str(entry)})
     return removed
@@ -229,7 +226,8 @@ def unpack_package(
         _extract(package, scan, staging, actual)
         _move_into_place(where, plan, staging, root)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            delete_tree(staging)
     lib = root / "lib"
     return UnpackedRelease(
         name=name,
@@ -697,7 +695,7 @@ def _differs(scan: _Scan, rel: str, target: Path) -> str | None:
     want_dirs = {n[len(prefix) :] for n in scan.dirs if n.startswith(prefix)}
     have_files: dict[str, str] = {}
     have_dirs: set[str] = set()
-    for path in _walk(target):
+    for path in walk_tree(target, skip=_is_pycache):
         inside = path.relative_to(target).as_posix()
         mode = path.lstat().st_mode
         if stat.S_ISDIR(mode):
@@ -712,19 +710,9 @@ def _differs(scan: _Scan, rel: str, target: Path) -> str | None:
     return None
 
 
-def _walk(top: Path) -> Iterator[Path]:
-    """Everything under ``top``, not following links.
-
-    ``__pycache__`` is left out: running the sources may have written it.
-    """
-    with os.scandir(top) as entries:
-        for entry in sorted(entries, key=lambda e: e.name):
-            if entry.name == "__pycache__" and entry.is_dir(follow_symlinks=False):
-                continue
-            path = Path(entry.path)
-            yield path
-            if entry.is_dir(follow_symlinks=False):
-                yield from _walk(path)
+def _is_pycache(entry: os.DirEntry[str]) -> bool:
+    """``__pycache__`` is not content: running the sources may have written it."""
+    return entry.name == "__pycache__" and entry.is_dir(follow_symlinks=False)
 
 
 # -- writing ---------------------------------------------------------------------------
