@@ -111,14 +111,17 @@ class UnpackLimits:
 
     ``max_total_size`` counts the decompressed archive (headers and padding included) as
     it is read, so a decompression bomb stops there whatever its headers say.
+    ``max_depth`` counts the components of a member's path (``lib/app-1.0.0/app/web.py``
+    has 4): a tree deeper than that is refused before anything is written.
     """
 
     max_members: int = 20_000
     max_member_size: int = 64 << 20
     max_total_size: int = 512 << 20
+    max_depth: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("max_members", "max_member_size", "max_total_size"):
+        for name in ("max_members", "max_member_size", "max_total_size", "max_depth"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"UnpackLimits.{name} must be positive")
 
@@ -433,6 +436,12 @@ class _Scan:
             )
         parts = self._checked_name(info.name)
         name = "/".join(parts)
+        if len(parts) > self.limits.max_depth:
+            raise self.refuse(
+                f"its path has {len(parts)} components, over the {self.limits.max_depth} a "
+                "member's path may have; raise UnpackLimits.max_depth if it is genuine",
+                name,
+            )
         self._check_type(info, name)
         self._check_place(parts, info.isdir())
         if name in self.files or name in self.explicit_dirs:
