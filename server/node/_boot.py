@@ -8,7 +8,8 @@
    against it, since the node's own sources need no other vouching);
 2. boots the **permanent** release of RELEASES: an installed but not permanent release is
    thereby rolled back by any restart, as in OTP;
-3. starts the application controller, the release handler (with the source tree's
+3. starts the application controller, the release handler under its own supervisor (so a
+   crashed handler is started again, reading RELEASES again; with the source tree's
    ``[node] trusted_keys``, after a WARNING at boot when there are none) and (when given)
    the control server, and waits for ``("stop",)``, ``("reboot", reason)`` or the controller's end;
 4. on ``reboot`` (an install failed after a step that cannot be undone) stops everything,
@@ -94,8 +95,13 @@ async def run_node(
     embedded: str | None,
     services: list[Callable[[Path], Awaitable[Pid]]] | None = None,
     on_booted: Callable[[str], None] | None = None,
+    *,
+    unpack_timeout: float = handler.DEFAULT_UNPACK_TIMEOUT,
 ) -> object:
     """Boot and serve until ``("stop",)``; returns None then, else the controller's reason.
+
+    ``unpack_timeout`` is how long the release handler lets an unpack run before it answers
+    the caller with an error (``handler.HandlerConfig``).
 
     Raises:
         ReleaseError: the root has no release and no embedded one is named.
@@ -124,11 +130,10 @@ async def run_node(
             installed.view, installed.lib_dirs, installed.sys_config.env
         )
         started.append(controller_pid)
-        started.append(
-            await handler.start_link(
-                root, record, permanent.vsn, kernel.self(), trusted_keys=trusted
-            )
+        config = handler.HandlerConfig(
+            root, permanent.vsn, kernel.self(), trusted_keys=trusted, unpack_timeout=unpack_timeout
         )
+        started.append(await handler.start_supervisor(config))
         started.extend([await service(root) for service in services or []])
         # what the boot built lives as long as the node: keep it out of the cyclic GC's
         # full collections, which otherwise stall every process for tens of milliseconds

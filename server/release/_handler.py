@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,13 +34,15 @@ import anyio
 from server import code_server, kernel
 from server.behaviours import replies
 from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply
-from server.errors import InstallFailed, InstallRefused, ServerError
+from server.errors import InstallFailed, InstallRefused, ReleaseError, ServerError
 from server.kernel import ExitMessage, From, Pid
 from server.release import _faults, _installer
-from server.release.current import set_current_release
+from server.release._tree import delete_tree
+from server.release.current import current_vsn, set_current_release
 from server.release.handler import (
     CheckInstall,
     GetRollbackTarget,
+    HandlerConfig,
     Install,
     MakePermanent,
     Remove,
@@ -57,6 +58,7 @@ from server.release.releases_file import (
     AppEntry,
     ReleaseEntry,
     ReleasesFile,
+    read_releases,
     write_releases,
 )
 from server.release.unpack import unpack_package
@@ -113,23 +115,18 @@ class HandlerState:
         "running",
         "started",
         "trusted_keys",
+        "unpack_timeout",
         "unpurged",
         "worker",
     )
 
-    def __init__(
-        self,
-        root: Path,
-        record: ReleasesFile,
-        running: str,
-        booted: Pid,
-        trusted_keys: TrustedKeys,
-    ) -> None:
-        self.root = root
-        self.trusted_keys = trusted_keys  # unpack refuses packages none of them signed
+    def __init__(self, config: HandlerConfig, record: ReleasesFile, running: str) -> None:
+        self.root = config.root
+        self.trusted_keys = config.trusted_keys  # unpack refuses packages none of them signed
+        self.unpack_timeout = config.unpack_timeout
         self.record = record
         self.running = running
-        self.booted = booted  # the boot process: asked to restart the node when needed
+        self.booted = config.boot  # the boot process: asked to restart the node when needed
         self.busy: str | None = None
         self.worker: Pid | None = None
         self.unpurged: list[str] = []
@@ -139,10 +136,27 @@ class HandlerState:
         return f"HandlerState(running={self.running!r}, busy={self.busy!r})"
 
 
-def init(args: tuple[Path, ReleasesFile, str, Pid, TrustedKeys]) -> object:
+async def init(config: HandlerConfig) -> object:
     kernel.trap_exit(True)
     kernel.set_label("behaviour", "release_handler")
-    return Ok(HandlerState(*args))
+    record = await anyio.to_thread.run_sync(_read_record, config.root)
+    running = _running(record, config.booted)
+    if running != record.permanent.vsn:  # a handler started again while it runs: current
+        record = _with_statuses(record, next_statuses(_statuses(record), running, "install"))
+    return Ok(HandlerState(config, record, running))
+
+
+def _read_record(root: Path) -> ReleasesFile:
+    record = read_releases(root)
+    if record is None:
+        raise ReleaseError(f"{root} has no releases/RELEASES: the boot writes it first")
+    return record
+
+
+def _running(record: ReleasesFile, booted: str) -> str:
+    """The release the node runs: the one booted, or (started again) the one installed since."""
+    vsn = current_vsn()
+    return vsn if vsn is not None and record.get(vsn) is not None else booted
 
 
 async def handle_call(request: object, from_: From, state: HandlerState) -> object:
@@ -184,7 +198,7 @@ async def handle_call(request: object, from_: From, state: HandlerState) -> obje
                 if target is None:
                     raise InstallRefused(f"no release {vsn} (unpack it first)")
                 if isinstance(request, Install):
-                    next_statuses(_statuses(state), vsn, "install")
+                    next_statuses(_statuses(state.record), vsn, "install")
             except (ServerError, StatusRefused) as exc:
                 return Reply(_error_reply(exc), state)
             operation = "install" if isinstance(request, Install) else "check_install"
@@ -206,7 +220,9 @@ async def handle_info(message: object, state: HandlerState) -> object:
             logger.info("release %s unpacked", entry.vsn)
             kernel.reply(from_, replies.Ok(entry.vsn))
         case _Installed(from_=from_, vsn=vsn, report=report):
-            state.record = _with_statuses(state, next_statuses(_statuses(state), vsn, "install"))
+            state.record = _with_statuses(
+                state.record, next_statuses(_statuses(state.record), vsn, "install")
+            )
             await _persist(state)
             state.running = vsn
             installed = state.record.get(vsn)
@@ -328,17 +344,17 @@ def _error_reply(exc: ServerError | StatusRefused) -> replies.Refused | replies.
     return replies.Refused(facts_of(error))
 
 
-def _statuses(state: HandlerState) -> dict[str, Status]:
-    return {entry.vsn: entry.status for entry in state.record.releases}
+def _statuses(record: ReleasesFile) -> dict[str, Status]:
+    return {entry.vsn: entry.status for entry in record.releases}
 
 
-def _with_statuses(state: HandlerState, statuses: dict[str, Status]) -> ReleasesFile:
+def _with_statuses(record: ReleasesFile, statuses: dict[str, Status]) -> ReleasesFile:
     releases = [
         entry.model_copy(update={"status": statuses[entry.vsn]})
-        for entry in state.record.releases
+        for entry in record.releases
         if entry.vsn in statuses
     ]
-    return state.record.model_copy(update={"releases": releases})
+    return record.model_copy(update={"releases": releases})
 
 
 def _rows(state: HandlerState) -> list[dict[str, Any]]:
@@ -357,8 +373,8 @@ def _make_permanent(state: HandlerState, vsn: str, rollback: bool) -> str:
     if state.record.get(vsn) is None:
         raise InstallRefused(f"no release {vsn}")
     was = state.record.permanent.vsn
-    statuses = next_statuses(_statuses(state), vsn, "make_permanent")
-    record = _with_statuses(state, statuses)
+    statuses = next_statuses(_statuses(state.record), vsn, "make_permanent")
+    record = _with_statuses(state.record, statuses)
     history = list(record.permanent_history) or [was]
     if was != vsn:
         if rollback and len(history) >= 2 and history[-2] == vsn:
@@ -393,16 +409,19 @@ def _remove(state: HandlerState, vsn: str) -> list[Path]:
     entry = state.record.get(vsn)
     if entry is None:
         raise InstallRefused(f"no release {vsn}")
-    statuses = next_statuses(_statuses(state), vsn, "remove")
+    statuses = next_statuses(_statuses(state.record), vsn, "remove")
     kept = {a.lib_dir for e in state.record.releases if e.vsn != vsn for a in e.applications}
-    state.record = _with_statuses(state, statuses)
+    state.record = _with_statuses(state.record, statuses)
     doomed = [state.root / a.lib_dir for a in entry.applications if a.lib_dir not in kept]
     return [*doomed, state.root / "releases" / vsn]
 
 
 def _delete_dirs(folders: list[Path]) -> None:
     for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            delete_tree(folder)
+        except OSError as exc:
+            logger.warning("cannot delete %s: %s", folder, exc, extra={"path": str(folder)})
 
 
 def _has_old(module: str) -> bool:

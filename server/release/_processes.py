@@ -1,9 +1,10 @@
 """Finding the processes that use a module: a walk of the running applications' trees.
 
 As OTP's release handler does: for every running application, its top supervisor (using
-its own callback module) and every child below it, recursively, with the ``modules`` of its
-child spec. A process outside every supervision tree, or with a wrong ``modules`` list, is
-never found, so it is never suspended nor migrated: the child spec is the contract.
+its own callback module) and every child below it, at any depth (an explicit stack, as
+every tree walk of the release code), with the ``modules`` of its child spec. A process
+outside every supervision tree, or with a wrong ``modules`` list, is never found, so it is
+never suspended nor migrated: the child spec is the contract.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from server.errors import CallError
 from server.kernel import Pid
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
+
+    from server.behaviours.supervisor import ChildInfo
 
 __all__ = ["Using", "processes_using", "supervised_processes"]
 
@@ -55,12 +58,25 @@ async def supervised_processes() -> list[Using]:
     return found
 
 
-async def _walk(application: str, sup: Pid, found: list[Using]) -> None:
-    try:
-        rows = await supervisor.which_children(sup)
-    except CallError:
-        return
-    for index, row in enumerate(rows):
+async def _walk(application: str, top: Pid, found: list[Using]) -> None:
+    """Every process under ``top``, depth first in start order, with an explicit stack."""
+    stack: list[tuple[Pid, Iterator[tuple[int, ChildInfo]]]] = []
+
+    async def enter(sup: Pid) -> None:
+        try:
+            rows = await supervisor.which_children(sup)
+        except CallError:
+            return
+        stack.append((sup, enumerate(rows)))
+
+    await enter(top)
+    while stack:
+        sup, rows = stack[-1]
+        item = next(rows, None)
+        if item is None:
+            stack.pop()
+            continue
+        index, row = item
         if index and not index % ROWS_PER_TURN:
             await checkpoint()
         if not isinstance(row.pid, Pid):
@@ -69,7 +85,7 @@ async def _walk(application: str, sup: Pid, found: list[Using]) -> None:
         is_sup = row.type == "supervisor"
         found.append(Using(row.pid, application, sup, row.id, modules, is_sup))
         if is_sup:
-            await _walk(application, row.pid, found)
+            await enter(row.pid)
 
 
 def processes_using(processes: Iterable[Using], module: str) -> list[Using]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, final
 
 from server import errors
-from server.behaviours import gen_server
+from server.behaviours import gen_server, supervisor
 from server.behaviours.replies import Failed, Ok, Refused
 from server.errors import ReleaseError, ServerError
 from server.release._installer import InstallOptions, InstallReport
@@ -28,11 +28,13 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from server.kernel import Pid
-    from server.release.releases_file import ReleasesFile
     from server.release.signature import TrustedKeys
 
 __all__ = [
+    "DEFAULT_UNPACK_TIMEOUT",
     "NAME",
+    "SUPERVISOR",
+    "HandlerConfig",
     "InstallOptions",
     "InstallReport",
     "check_install",
@@ -41,6 +43,7 @@ __all__ = [
     "remove",
     "rollback",
     "start_link",
+    "start_supervisor",
     "unpack",
     "upgrade",
     "which_releases",
@@ -48,6 +51,8 @@ __all__ = [
 
 NAME = "release_handler"
 ENGINE = "server.release._handler"
+SUPERVISOR = "release_handler_sup"
+SUPERVISOR_ENGINE = "server.release._handler_sup"
 
 
 # -- the requests (answered by the handler with a ``replies`` record) ---------------------
@@ -184,20 +189,54 @@ def error_of(facts: object) -> ServerError:
     return error
 
 
-async def start_link(
-    root: Path,
-    record: ReleasesFile,
-    running: str,
-    booted: Pid,
-    *,
-    trusted_keys: TrustedKeys = NO_TRUSTED_KEYS,
-) -> Pid:
-    """Start the release handler (the boot does this), linked to the caller.
+#: How long an unpack may take before the handler answers its caller with an error.
+DEFAULT_UNPACK_TIMEOUT = 300.0
 
-    ``trusted_keys`` are the keys packages must be signed by (none: not verified).
+
+@final
+@dataclass(frozen=True, slots=True)
+class HandlerConfig:
+    """What the release handler starts with, and starts again with after a crash.
+
+    Raises:
+        ValueError: ``unpack_timeout`` is not a number of seconds > 0 (``math.inf``: none).
     """
-    args = (root, record, running, booted, trusted_keys)
-    pid = await gen_server.start_link(ENGINE, args, name=NAME)
+
+    root: Path
+    booted: str  # the vsn the node booted; a handler started again asks ``current_vsn``
+    boot: Pid  # the boot process, asked to restart the node when an install needs it
+    trusted_keys: TrustedKeys = NO_TRUSTED_KEYS  # packages must be signed by one (none: any)
+    unpack_timeout: float = DEFAULT_UNPACK_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if not self.unpack_timeout > 0:  # NaN too
+            raise ValueError(f"unpack_timeout must be seconds > 0, got {self.unpack_timeout!r}")
+
+
+async def start_link(config: HandlerConfig) -> Pid:
+    """Start the release handler (registered ``release_handler``), linked to the caller.
+
+    Its supervisor does this (``start_supervisor``); the handler reads RELEASES under
+    ``config.root`` as it starts.
+
+    Raises:
+        StartError: RELEASES is missing or malformed, or the name is taken.
+    """
+    pid = await gen_server.start_link(ENGINE, config, name=NAME)
+    assert pid is not None
+    return pid
+
+
+async def start_supervisor(config: HandlerConfig) -> Pid:
+    """Start the release handler under its own supervisor (``release_handler_sup``).
+
+    The boot does this, linked to itself: a handler that crashes is started again at once
+    and reads RELEASES again; stopping the supervisor stops the handler.
+
+    Raises:
+        StartError: the handler could not start (see ``start_link``).
+    """
+    pid = await supervisor.start_link(SUPERVISOR_ENGINE, config, name=SUPERVISOR)
     assert pid is not None
     return pid
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
 from server.errors import BuildError
+from server.release._tree import walk_tree
 from server.release.relup_builder import make_relup
 from server.release.signature import public_key_text, signature_line, signature_path
 from server.release.source_tree import module_sources, vsn_key
@@ -241,7 +242,7 @@ def _members(tree: SourceTree, top: ReleaseView, relup: Relup) -> dict[str, byte
         spec_path = tree.root / "appspecs" / f"{entry.name}-{entry.vsn}.toml"
         members[f"{prefix}/app.toml"] = spec_path.read_bytes()
         source = tree.app_dir(entry.name, entry.vsn)
-        for path in sorted(source.rglob("*")):
+        for path in sorted(walk_tree(source)) if source.is_dir() else ():
             relative = path.relative_to(source)
             if path.is_symlink():
                 raise BuildError(str(path), ["symbolic links are not packaged; copy the file"])

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, final
 
 from server.errors import BuildError
+from server.release._tree import walk_tree
 from server.spec.app_spec import AppSpec
 from server.spec.files import read_model
 from server.spec.release_spec import ReleaseSpec
@@ -42,7 +43,9 @@ def vsn_key(vsn: str) -> tuple[tuple[int, int | str], ...]:
 def module_sources(app_dir: Path) -> dict[str, Path]:
     """Every Python module under an application source root, by dotted name."""
     found: dict[str, Path] = {}
-    for path in sorted(app_dir.rglob("*.py")):
+    if not app_dir.is_dir():
+        return found
+    for path in sorted(p for p in walk_tree(app_dir) if p.name.endswith(".py")):
         relative = path.relative_to(app_dir)
         if any(part in _SKIPPED_DIRS or part.startswith(".") for part in relative.parts):
             continue

@@ -49,7 +49,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import stat
 import tarfile
 import tempfile
@@ -64,6 +63,7 @@ import pydantic
 
 from server.errors import SpecError, UnpackError
 from server.release import _faults
+from server.release._tree import delete_tree, walk_tree
 from server.release.signature import NO_TRUSTED_KEYS, check_origin
 from server.spec.app_spec import AppSpec
 from server.spec.files import AppName, Vsn, parse_model
@@ -111,14 +111,17 @@ class UnpackLimits:
 
     ``max_total_size`` counts the decompressed archive (headers and padding included) as
     it is read, so a decompression bomb stops there whatever its headers say.
+    ``max_depth`` counts the components of a member's path (``lib/app-1.0.0/app/web.py``
+    has 4): a tree deeper than that is refused before anything is written.
     """
 
     max_members: int = 20_000
     max_member_size: int = 64 << 20
     max_total_size: int = 512 << 20
+    max_depth: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("max_members", "max_member_size", "max_total_size"):
+        for name in ("max_members", "max_member_size", "max_total_size", "max_depth"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"UnpackLimits.{name} must be positive")
 
@@ -147,10 +150,7 @@ def clean_staging(root: Path) -> list[Path]:
         for entry in sorted(root.iterdir()):
             if not entry.name.startswith(STAGING_PREFIX):
                 continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+            delete_tree(entry)
             removed.append(entry)
             logger.info("removed staging leftover", extra={"path": str(entry)})
     return removed
@@ -229,7 +229,8 @@ def unpack_package(
         _extract(package, scan, staging, actual)
         _move_into_place(where, plan, staging, root)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            delete_tree(staging)
     lib = root / "lib"
     return UnpackedRelease(
         name=name,
@@ -435,6 +436,12 @@ class _Scan:
             )
         parts = self._checked_name(info.name)
         name = "/".join(parts)
+        if len(parts) > self.limits.max_depth:
+            raise self.refuse(
+                f"its path has {len(parts)} components, over the {self.limits.max_depth} a "
+                "member's path may have; raise UnpackLimits.max_depth if it is genuine",
+                name,
+            )
         self._check_type(info, name)
         self._check_place(parts, info.isdir())
         if name in self.files or name in self.explicit_dirs:
@@ -697,7 +704,7 @@ def _differs(scan: _Scan, rel: str, target: Path) -> str | None:
     want_dirs = {n[len(prefix) :] for n in scan.dirs if n.startswith(prefix)}
     have_files: dict[str, str] = {}
     have_dirs: set[str] = set()
-    for path in _walk(target):
+    for path in walk_tree(target, skip=_is_pycache):
         inside = path.relative_to(target).as_posix()
         mode = path.lstat().st_mode
         if stat.S_ISDIR(mode):
@@ -712,19 +719,9 @@ def _differs(scan: _Scan, rel: str, target: Path) -> str | None:
     return None
 
 
-def _walk(top: Path) -> Iterator[Path]:
-    """Everything under ``top``, not following links.
-
-    ``__pycache__`` is left out: running the sources may have written it.
-    """
-    with os.scandir(top) as entries:
-        for entry in sorted(entries, key=lambda e: e.name):
-            if entry.name == "__pycache__" and entry.is_dir(follow_symlinks=False):
-                continue
-            path = Path(entry.path)
-            yield path
-            if entry.is_dir(follow_symlinks=False):
-                yield from _walk(path)
+def _is_pycache(entry: os.DirEntry[str]) -> bool:
+    """``__pycache__`` is not content: running the sources may have written it."""
+    return entry.name == "__pycache__" and entry.is_dir(follow_symlinks=False)
 
 
 # -- writing ---------------------------------------------------------------------------

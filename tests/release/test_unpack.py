@@ -674,9 +674,38 @@ def test_a_package_file_larger_than_the_limit_is_refused_unread(
     assert "over 1000 bytes" in error.reason
 
 
+def test_a_member_1500_levels_deep_is_refused_before_anything_is_written(
+    tmp_path: Path, built: Built, root: Path, incoming: Path
+) -> None:
+    # within every other limit: one small file, a name of ~3 KB in a PAX header
+    deep = "lib/counter-2.0.0/" + "d/" * 1_500 + "f.py"
+    package = write_package(incoming, gzip.compress(tar_bytes([*built.members, file(deep, b"")])))
+    assert UnpackLimits().max_depth == 64
+    error = refused(tmp_path, package, root, limits=UnpackLimits())
+    assert error.member == deep
+    assert "its path has 1503 components, over the 64" in error.reason
+    assert "raise UnpackLimits.max_depth" in error.reason
+
+
+@pytest.mark.parametrize(("depth", "accepted"), [(5, True), (6, False)], ids=["at", "over"])
+def test_the_depth_limit_counts_the_components_of_a_path(
+    tmp_path: Path, built: Built, root: Path, incoming: Path, depth: int, accepted: bool
+) -> None:
+    name = "/".join(["lib", "counter-2.0.0", *["d"] * (depth - 3), "f.py"])
+    package = write_package(incoming, gzip.compress(tar_bytes([*built.members, file(name, b"")])))
+    limits = dataclasses.replace(LIMITS, max_depth=5)  # the demo's deepest member has 4
+    if accepted:
+        unpack_package(package, root, limits=limits, known_vsns=("1.0.0",))
+        assert (root / name).is_file()
+    else:
+        assert refused(tmp_path, package, root, limits=limits).member == name
+
+
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_members must be positive"):
         UnpackLimits(max_members=0)
+    with pytest.raises(ValueError, match="max_depth must be positive"):
+        UnpackLimits(max_depth=0)
 
 
 # -- specs that disagree ---------------------------------------------------------------

@@ -1,0 +1,108 @@
+"""The release handler against deep trees, crashes and packages that block.
+
+Each test boots the demo in a process of the test's node (``boot_demo``) and talks to the
+real handler through its API. A bad input must give a clear error and leave RELEASES byte
+for byte as it was, with no new folder under ``lib/`` or ``releases/``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from server import kernel
+from server.behaviours import supervisor
+from server.release import handler
+from tests.behaviours._helpers import recv, within
+from tests.release._live import boot_demo, stop_demo
+from tests.release._trees import deep_tree, deleted_at_the_end
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from pathlib import Path
+
+    from server.kernel import Node
+    from tests.release._live import LiveDemo
+
+DEEP = 1_500
+
+
+def folders(root: Path) -> dict[str, list[str]]:
+    """The entries of ``lib/`` and ``releases/``, by name."""
+    return {top: sorted(p.name for p in (root / top).iterdir()) for top in ("lib", "releases")}
+
+
+def releases_bytes(root: Path) -> bytes:
+    return (root / "releases" / "RELEASES").read_bytes()
+
+
+async def on_demo(
+    node: Node, demo_tree: Path, tmp_path: Path, body: Callable[[LiveDemo], Awaitable[None]]
+) -> None:
+    async def run() -> None:
+        demo = await boot_demo(demo_tree, tmp_path / "packages")
+        try:
+            await body(demo)
+        finally:
+            await stop_demo(demo)
+
+    await node.run_process(run)
+
+
+# -- deep trees --------------------------------------------------------------------------
+
+
+async def test_remove_deletes_a_tree_1500_levels_deep_and_the_handler_lives_on(
+    node: Node, demo_tree: Path, tmp_path: Path
+) -> None:
+    async def body(demo: LiveDemo) -> None:
+        before = folders(demo.root)
+        await within(handler.unpack(demo.package("2.0.0")), "unpack", 30)
+        # what an application may write under its own lib dir: a tree of any depth
+        cache = demo.root / "lib" / "counter-2.0.0" / "cache"
+        pid = kernel.whereis(handler.NAME)
+        with deleted_at_the_end(cache):
+            deep_tree(cache, DEEP)
+            assert await within(handler.remove("2.0.0"), "remove", 30) == "2.0.0"
+        assert folders(demo.root) == before, "every folder of 2.0.0 deleted, the deep one too"
+        assert [r["vsn"] for r in await handler.which_releases()] == ["1.0.0"]
+        assert kernel.whereis(handler.NAME) is pid, "the same handler: it did not crash"
+
+    await on_demo(node, demo_tree, tmp_path, body)
+
+
+# -- a crashed handler is started again -------------------------------------------------
+
+
+async def test_a_killed_handler_is_started_again_and_reads_releases_again(
+    node: Node, demo_tree: Path, tmp_path: Path
+) -> None:
+    async def run() -> None:
+        demo = await boot_demo(demo_tree, tmp_path / "packages")
+        try:
+            await within(handler.unpack(demo.package("1.1.0")), "unpack", 30)
+            await within(handler.install("1.1.0"), "install", 30)  # current: in memory only
+            before = await handler.which_releases()
+            assert {r["vsn"]: r["status"] for r in before} == {
+                "1.0.0": "permanent",
+                "1.1.0": "current",
+            }
+            killed = kernel.whereis(handler.NAME)
+            assert killed is not None
+            ref = kernel.monitor(killed)
+            kernel.exit(killed, kernel.KILL)
+            await recv(lambda m: type(m) is kernel.DownMessage and m.ref is ref, step="killed")
+            # the supervisor takes the handler's EXIT before this call: once it answers,
+            # the new handler has read RELEASES and holds the name
+            rows = await within(supervisor.which_children(handler.SUPERVISOR), "children")
+            started = kernel.whereis(handler.NAME)
+            assert [(row.id, row.pid) for row in rows] == [("release_handler", started)]
+            assert started is not None
+            assert started != killed
+            assert await within(handler.which_releases(), "releases") == before
+            assert await within(handler.make_permanent("1.1.0"), "permanent") == "1.1.0"
+        finally:
+            await stop_demo(demo)
+        assert kernel.whereis(handler.SUPERVISOR) is None, "the boot stopped the supervisor"
+        assert kernel.whereis(handler.NAME) is None, "and the handler with it"
+
+    await node.run_process(run)
