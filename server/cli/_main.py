@@ -11,6 +11,7 @@ import functools
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
@@ -24,16 +25,22 @@ from server.cli._parser import parser
 from server.dev.reloader import ReloadEvent, watch
 from server.errors import ServerError
 from server.heart import RESTARTS_ENV, run_heart_on_root, start_detached
-from server.node import COMMANDS, control_service, run_node
+from server.node import COMMANDS, control_service, install_package, node_config, run_node
 from server.release.boot import parse_release_name
 from server.release.package import build_package
-from server.release.signature import generate_key_pair, public_key_text, read_signing_key
+from server.release.releases_file import ReleasesFile, read_releases
+from server.release.signature import (
+    TrustedKeys,
+    generate_key_pair,
+    public_key_text,
+    read_signing_key,
+)
 from server.release.source_tree import SourceTree
+from server.spec.sys_config import SysConfig, read_sys_config
 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
-    from pathlib import Path
 
 __all__ = ["main"]
 
@@ -48,14 +55,33 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-async def _run(root: Path, release: str | None, config: Path | None) -> int:
+def _prepare(
+    root: Path, release: str | None, config: Path | None
+) -> tuple[SourceTree | None, str | None, SysConfig, ReleasesFile | None]:
+    """What ``run`` boots: a source tree's embedded release, or a package on a bare root."""
+    if release is not None and release.endswith(".tar.gz"):
+        package = Path(release).resolve()
+        first = None
+        if read_releases(root) is None:
+            own = read_sys_config(config or root / "sys.config")  # trusted keys: the root's only
+            _say(f"setting up {root} from {package.name}")
+            first = install_package(root, package, TrustedKeys(tuple(own.node.trusted_keys)))
+        else:
+            _say(f"{root} is set up already: booting its permanent release ({package.name} unused)")
+        return None, None, node_config(root, config), first
     tree = SourceTree(root, config)
-    settings = tree.sys_config.node
-    embedded = release or settings.release
+    return tree, release or tree.sys_config.node.release, node_config(root, config), None
+
+
+async def _run(root: Path, release: str | None, config: Path | None) -> int:
+    tree, embedded, sys_config, first = _prepare(root, release, config)
+    settings = sys_config.node
     restarts = os.environ.get(RESTARTS_ENV)
     async with kernel.Node(name=settings.name) as node, anyio.create_task_group() as group:
         services = [control_service(settings.control_socket)]
-        boot = functools.partial(run_node, tree.root, tree, embedded, services)
+        boot = functools.partial(
+            run_node, root, tree, embedded, services, config=sys_config, first=first
+        )
 
         async def main() -> object:
             me = kernel.self()
@@ -72,7 +98,7 @@ async def _run(root: Path, release: str | None, config: Path | None) -> int:
             return await boot()
 
         note = f", restarted by heart ({restarts})" if restarts and restarts != "0" else ""
-        _say(f"node {settings.name}: starting (root {tree.root}{note})")
+        _say(f"node {settings.name}: starting (root {root}{note})")
         reason = await node.run_process(main)
         group.cancel_scope.cancel()
     if reason is not None:
@@ -147,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         if args.command == "run":
             raise SystemExit(
-                anyio.run(_run, args.root, args.release, args.config, backend="asyncio")
+                anyio.run(_run, args.root.resolve(), args.release, args.config, backend="asyncio")
             )
         if args.command == "build":
             _build(args)

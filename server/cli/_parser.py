@@ -28,7 +28,12 @@ def parser() -> argparse.ArgumentParser:
         "run", help="boot a node on the release named in sys.config, until Ctrl-C"
     )
     run.add_argument("--root", type=Path, default=Path.cwd(), help="the node's root directory")
-    run.add_argument("--release", help="boot this release (<name>-<vsn>) instead")
+    run.add_argument(
+        "--release",
+        metavar="NAME-VSN|PACKAGE",
+        help="boot this release (<name>-<vsn>) instead; or set up a root that has no release "
+        "from a package (<name>-<vsn>.tar.gz, its .sha256 beside it) and boot it",
+    )
     run.add_argument("--config", type=Path, help="sys.config (default <root>/sys.config)")
 
     build = commands.add_parser(

@@ -8,7 +8,7 @@ the control socket.
 
 from __future__ import annotations
 
-from server.node._boot import install_embedded, run_node
+from server.node._boot import install_embedded, install_package, node_config, run_node
 from server.node._commands import (
     COMMANDS,
     Command,
@@ -23,6 +23,8 @@ __all__ = [
     "NodeCommandHandler",
     "control_service",
     "install_embedded",
+    "install_package",
     "node_commands",
+    "node_config",
     "run_node",
 ]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ from server.release import handler
 from server.release.boot import boot_release, parse_release_name
 from server.release.installed import read_installed
 from server.release.package import build_package
+from server.release.releases_file import FILE_NAME as RELEASES_FILE
 from server.release.releases_file import (
     AppEntry,
     ReleaseEntry,
@@ -42,22 +44,26 @@ from server.release.releases_file import (
     write_releases,
 )
 from server.release.signature import TrustedKeys, announce_policy, public_key_text
-from server.release.unpack import unpack_package
-from server.spec.sys_config import HttpSettings
+from server.release.unpack import UnpackedRelease, unpack_package
+from server.spec.sys_config import SysConfig, env_from_environ, merge_env, read_sys_config
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Mapping
 
     from server.kernel import Pid, Ref
     from server.release.source_tree import SourceTree
 
-__all__ = ["install_embedded", "run_node"]
+__all__ = ["first_record", "install_embedded", "install_package", "node_config", "run_node"]
 
 logger = logging.getLogger("server.release")
 
 
 def install_embedded(root: Path, tree: SourceTree, release: str) -> ReleasesFile:
-    """Install the source tree's release ``name-vsn`` into an empty root, as permanent.
+    """Build the source tree's release ``name-vsn`` and unpack it into an empty root.
+
+    Returns the record that makes it permanent; the boot writes it, and removes it again
+    when the release fails to start, so a first boot that fails leaves no RELEASES behind
+    (the next boot unpacks again, replacing what this one left).
 
     Raises:
         ReleaseError: the root already has a RELEASES record.
@@ -74,19 +80,60 @@ def install_embedded(root: Path, tree: SourceTree, release: str) -> ReleasesFile
         )
         own = TrustedKeys((public_key_text(key),))
         unpacked = unpack_package(built.path, root, trusted_keys=own)
+    return first_record(root, unpacked)
+
+
+def install_package(root: Path, package: Path, trusted: TrustedKeys) -> ReleasesFile:
+    """Unpack ``package`` into a root that has no release yet (a bare machine's first boot).
+
+    Returns the record that makes it permanent, written by the boot (and removed again if
+    the release fails to start).
+
+    Raises:
+        ReleaseError: the root already has a RELEASES record.
+        SignatureRefused, UnpackError, SpecError: the package was refused; nothing written.
+    """
+    if read_releases(root) is not None:
+        raise ReleaseError(f"{root} already has releases installed")
+    root.mkdir(parents=True, exist_ok=True)
+    return first_record(root, unpack_package(package, root, trusted_keys=trusted))
+
+
+def first_record(root: Path, unpacked: UnpackedRelease) -> ReleasesFile:
+    """The RELEASES record of a root whose only release, permanent, is ``unpacked``."""
     entry = ReleaseEntry(
-        name=name,
-        vsn=vsn,
+        name=unpacked.name,
+        vsn=unpacked.vsn,
         status="permanent",
         applications=[
             AppEntry(name=app, vsn=spec.vsn, lib_dir=str(lib.relative_to(root)))
             for app, (spec, lib) in unpacked.apps.items()
         ],
     )
-    record = ReleasesFile(releases=[entry], permanent_history=[vsn])
-    write_releases(root, record)
-    logger.info("embedded release %s %s installed as permanent", name, vsn)
-    return record
+    return ReleasesFile(releases=[entry], permanent_history=[unpacked.vsn])
+
+
+def node_config(root: Path, path: Path | None = None) -> SysConfig:
+    """The node settings and env overrides of ``root``: its own sys.config, or its release's.
+
+    ``path`` (default ``<root>/sys.config``) wins when it exists. A root set up from a
+    package alone has none: then the permanent release's sys.config gives the settings,
+    without its ``trusted_keys`` (a package cannot name the key that lets the next one in).
+
+    Raises:
+        SpecError: a sys.config is malformed.
+        ReleaseError: the permanent release's files are missing.
+    """
+    own = path or root / "sys.config"
+    if own.exists():
+        return read_sys_config(own)
+    record = read_releases(root)
+    if record is None:
+        return SysConfig()
+    packaged = read_installed(root, record.permanent.vsn).sys_config
+    return packaged.model_copy(
+        update={"node": packaged.node.model_copy(update={"trusted_keys": []})}
+    )
 
 
 async def run_node(
@@ -97,43 +144,73 @@ async def run_node(
     on_booted: Callable[[str], None] | None = None,
     *,
     unpack_timeout: float = handler.DEFAULT_UNPACK_TIMEOUT,
+    config: SysConfig | None = None,
+    first: ReleasesFile | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> object:
     """Boot and serve until ``("stop",)``; returns None then, else the controller's reason.
 
-    ``unpack_timeout`` is how long the release handler lets an unpack run before it answers
-    the caller with an error (``handler.HandlerConfig``).
+    Args:
+        root: the node's root.
+        tree: the source tree the embedded release is built from (None: a package root).
+        embedded: the release (``name-vsn``) to build and install when the root has none.
+        services: started after the release handler (the control server), stopped last.
+        on_booted: called with the booted version after each boot.
+        unpack_timeout: how long the release handler lets an unpack run before it answers
+            the caller with an error (``handler.HandlerConfig``).
+        config: the node's settings and env overrides (default: the tree's sys.config).
+        first: the record of a release already unpacked into a root with no RELEASES
+            (``install_package``); written at boot, removed again if the release fails to
+            start.
+        environ: the environment read for ``SERVER_CONFIG__APP__KEY`` overrides (default
+            ``os.environ``).
+
+    Env overrides, each over the one before: the application spec's ``env``, the release's
+    sys.config, the node's ``config``, the environment.
 
     Raises:
         ReleaseError: the root has no release and no embedded one is named.
     """
     kernel.trap_exit(True)
-    settings = tree.sys_config.node.http if tree is not None else HttpSettings()
-    http_server.configure(HttpDefaults(**settings.model_dump()))
-    trusted = (
-        TrustedKeys(tuple(tree.sys_config.node.trusted_keys)) if tree is not None else TrustedKeys()
-    )
+    if config is None:
+        config = tree.sys_config if tree is not None else node_config(root)
+    from_environ = env_from_environ(os.environ if environ is None else environ)
+    http_server.configure(HttpDefaults(**config.node.http.model_dump()))
+    trusted = TrustedKeys(tuple(config.node.trusted_keys))
     announce_policy(trusted)
     while True:
         record = read_releases(root)
+        unwritten = record is None
         if record is None:
-            if tree is None or embedded is None:
+            if first is not None:
+                record = first
+            elif tree is not None and embedded is not None:
+                record = install_embedded(root, tree, embedded)
+            else:
                 raise ReleaseError(
-                    f"{root} has no releases/RELEASES and no embedded release is named: "
-                    "set [node] release in sys.config"
+                    f"{root} has no releases/RELEASES and no release to install: pass "
+                    "--release <package>.tar.gz, or set [node] release in sys.config"
                 )
-            record = install_embedded(root, tree, embedded)
         permanent = record.permanent
         installed = read_installed(root, permanent.vsn)
         logger.info("booting the permanent release %s %s", permanent.name, permanent.vsn)
         started: list[Pid] = []
-        controller_pid = await boot_release(
-            installed.view, installed.lib_dirs, installed.sys_config.env
-        )
+        env = merge_env(installed.sys_config.env, config.env, from_environ)
+        if unwritten:
+            write_releases(root, record)
+        try:
+            controller_pid = await boot_release(installed.view, installed.lib_dirs, env)
+        except BaseException:
+            if unwritten:  # a failed first boot leaves no release behind to boot again
+                (root / "releases" / RELEASES_FILE).unlink(missing_ok=True)
+            raise
+        if unwritten:
+            logger.info("release %s %s installed as permanent", permanent.name, permanent.vsn)
         started.append(controller_pid)
-        config = handler.HandlerConfig(
+        handler_config = handler.HandlerConfig(
             root, permanent.vsn, kernel.self(), trusted_keys=trusted, unpack_timeout=unpack_timeout
         )
-        started.append(await handler.start_supervisor(config))
+        started.append(await handler.start_supervisor(handler_config))
         started.extend([await service(root) for service in services or []])
         # what the boot built lives as long as the node: keep it out of the cyclic GC's
         # full collections, which otherwise stall every process for tens of milliseconds

@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import tomllib
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pydantic
@@ -41,13 +42,18 @@ from server.errors import SpecError
 from server.spec.files import SPEC_MODEL_CONFIG, AppName, load_toml, validation_problems
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
 __all__ = [
+    "ENV_PREFIX",
+    "HttpSettings",
     "NodeSettings",
     "PublicKeyText",
     "SysConfig",
     "canonical_public_key",
+    "env_from_environ",
+    "merge_env",
     "read_sys_config",
 ]
 
@@ -155,3 +161,44 @@ def read_sys_config(path: Path) -> SysConfig:
     if problems:
         raise SpecError(str(path), problems)
     return SysConfig(node=node, env=env)
+
+
+#: ``SERVER_CONFIG__<APP>__<KEY>=<TOML value>`` overrides one env key of one application.
+ENV_PREFIX = "SERVER_CONFIG__"
+
+
+def env_from_environ(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """The env overrides named by environment variables (``SERVER_CONFIG__COUNTER__PORT``).
+
+    The value is read as a TOML value (``8181``, ``"text"``, ``[1, 2]``, ``true``); one that
+    is not TOML is taken as a string. Application and key are lower-cased.
+
+    Raises:
+        SpecError: a variable does not name an application and a key.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    problems: list[tuple[str, str]] = []
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        app, sep, key = name.removeprefix(ENV_PREFIX).lower().partition("__")
+        if not sep or not _APP_NAME.fullmatch(app) or not key:
+            problems.append((name, f"expected {ENV_PREFIX}<APP>__<KEY>"))
+            continue
+        try:
+            value: Any = tomllib.loads(f"value = {raw}")["value"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        found.setdefault(app, {})[key] = value
+    if problems:
+        raise SpecError("the environment", problems)
+    return found
+
+
+def merge_env(*layers: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Env overrides per application, each layer's keys over the earlier ones'."""
+    merged: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for app, values in layer.items():
+            merged.setdefault(app, {}).update(values)
+    return merged

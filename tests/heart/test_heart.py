@@ -321,7 +321,7 @@ def test_server_start_detaches_a_heart(tmp_path: Path) -> None:
     wait_for_exit(heart_pid)
     assert event_names(tmp_path) == ["heart_start", "start", "exit", "give_up", "heart_exit"]
     assert events(tmp_path)[0]["heart_pid"] == str(heart_pid)
-    assert "no embedded release is named" in (tmp_path / "log" / "node.log").read_text()
+    assert "no release to install" in (tmp_path / "log" / "node.log").read_text()
     assert modes(tmp_path) == {
         "run": 0o700,
         "run/heart.lock": 0o600,

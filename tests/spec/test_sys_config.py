@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 from server.errors import SpecError
-from server.spec.sys_config import NodeSettings, SysConfig, read_sys_config
+from server.spec.sys_config import (
+    NodeSettings,
+    SysConfig,
+    env_from_environ,
+    merge_env,
+    read_sys_config,
+)
 
 from ._support import assert_problem, write
 
@@ -117,3 +123,34 @@ def test_an_env_table_may_hold_a_key_named_node_settings_use(tmp_path: Path) -> 
     config = read_sys_config(write(tmp_path, '[counter]\nlog_level = "loud"\n', "sys.config"))
     assert config.env == {"counter": {"log_level": "loud"}}
     assert config.node == NodeSettings()
+
+
+def test_environment_variables_name_an_app_a_key_and_a_toml_value() -> None:
+    environ = {
+        "SERVER_CONFIG__COUNTER__PORT": "8181",
+        "SERVER_CONFIG__COUNTER__GREETING": '"hi"',
+        "SERVER_CONFIG__STATS__TAGS": "[1, 2]",
+        "SERVER_CONFIG__STATS__MODE": "fast",  # not TOML: the text as it is
+        "PATH": "/bin",
+    }
+    assert env_from_environ(environ) == {
+        "counter": {"port": 8181, "greeting": "hi"},
+        "stats": {"tags": [1, 2], "mode": "fast"},
+    }
+
+
+@pytest.mark.parametrize("name", ["SERVER_CONFIG__COUNTER", "SERVER_CONFIG__9X__PORT"])
+def test_an_environment_variable_naming_no_app_and_key_is_an_error(name: str) -> None:
+    with pytest.raises(SpecError, match=name):
+        env_from_environ({name: "1"})
+
+
+def test_later_env_layers_win_key_by_key() -> None:
+    spec: dict[str, dict[str, object]] = {"counter": {"port": 1, "max": 5}}
+    root: dict[str, dict[str, object]] = {"counter": {"port": 2}, "stats": {"on": True}}
+    environ: dict[str, dict[str, object]] = {"counter": {"port": 3}}
+    assert merge_env(spec, root, environ) == {
+        "counter": {"port": 3, "max": 5},
+        "stats": {"on": True},
+    }
+    assert spec == {"counter": {"port": 1, "max": 5}}  # the layers are not changed
