@@ -115,6 +115,10 @@ class NodeProcess:
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _reader: threading.Thread = field(init=False)
 
+    def command(self) -> list[str]:
+        """The node's command line."""
+        return [sys.executable, "-m", "server", *self.args, "--root", str(self.root)]
+
     def start(self) -> NodeProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         nofile = self.nofile
@@ -124,7 +128,7 @@ class NodeProcess:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", *self.args, "--root", str(self.root)],
+            self.command(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
