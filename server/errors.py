@@ -23,6 +23,7 @@
     │   └── ModuleConflict           two source roots provide the same module
     ├── ApplicationError             the application controller
     ├── ReleaseError                 the release handler
+    │   ├── NodeAlreadyRunning       another node holds this root's lock
     │   ├── BuildError               a release package or relup cannot be built
     │   ├── UnpackError              a release package was refused by unpack
     │   │   └── SignatureRefused     the node has trusted keys and the package's origin fails
@@ -86,6 +87,7 @@ __all__ = [
     "NetError",
     "NoProcError",
     "NoProcessError",
+    "NodeAlreadyRunning",
     "NodeNotRunning",
     "NotPurged",
     "NotRegisteredError",
@@ -292,6 +294,19 @@ class ApplicationError(ServerError):
 
 class ReleaseError(ServerError):
     """Errors of release building and release handling."""
+
+
+class NodeAlreadyRunning(ReleaseError):
+    """Another node runs on this root (it holds ``<root>/run/node.lock``)."""
+
+    def __init__(self, root: Path, pid: int | None) -> None:
+        self.root = root
+        self.pid = pid
+        who = f" (pid {pid})" if pid is not None else ""
+        super().__init__(
+            f"a node already runs on {root}{who}; stop it first (server stop --root {root}) "
+            "or use another --root"
+        )
 
 
 class BuildError(ReleaseError):

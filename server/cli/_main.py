@@ -8,6 +8,7 @@ running node are in ``_control``; what they print is in ``_output``.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import signal
 import sys
@@ -19,13 +20,21 @@ from rich.console import Console
 
 from server import code_server, kernel
 from server.cli._control import run_control_command
+from server.cli._failure import first_server_error, in_words
 from server.cli._logging import configure_logging
 from server.cli._output import add_package_row, packages_table
 from server.cli._parser import parser
 from server.dev.reloader import ReloadEvent, watch
 from server.errors import ServerError
 from server.heart import RESTARTS_ENV, run_heart_on_root, start_detached
-from server.node import COMMANDS, control_service, install_package, node_config, run_node
+from server.node import (
+    COMMANDS,
+    NodeLock,
+    control_service,
+    install_package,
+    node_config,
+    run_node,
+)
 from server.release.boot import parse_release_name
 from server.release.package import build_package
 from server.release.releases_file import ReleasesFile, read_releases
@@ -74,6 +83,11 @@ def _prepare(
 
 
 async def _run(root: Path, release: str | None, config: Path | None) -> int:
+    with NodeLock(root):  # before anything is unpacked or booted
+        return await _run_locked(root, release, config)
+
+
+async def _run_locked(root: Path, release: str | None, config: Path | None) -> int:
     tree, embedded, sys_config, first = _prepare(root, release, config)
     settings = sys_config.node
     restarts = os.environ.get(RESTARTS_ENV)
@@ -188,7 +202,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.command in COMMANDS:
             raise SystemExit(run_control_command(args))
     except ServerError as exc:
-        print(f"server: {exc}", file=sys.stderr)
+        print(f"server: {in_words(exc)}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except BaseExceptionGroup as group:  # a node's task group ended on a server error
+        error = first_server_error(group)
+        if error is None:
+            raise
+        logging.getLogger("server").debug("the node failed", exc_info=group)
+        print(f"server: {in_words(error)} (the log above has the reports)", file=sys.stderr)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from server import __version__
 from server.node import COMMANDS
 
 __all__ = ["parser"]
@@ -22,6 +23,7 @@ def parser() -> argparse.ArgumentParser:
         prog="server", description="A hot code-loading application server for Python."
     )
     top.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    top.add_argument("--version", action="version", version=f"server {__version__}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(

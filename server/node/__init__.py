@@ -16,11 +16,13 @@ from server.node._commands import (
     control_service,
     node_commands,
 )
+from server.node._lock import NodeLock
 
 __all__ = [
     "COMMANDS",
     "Command",
     "NodeCommandHandler",
+    "NodeLock",
     "control_service",
     "install_embedded",
     "install_package",

@@ -1,0 +1,83 @@
+"""What the operator sees: one node per root, one line for a failed boot, the version.
+
+Real OS processes of ``server run`` on copies of the demo.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+
+import server
+from server.cli._failure import in_words
+from server.errors import ApplicationError, StartError
+from tests._support.nodes import free_port, set_port
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests._support.nodes import NodeProcess as Node
+
+
+def server_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args, "--root", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.node
+def test_a_second_node_on_a_root_is_refused_before_anything_boots(demo_node: Node) -> None:
+    second = server_cli(demo_node.root, "run")
+    assert second.returncode == 1
+    lines = second.stderr.strip().splitlines()
+    assert lines == [
+        f"server: a node already runs on {demo_node.root} (pid {demo_node.process.pid}); "
+        f"stop it first (server stop --root {demo_node.root}) or use another --root"
+    ]
+    assert "booting" not in second.stdout + second.stderr
+    assert demo_node.request("GET", "/health")[0] == 200
+
+
+@pytest.mark.node
+def test_a_boot_that_fails_is_one_line_naming_the_application_and_the_cause(
+    demo_tree: Path,
+) -> None:
+    port = free_port()
+    set_port(demo_tree, port)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        done = server_cli(demo_tree, "run")
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"server: application counter failed to start: cannot listen on 127.0.0.1:{port}: "
+        "Address already in use (the log above has the reports)"
+    )
+    assert "Traceback" not in done.stderr
+    assert "ExceptionGroup" not in done.stderr
+
+
+def test_a_nested_start_failure_is_said_by_its_deepest_words() -> None:
+    inner = ("shutdown", ("failed_to_start_child", "web", "cannot listen on h:1: in use"))
+    error = ApplicationError("counter", "failed", ("start_failed", StartError("sup", inner)))
+    assert in_words(error) == "application counter failed to start: cannot listen on h:1: in use"
+    assert in_words(StartError("web", ValueError("bad port"))) == (
+        "web failed to start: ValueError: bad port"
+    )
+    assert in_words(ApplicationError("x", "is not loaded")) == "application x: is not loaded"
+
+
+def test_server_version_prints_the_installed_version() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"server {server.__version__}"
