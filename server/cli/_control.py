@@ -16,8 +16,7 @@ from rich.console import Console
 
 from server.cli._output import progress_bar, show
 from server.control import request_sync
-from server.node import COMMANDS
-from server.spec.sys_config import read_sys_config
+from server.node import COMMANDS, node_config
 
 if TYPE_CHECKING:
     import argparse
@@ -33,7 +32,7 @@ def run_control_command(args: argparse.Namespace) -> int:
         SpecError: ``sys.config`` is malformed.
     """
     command = COMMANDS[args.command]
-    config = read_sys_config(args.config or args.root / "sys.config")
+    config = node_config(args.root.resolve(), args.config)  # the root's, or its release's
     socket = (args.root / config.node.control_socket).resolve()
     payload: dict[str, Any] = {}
     if command.argument is not None:

@@ -33,6 +33,7 @@ from server.node import (
     control_service,
     install_package,
     node_config,
+    notify,
     run_node,
 )
 from server.release.boot import parse_release_name
@@ -93,8 +94,12 @@ async def _run_locked(root: Path, release: str | None, config: Path | None) -> i
     restarts = os.environ.get(RESTARTS_ENV)
     async with kernel.Node(name=settings.name) as node, anyio.create_task_group() as group:
         services = [control_service(settings.control_socket)]
+
+        def booted(vsn: str) -> None:
+            notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=serving release {vsn}")
+
         boot = functools.partial(
-            run_node, root, tree, embedded, services, config=sys_config, first=first
+            run_node, root, tree, embedded, services, booted, config=sys_config, first=first
         )
 
         async def main() -> object:
@@ -106,6 +111,7 @@ async def _run_locked(root: Path, release: str | None, config: Path | None) -> i
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for _ in signals:
                         _say("node stopping")
+                        notify("STOPPING=1")
                         kernel.send(me, ("stop",))
 
             group.start_soon(on_signal)
@@ -172,10 +178,25 @@ async def _dev(paths: list[Path], start: str | None, grace: float) -> None:
 
 
 def _start(args: argparse.Namespace) -> int:
+    run_args: list[str] = []
+    if args.release is not None:
+        release = args.release
+        if release.endswith(".tar.gz"):
+            release = str(Path(release).resolve())
+        run_args += ["--release", release]
+    if args.config is not None:
+        run_args += ["--config", str(args.config.resolve())]
     if args.foreground:
-        return run_heart_on_root(args.root, log_level=args.log_level, ready_fd=args.ready_fd)
-    started = start_detached(args.root, log_level=args.log_level)
-    _say(f"heart started: pid {started.heart_pid}, node pid {started.node_pid}")
+        return run_heart_on_root(
+            args.root,
+            log_level=args.log_level,
+            ready_fd=args.ready_fd,
+            config=args.config,
+            run_args=run_args,
+        )
+    with Console(stderr=True).status("starting the node under its heart"):
+        started = start_detached(args.root, log_level=args.log_level, start_args=run_args)
+    _say(f"node {started.status}: heart pid {started.heart_pid}, node pid {started.node_pid}")
     _say(f"logs: {started.log_dir / 'heart.log'} and {started.log_dir / 'node.log'}")
     return 0
 

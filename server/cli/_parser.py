@@ -89,7 +89,9 @@ def parser() -> argparse.ArgumentParser:
     )
 
     start = commands.add_parser(
-        "start", help="run a node under a heart that restarts it when it dies (in the background)"
+        "start",
+        help="run a node under a heart that restarts it when it dies (in the background); "
+        "returns once the node serves",
     )
     start.add_argument("--root", type=Path, default=Path.cwd(), help="the node's root directory")
     start.add_argument(
@@ -97,6 +99,8 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stay attached: the node's output goes to this terminal (for systemd)",
     )
+    start.add_argument("--release", metavar="NAME-VSN|PACKAGE", help="as for run")
+    start.add_argument("--config", type=Path, help="sys.config (default <root>/sys.config)")
     start.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
 
     for command in COMMANDS.values():

@@ -2,38 +2,56 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import select
+import socket
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.errors import HeartStartFailed
 from server.heart._files import RootLock, log_dir, open_log
+from server.node import NOTIFY_ENV
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["DetachedHeart", "start_detached"]
 
 
 @dataclass(frozen=True, slots=True)
 class DetachedHeart:
-    """A heart started in the background by ``start_detached``."""
+    """A heart started in the background by ``start_detached``, its node serving."""
 
     heart_pid: int
     node_pid: int
     log_dir: Path
+    status: str  # what the node said when it was ready ("serving release 1.0.0")
 
 
-def start_detached(root: Path, *, log_level: str = "INFO", timeout: float = 30.0) -> DetachedHeart:
+def start_detached(
+    root: Path,
+    *,
+    log_level: str = "INFO",
+    timeout: float = 30.0,
+    serve_timeout: float = 120.0,
+    start_args: Sequence[str] = (),
+) -> DetachedHeart:
     """Start ``server start --foreground`` for ``root`` in a new session, in the background.
 
     Its stdout and stderr (the heart's report lines and the node's output) are appended to
-    ``<root>/log/node.log``. Returns once the heart has started its first node.
+    ``<root>/log/node.log``. Returns once the node says it serves (``READY=1`` on the
+    notify socket this call hands it). ``start_args`` go to ``server start``.
 
     Raises:
         HeartAlreadyRunning: another heart holds ``root`` (checked before anything starts).
         HeartStartFailed: the heart ended, or said nothing within ``timeout`` seconds,
-            before it started a node.
+            before it started a node; or its node did not serve within ``serve_timeout``
+            (the heart may still be restarting it), or the heart ended first.
     """
     root = Path(root).resolve()
     probe = RootLock(root)
@@ -50,7 +68,21 @@ def start_detached(root: Path, *, log_level: str = "INFO", timeout: float = 30.0
         "--root",
         str(root),
         "--foreground",
+        *start_args,
     ]
+    ready = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    name = f"server-start-{os.getpid()}-{secrets.token_hex(6)}"
+    ready.bind("\0" + name)
+    environ = dict(os.environ, **{NOTIFY_ENV: "@" + name})
+    with ready:
+        heart = _spawn(argv, environ, logs, root, timeout)
+        status = _wait_serving(ready, heart.heart_pid, root, serve_timeout)
+    return DetachedHeart(heart.heart_pid, heart.node_pid, logs, status)
+
+
+def _spawn(
+    argv: list[str], environ: dict[str, str], logs: Path, root: Path, timeout: float
+) -> DetachedHeart:
     read_end, write_end = os.pipe()
     try:
         os.set_inheritable(write_end, True)
@@ -60,7 +92,7 @@ def start_detached(root: Path, *, log_level: str = "INFO", timeout: float = 30.0
             pid = os.posix_spawn(
                 sys.executable,
                 [*argv, "--ready-fd", str(write_end)],
-                os.environ,
+                environ,
                 file_actions=[
                     (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                     (os.POSIX_SPAWN_DUP2, output.fileno(), 1),
@@ -83,7 +115,34 @@ def start_detached(root: Path, *, log_level: str = "INFO", timeout: float = 30.0
             else f"exited with code {os.waitstatus_to_exitcode(wait_status)}"
         )
         raise HeartStartFailed(root, f"{why} before it started the node")
-    return DetachedHeart(heart_pid=pid, node_pid=int(line), log_dir=logs)
+    return DetachedHeart(heart_pid=pid, node_pid=int(line), log_dir=logs, status="started")
+
+
+def _wait_serving(ready: socket.socket, heart_pid: int, root: Path, timeout: float) -> str:
+    """The node's STATUS once it says READY=1; fails when the heart ends or time runs out."""
+    heart = os.pidfd_open(heart_pid)
+    try:
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            readable, _, _ = select.select([ready.fileno(), heart], [], [], remaining)
+            if ready.fileno() in readable:
+                fields = dict(
+                    line.partition("=")[::2]
+                    for line in ready.recv(4096).decode(errors="replace").splitlines()
+                )
+                if fields.get("READY") == "1":
+                    return fields.get("STATUS", "serving")
+            elif heart in readable:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(heart_pid, 0)
+                raise HeartStartFailed(root, "ended before its node served")
+    finally:
+        os.close(heart)
+    raise HeartStartFailed(
+        root,
+        f"started a node that did not serve within {timeout:g} s (the heart may still be "
+        "restarting it)",
+    )
 
 
 def _read_line(fd: int, timeout: float) -> str:

@@ -57,7 +57,7 @@ from server.heart._files import (
     remove_file,
     write_pid_file,
 )
-from server.spec.sys_config import read_sys_config
+from server.node import node_config
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -264,16 +264,34 @@ def _supervise(settings: _Settings, stop: _StopRequest, events: HeartLog) -> int
     return status
 
 
-def node_command(root: Path, *, log_level: str = "INFO") -> list[str]:
-    """The command line of ``server run`` for ``root``, with this interpreter."""
-    return [sys.executable, "-m", "server", "--log-level", log_level, "run", "--root", str(root)]
+def node_command(root: Path, *, log_level: str = "INFO", run_args: Sequence[str] = ()) -> list[str]:
+    """The command line of ``server run`` for ``root`` (plus ``run_args``), this interpreter."""
+    return [
+        sys.executable,
+        "-m",
+        "server",
+        "--log-level",
+        log_level,
+        "run",
+        "--root",
+        str(root),
+        *run_args,
+    ]
 
 
-def run_heart_on_root(root: Path, *, log_level: str = "INFO", ready_fd: int | None = None) -> int:
+def run_heart_on_root(
+    root: Path,
+    *,
+    log_level: str = "INFO",
+    ready_fd: int | None = None,
+    config: Path | None = None,
+    run_args: Sequence[str] = (),
+) -> int:
     """Run the node of ``root`` under a heart in the foreground (``server start --foreground``).
 
-    The limits come from ``sys.config`` (``heart_max_restarts``, ``heart_period``). When
-    ``ready_fd`` is given, the first node's pid is written to it, then it is closed.
+    The limits come from the node's sys.config (``heart_max_restarts``, ``heart_period``;
+    ``config``, the root's, or its release's). When ``ready_fd`` is given, the first node's
+    pid is written to it, then it is closed. ``run_args`` go to every ``server run``.
 
     Returns:
         The heart's exit code (see ``run_heart``).
@@ -283,7 +301,7 @@ def run_heart_on_root(root: Path, *, log_level: str = "INFO", ready_fd: int | No
         SpecError: ``sys.config`` is malformed.
     """
     root = Path(root).resolve()
-    settings = read_sys_config(root / "sys.config").node
+    settings = node_config(root, config).node
 
     def report_ready(pid: int) -> None:
         if ready_fd is not None:
@@ -291,7 +309,7 @@ def run_heart_on_root(root: Path, *, log_level: str = "INFO", ready_fd: int | No
                 ready.write(f"{pid}\n")
 
     return run_heart(
-        node_command(root, log_level=log_level),
+        node_command(root, log_level=log_level, run_args=run_args),
         root=root,
         max_restarts=settings.heart_max_restarts,
         period=settings.heart_period,

@@ -17,9 +17,11 @@ from server.node._commands import (
     node_commands,
 )
 from server.node._lock import NodeLock
+from server.node._notify import NOTIFY_ENV, notify
 
 __all__ = [
     "COMMANDS",
+    "NOTIFY_ENV",
     "Command",
     "NodeCommandHandler",
     "NodeLock",
@@ -28,5 +30,6 @@ __all__ = [
     "install_package",
     "node_commands",
     "node_config",
+    "notify",
     "run_node",
 ]

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
+from tests._support.nodes import free_port, http_json, set_port
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
@@ -302,7 +304,7 @@ def wait_for_exit(pid: int) -> None:
         os.close(pidfd)
 
 
-def test_server_start_detaches_a_heart(tmp_path: Path) -> None:
+def test_server_start_fails_when_its_node_never_serves(tmp_path: Path) -> None:
     # A root with no release: the node fails to boot, and with no restarts allowed the
     # heart gives up at once, which makes a fast, self-ending real run.
     (tmp_path / "sys.config").write_text("[node]\nheart_max_restarts = 0\n")
@@ -314,21 +316,53 @@ def test_server_start_detaches_a_heart(tmp_path: Path) -> None:
         check=False,
         umask=0o022,  # the common default, which alone would leave run/ 0755 and logs 0644
     )
-    assert done.returncode == 0, done.stderr
-    first, second = done.stdout.splitlines()
-    heart_pid = int(first.split()[3].rstrip(","))
-    assert second == (f"logs: {tmp_path / 'log' / 'heart.log'} and {tmp_path / 'log' / 'node.log'}")
-    wait_for_exit(heart_pid)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"server: the heart for {tmp_path} ended before its node served; "
+        f"see {tmp_path / 'log' / 'node.log'}"
+    )
     assert event_names(tmp_path) == ["heart_start", "start", "exit", "give_up", "heart_exit"]
-    assert events(tmp_path)[0]["heart_pid"] == str(heart_pid)
     assert "no release to install" in (tmp_path / "log" / "node.log").read_text()
     assert modes(tmp_path) == {
         "run": 0o700,
         "run/heart.lock": 0o600,
+        "run/node.lock": 0o600,
         "log": 0o750,
         "log/heart.log": 0o640,
         "log/node.log": 0o640,
     }
+
+
+@pytest.mark.node
+def test_server_start_returns_once_the_node_serves_and_stop_waits_for_its_end(
+    demo_tree: Path,
+) -> None:
+    port = free_port()
+    set_port(demo_tree, port)
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "start", "--root", str(demo_tree)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    assert first.startswith("node serving release 1.0.0: heart pid ")
+    heart_pid = int(first.split()[6].rstrip(","))
+    assert second == (
+        f"logs: {demo_tree / 'log' / 'heart.log'} and {demo_tree / 'log' / 'node.log'}"
+    )
+    assert http_json(port, "GET", "/health") == (200, {"release": "1.0.0"})  # no retry needed
+    stopped = subprocess.run(
+        [sys.executable, "-m", "server", "stop", "--root", str(demo_tree)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert stopped.returncode == 0, stopped.stderr
+    wait_for_exit(heart_pid)
 
 
 def modes(root: Path) -> dict[str, int]:
@@ -354,6 +388,7 @@ def test_foreground_heart_makes_run_private_and_logs_0640(tmp_path: Path) -> Non
     assert modes(tmp_path) == {
         "run": 0o700,
         "run/heart.lock": 0o600,
+        "run/node.lock": 0o600,
         "log": 0o750,
         "log/heart.log": 0o640,
     }
@@ -378,6 +413,7 @@ def test_existing_folders_and_logs_keep_their_modes(tmp_path: Path) -> None:
     assert modes(tmp_path) == {
         "run": 0o750,
         "run/heart.lock": 0o600,
+        "run/node.lock": 0o600,
         "log": 0o755,
         "log/heart.log": 0o600,
     }
