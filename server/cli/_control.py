@@ -9,6 +9,8 @@ scripts; a failure prints one line saying what went wrong and exits non-zero.
 from __future__ import annotations
 
 import json
+import os
+import select
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,4 +54,26 @@ def run_control_command(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
         return 0
     show(console, command.name, result)
+    pid = result.get("pid") if command.name == "stop" and isinstance(result, dict) else None
+    if isinstance(pid, int):
+        return _wait_stopped(console, pid, command.timeout)
+    return 0
+
+
+def _wait_stopped(console: Console, pid: int, timeout: float) -> int:
+    """Wait until the node's OS process ``pid`` has ended (its applications stopped)."""
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        console.print("node stopped")
+        return 0
+    try:
+        with console.status("waiting for the node to exit"):
+            ended = select.select([handle], [], [], timeout)[0]
+    finally:
+        os.close(handle)
+    if not ended:
+        console.print(f"[red]the node (pid {pid}) still runs {timeout:g} s later[/red]")
+        return 1
+    console.print("node stopped")
     return 0

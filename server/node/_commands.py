@@ -257,7 +257,7 @@ async def _env(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> A
 async def _stop(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
     # the boot stops the control server last, after the applications: the reply leaves
     kernel.send(boot, ("stop",))
-    return {"stopping": True}
+    return {"stopping": True, "pid": os.getpid()}
 
 
 _TABLE: Final = (

@@ -81,3 +81,11 @@ def test_server_version_prints_the_installed_version() -> None:
     )
     assert done.returncode == 0
     assert done.stdout.strip() == f"server {server.__version__}"
+
+
+@pytest.mark.node
+def test_server_stop_returns_once_the_node_has_exited(demo_node: Node) -> None:
+    done = server_cli(demo_node.root, "stop")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "node stopped"
+    assert demo_node.process.poll() == 0  # already gone: no wait needed
