@@ -21,7 +21,7 @@ from rich.console import Console
 from server import code_server, kernel
 from server.cli._control import run_control_command
 from server.cli._failure import first_server_error, in_words
-from server.cli._logging import configure_logging
+from server.cli._logging import configure_logging, reopen_logs
 from server.cli._output import add_package_row, packages_table
 from server.cli._parser import parser
 from server.dev.reloader import ReloadEvent, watch
@@ -108,8 +108,13 @@ async def _run_locked(root: Path, release: str | None, config: Path | None) -> i
             async def on_signal() -> None:
                 # the receiver stays open for the node's whole life: a second Ctrl-C while
                 # stopping must not turn into a KeyboardInterrupt in the middle of a shutdown
-                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for _ in signals:
+                with anyio.open_signal_receiver(
+                    signal.SIGINT, signal.SIGTERM, signal.SIGHUP
+                ) as signals:
+                    async for received in signals:
+                        if received == signal.SIGHUP:
+                            reopen_logs()
+                            continue
                         _say("node stopping")
                         notify("STOPPING=1")
                         kernel.send(me, ("stop",))
@@ -204,7 +209,7 @@ def _start(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``server`` console script."""
     args = parser().parse_args(argv)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, log_format=args.log_format, log_file=args.log_file)
     try:
         if args.command == "run":
             raise SystemExit(

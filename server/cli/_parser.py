@@ -24,6 +24,17 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     top.add_argument("--version", action="version", version=f"server {__version__}")
+    top.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text lines (default) or one JSON object per line",
+    )
+    top.add_argument(
+        "--log-file",
+        metavar="PATH",
+        help="append the logs to PATH instead of stderr (reopened on SIGHUP, for rotation)",
+    )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(

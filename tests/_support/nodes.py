@@ -108,6 +108,8 @@ class NodeProcess:
     env: dict[str, str] = field(default_factory=dict)
     #: start it in its own session, so that a Ctrl-C reaches only the caller
     new_session: bool = False
+    #: options before the sub-command (``--log-format json``, ...)
+    global_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[str] = field(init=False)
     lines: list[str] = field(default_factory=list)
     #: ``time.perf_counter()`` when each line of ``lines`` was read
@@ -117,7 +119,15 @@ class NodeProcess:
 
     def command(self) -> list[str]:
         """The node's command line."""
-        return [sys.executable, "-m", "server", *self.args, "--root", str(self.root)]
+        return [
+            sys.executable,
+            "-m",
+            "server",
+            *self.global_args,
+            *self.args,
+            "--root",
+            str(self.root),
+        ]
 
     def start(self) -> NodeProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)

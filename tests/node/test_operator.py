@@ -5,6 +5,8 @@ Real OS processes of ``server run`` on copies of the demo.
 
 from __future__ import annotations
 
+import json
+import signal
 import socket
 import subprocess
 import sys
@@ -15,12 +17,10 @@ import pytest
 import server
 from server.cli._failure import in_words
 from server.errors import ApplicationError, StartError
-from tests._support.nodes import free_port, set_port
+from tests._support.nodes import NodeProcess, free_port, set_port
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from tests._support.nodes import NodeProcess as Node
 
 
 def server_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -33,7 +33,7 @@ def server_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.node
-def test_a_second_node_on_a_root_is_refused_before_anything_boots(demo_node: Node) -> None:
+def test_a_second_node_on_a_root_is_refused_before_anything_boots(demo_node: NodeProcess) -> None:
     second = server_cli(demo_node.root, "run")
     assert second.returncode == 1
     lines = second.stderr.strip().splitlines()
@@ -84,8 +84,33 @@ def test_server_version_prints_the_installed_version() -> None:
 
 
 @pytest.mark.node
-def test_server_stop_returns_once_the_node_has_exited(demo_node: Node) -> None:
+def test_server_stop_returns_once_the_node_has_exited(demo_node: NodeProcess) -> None:
     done = server_cli(demo_node.root, "stop")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "node stopped"
     assert demo_node.process.poll() == 0  # already gone: no wait needed
+
+
+@pytest.mark.node
+def test_json_logs_to_a_file_that_sighup_reopens_after_rotation(demo_tree: Path) -> None:
+    port = free_port()
+    set_port(demo_tree, port)
+    log = demo_tree / "node.log"
+    node = NodeProcess(demo_tree, ["run"], port)
+    node.global_args = ["--log-format", "json", "--log-file", str(log)]
+    node.start()
+    try:
+        node.wait_for("node demo: starting")
+        done = server_cli(demo_tree, "ping")  # the control socket listens once booted
+        assert done.returncode == 0, done.stderr
+        log.rename(demo_tree / "node.log.1")
+        node.send_signal(signal.SIGHUP)
+        assert server_cli(demo_tree, "stop").returncode == 0  # logs the applications' stop
+    finally:
+        node.kill()
+    before = [json.loads(line) for line in (demo_tree / "node.log.1").read_text().splitlines()]
+    after = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {"time", "level", "logger", "message"} <= set(before[0])
+    assert any(e["message"] == "release demo 1.0.0 booted" for e in before)
+    assert any(e["message"] == "application counter stopped" for e in after)
+    assert not any(e["message"] == "application counter stopped" for e in before)
