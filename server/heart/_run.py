@@ -18,7 +18,8 @@ How this works:
    ==============================================  ===============================
 
    A child's status is its exit code, or ``128 + signal`` when a signal ended it.
-2. SIGTERM and SIGINT received by the heart are forwarded to the child; a stop requested
+2. SIGTERM and SIGINT received by the heart are forwarded to the child (SIGHUP too,
+   which only asks the node to reopen its log file); a stop requested
    while no child runs (between a crash and its restart) means no restart. The child runs
    in its own process group, so a terminal's Ctrl-C reaches the heart only, and the node
    sees one signal, not two.
@@ -104,6 +105,12 @@ class _StopRequest:
             self._signalled = child
             child.send_signal(signum)
 
+    def pass_on(self, signum: int, _frame: FrameType | None) -> None:
+        """Hand a signal that is not a stop (SIGHUP: reopen the logs) to the running child."""
+        child = self._child
+        if child is not None:
+            child.send_signal(signum)
+
     def attach(self, child: subprocess.Popen[bytes]) -> None:
         """Make ``child`` the one to forward to; a stop that came before it is sent now."""
         self._child = child
@@ -184,6 +191,7 @@ def run_heart(
     try:
         for signum in _FORWARDED:
             previous[signum] = signal.signal(signum, stop.handle)
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, stop.pass_on)
         events.open()
         if not foreground:
             output = os.fdopen(open_log(log_dir(root) / "node.log"), "ab")
