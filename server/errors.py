@@ -45,6 +45,7 @@
     │   ├── ConnectionLost           the node closed the connection before its reply
     │   ├── ProtocolViolation        the node sent a line that is not a valid message
     │   └── RemoteError              the node answered with an error (type, message)
+    ├── ProjectError                 ``server new`` cannot create the project
     └── HeartError                   the watchdog behind ``server start``
         ├── HeartAlreadyRunning      a heart, or the node of a heart that died, holds the root
         └── HeartStartFailed         a detached heart ended, or said nothing, before its node
@@ -92,6 +93,7 @@ __all__ = [
     "NotPurged",
     "NotRegisteredError",
     "ProcessError",
+    "ProjectError",
     "ProtocolViolation",
     "RegistrationError",
     "ReleaseError",
@@ -582,6 +584,10 @@ class RemoteError(ControlError):
         self.type = type
         self.message = message
         super().__init__(f"{type}: {message}")
+
+
+class ProjectError(ServerError):
+    """``server new`` cannot create the project (a bad name, a folder in use); nothing written."""
 
 
 class HeartError(ServerError):

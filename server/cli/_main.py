@@ -22,6 +22,7 @@ from server import code_server, kernel
 from server.cli._control import run_control_command
 from server.cli._failure import first_server_error, in_words
 from server.cli._logging import configure_logging, reopen_logs
+from server.cli._new import new_project
 from server.cli._output import add_package_row, packages_table
 from server.cli._parser import parser
 from server.dev.reloader import ReloadEvent, watch
@@ -217,6 +218,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         if args.command == "build":
             _build(args)
+        elif args.command == "new":
+            written = new_project(args.path, args.name)
+            _say(f"created {args.path} ({len(written) + 1} files): cd {args.path} && make test")
         elif args.command == "keygen":
             public = generate_key_pair(args.out)
             _say(f"wrote {args.out} (private: keep it secret) and {args.out}.pub")

@@ -72,6 +72,11 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--sign", type=Path, metavar="KEY", help="sign each package with this Ed25519 key (PEM)"
     )
+    new = commands.add_parser(
+        "new", help="create a project: one application, its spec, a release, a test"
+    )
+    new.add_argument("path", type=Path, metavar="PATH", help="the folder to create (new or empty)")
+    new.add_argument("--name", help="the project's name (default: the folder's name)")
     keygen = commands.add_parser(
         "keygen", help="create a signing key pair: OUT (private, 0600) and OUT.pub (public)"
     )
