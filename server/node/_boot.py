@@ -45,7 +45,14 @@ from server.release.releases_file import (
 )
 from server.release.signature import TrustedKeys, announce_policy, public_key_text
 from server.release.unpack import UnpackedRelease, unpack_package
-from server.spec.sys_config import SysConfig, env_from_environ, merge_env, read_sys_config
+from server.spec.env_schema import check_release_env
+from server.spec.sys_config import (
+    ENV_PREFIX,
+    SysConfig,
+    env_from_environ,
+    merge_env,
+    read_sys_config,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -195,7 +202,18 @@ async def run_node(
         installed = read_installed(root, permanent.vsn)
         logger.info("booting the permanent release %s %s", permanent.name, permanent.vsn)
         started: list[Pid] = []
-        env = merge_env(installed.sys_config.env, config.env, from_environ)
+        layers = [
+            (str(root / "releases" / permanent.vsn / "sys.config"), installed.sys_config.env),
+            ("the node's sys.config", config.env),
+            (f"the environment ({ENV_PREFIX}...)", from_environ),
+        ]
+        for warning in check_release_env(
+            {app: (spec.env_schema, spec.env) for app, spec in installed.view.apps.items()},
+            layers,
+            f"release {permanent.name} {permanent.vsn}",
+        ):
+            logger.warning("%s", warning)
+        env = merge_env(*(tables for _, tables in layers))
         if unwritten:
             write_releases(root, record)
         try:

@@ -45,6 +45,7 @@ from server.spec.appup import (
     RestartApplication,
     Update,
 )
+from server.spec.env_schema import check_release_env
 from server.spec.release_view import ReleaseView
 
 if TYPE_CHECKING:
@@ -101,9 +102,15 @@ def build_package(
     Raises:
         BuildError: a spec or source is inconsistent, an appup lacks an entry, or a changed
             module is not mentioned by its appup (each problem listed); nothing is written.
-        SpecError: a spec file is malformed.
+        SpecError: a spec file is malformed, or sys.config gives an application of the
+            release an env its ``env_schema`` refuses, or names an application it lacks.
     """
     top = tree.view(name, vsn)
+    check_release_env(
+        {app: (spec.env_schema, spec.env) for app, spec in top.apps.items()},
+        [(str(tree.config or tree.root / "sys.config"), tree.sys_config.env)],
+        f"release {name} {vsn}",
+    )
     older = [s.vsn for s in tree.release_specs(name) if vsn_key(s.vsn) < vsn_key(vsn)]
     ups = [tree.view(name, v) for v in (older if up_from is None else up_from)]
     downs = [tree.view(name, v) for v in (older if down_to is None else down_to)]

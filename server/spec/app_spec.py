@@ -17,6 +17,9 @@ One TOML file per application version (``appspecs/<app>-<vsn>.toml`` in a source
     [env]
     port = 8080
 
+    [env_schema]                      # optional: the env's keys and types (env_schema.py)
+    port = { type = "int", ge = 1, le = 65535 }
+
     [[appup.up]]                      # how to come from 1.0.0 (or vsn_regex = "1\\.0\\..*")
     vsn = "1.0.0"
     instructions = [
@@ -33,6 +36,7 @@ from __future__ import annotations
 import pydantic
 
 from server.spec.appup import AppUp
+from server.spec.env_schema import EnvField, EnvType, check_env
 from server.spec.files import SPEC_MODEL_CONFIG, AppName, ModuleName, Vsn
 
 __all__ = ["AppSpec", "StartCallback", "Vsn"]
@@ -60,6 +64,7 @@ class AppSpec(pydantic.BaseModel):
     applications: list[AppName] = []
     mod: StartCallback | None = None
     env: dict[str, pydantic.JsonValue] = {}
+    env_schema: dict[str, EnvField | EnvType] = {}
     appup: AppUp = AppUp()
 
     @pydantic.field_validator("modules")
@@ -89,6 +94,14 @@ class AppSpec(pydantic.BaseModel):
         if mod is not None and modules is not None and mod.module not in modules:
             raise ValueError(f"mod.module {mod.module} must be listed in modules")
         return mod
+
+    @pydantic.model_validator(mode="after")
+    def _env_fits_its_schema(self) -> AppSpec:
+        problems = check_env(self.name, self.env_schema, self.env, complete=False)
+        if problems:
+            key, message = problems[0]
+            raise ValueError(f"env.{key}: {message} (see env_schema)")
+        return self
 
     @property
     def key(self) -> str:

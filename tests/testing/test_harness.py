@@ -173,16 +173,23 @@ async def test_a_source_that_is_no_release_tree_is_refused(
 async def test_env_overrides_hold_in_every_version(
     upgrade_harness: HarnessFactory, free_tcp_port: int
 ) -> None:
-    greeting = 'hé "you"\n\\'
     h = await upgrade_harness(
-        VERSIONS, env={"counter": {"port": free_tcp_port, "greeting": greeting}}
+        VERSIONS, env={"counter": {"port": free_tcp_port, "max_key_length": 77}}
     )
-    assert h.env["counter"] == {"port": free_tcp_port, "greeting": greeting}
+    assert h.env["counter"] == {"port": free_tcp_port, "max_key_length": 77}
     assert await h.prepare(env_of, "counter", "port") == free_tcp_port
     await h.upgrade_to("2.0.0")
     assert await h.prepare(env_of, "counter", "port") == free_tcp_port
-    assert await h.prepare(env_of, "counter", "greeting") == greeting
-    assert await h.prepare(env_of, "counter", "max_key_length") == 128, "2.0.0's own env"
+    assert await h.prepare(env_of, "counter", "max_key_length") == 77, "over 2.0.0's own"
+    assert await h.prepare(env_of, "counter", "count_routes") is True, "2.0.0's own env"
+
+
+async def test_an_env_its_schema_refuses_fails_the_boot_naming_the_key(
+    upgrade_harness: HarnessFactory, free_tcp_port: int
+) -> None:
+    with pytest.raises(Exception, match=r"counter\.port.*valid integer") as caught:
+        await upgrade_harness(VERSIONS, env={"counter": {"port": "18090x"}})
+    assert "counter.port" in str(caught.value)
 
 
 async def test_moves_that_make_no_sense_are_refused(
