@@ -19,7 +19,7 @@ def sub_commands() -> dict[str, argparse.ArgumentParser]:
 
 
 def test_every_command_of_the_table_is_a_sub_command_and_nothing_else() -> None:
-    assert set(sub_commands()) == {"run", "build", "keygen", "dev", "start", *COMMANDS}
+    assert set(sub_commands()) == {"run", "build", "new", "keygen", "dev", "start", *COMMANDS}
 
 
 async def test_the_node_serves_exactly_the_commands_of_the_table() -> None:
