@@ -79,6 +79,13 @@ def show(console: Console, name: str, result: Any) -> None:
                 )
             )
         console.print(table)
+    elif name == "env":
+        table = Table(title="env")
+        for column in ("key", "value", "source"):
+            table.add_column(column)
+        for row in result:
+            table.add_row(row["key"], json.dumps(row["value"]), row["source"])
+        console.print(table)
     elif name == "code":
         table = Table(title=f"{len(result)} module versions")
         for column in ("module", "slot", "vsn", "path"):

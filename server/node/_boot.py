@@ -64,6 +64,10 @@ __all__ = ["first_record", "install_embedded", "install_package", "node_config",
 
 logger = logging.getLogger("server.release")
 
+#: The boot process's label: the env layers of the release it booted, lowest first, each
+#: ``(where, {app: {key: value}})`` (``server env APP`` says where each value came from).
+ENV_LAYERS_LABEL = "env_layers"
+
 
 def install_embedded(root: Path, tree: SourceTree, release: str) -> ReleasesFile:
     """Build the source tree's release ``name-vsn`` and unpack it into an empty root.
@@ -214,6 +218,14 @@ async def run_node(
         ):
             logger.warning("%s", warning)
         env = merge_env(*(tables for _, tables in layers))
+        kernel.set_label(
+            ENV_LAYERS_LABEL,
+            [
+                (f"the spec of {app}", {app: dict(spec.env)})
+                for app, spec in installed.view.apps.items()
+            ]
+            + [(where, {a: dict(t) for a, t in tables.items()}) for where, tables in layers],
+        )
         if unwritten:
             write_releases(root, record)
         try:

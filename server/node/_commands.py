@@ -28,6 +28,7 @@ from server.behaviours import supervisor, system_messages
 from server.control import ProgressInfo
 from server.control import start_link as start_control
 from server.errors import CallError, InstallRefused, ServerError
+from server.node._boot import ENV_LAYERS_LABEL
 from server.release import current_release, handler
 
 if TYPE_CHECKING:
@@ -251,7 +252,23 @@ async def _env(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> A
     loaded = await controller.loaded_applications()
     if app not in loaded:
         raise InstallRefused(f"application {app} is not loaded (loaded: {', '.join(loaded)})")
-    return get_all_env(app)
+    layers = kernel.get_label(boot, ENV_LAYERS_LABEL) or []
+    booted: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for where, tables in layers:
+        for key, value in tables.get(app, {}).items():
+            booted[key] = value
+            origin[key] = where
+    rows = []
+    for key, value in sorted(get_all_env(app).items()):
+        if key not in origin:
+            source = "set while running"
+        elif booted[key] != value:
+            source = f"set while running (was {booted[key]!r} from {origin[key]})"
+        else:
+            source = origin[key]
+        rows.append({"key": key, "value": value, "source": source})
+    return rows
 
 
 async def _stop(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
@@ -297,7 +314,14 @@ _TABLE: Final = (
         read_only=True,
         timeout=30.0,
     ),
-    Command("env", "the env of an application", _env, argument="app", read_only=True, timeout=10.0),
+    Command(
+        "env",
+        "the env of an application: each value and where it came from",
+        _env,
+        argument="app",
+        read_only=True,
+        timeout=10.0,
+    ),
     Command(
         "unpack",
         "verify and unpack a release package",

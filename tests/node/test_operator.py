@@ -114,3 +114,26 @@ def test_json_logs_to_a_file_that_sighup_reopens_after_rotation(demo_tree: Path)
     assert any(e["message"] == "release demo 1.0.0 booted" for e in before)
     assert any(e["message"] == "application counter stopped" for e in after)
     assert not any(e["message"] == "application counter stopped" for e in before)
+
+
+@pytest.mark.node
+def test_server_env_says_where_each_value_came_from(demo_tree: Path) -> None:
+    port = free_port()
+    set_port(demo_tree, port)
+    node = NodeProcess(
+        demo_tree, ["run"], port, env={"SERVER_CONFIG__COUNTER__MAX_KEY_LENGTH": "99"}
+    )
+    node.start()
+    try:
+        node.wait_for("release demo 1.0.0 booted")
+        done = server_cli(demo_tree, "env", "counter", "--json")
+        assert done.returncode == 0, done.stderr
+        rows = {row["key"]: (row["value"], row["source"]) for row in json.loads(done.stdout)}
+        assert rows == {
+            "port": (port, "the node's sys.config"),
+            "max_key_length": (99, "the environment (SERVER_CONFIG__...)"),
+        }
+        table = server_cli(demo_tree, "env", "counter")
+        assert "the environment (SERVER_CONFIG__...)" in table.stdout
+    finally:
+        node.stop()
