@@ -34,7 +34,7 @@ import anyio
 from server import code_server, kernel
 from server.behaviours import replies
 from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply
-from server.errors import InstallFailed, InstallRefused, ReleaseError, ServerError
+from server.errors import InstallFailed, InstallRefused, ReleaseError, ServerError, UnpackError
 from server.kernel import ExitMessage, From, Pid
 from server.release import _faults, _installer
 from server.release._tree import delete_tree
@@ -64,7 +64,7 @@ from server.release.releases_file import (
 from server.release.unpack import unpack_package
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from server.release.release_status import Status
     from server.release.signature import TrustedKeys
@@ -110,6 +110,8 @@ class HandlerState:
     __slots__ = (
         "booted",
         "busy",
+        "package",
+        "pending",
         "record",
         "root",
         "running",
@@ -127,8 +129,10 @@ class HandlerState:
         self.record = record
         self.running = running
         self.booted = config.boot  # the boot process: asked to restart the node when needed
-        self.busy: str | None = None
+        self.busy: str | None = None  # the operation a worker runs, as ``_busy`` names it
         self.worker: Pid | None = None
+        self.pending: From | None = None  # the caller the worker answers, until it does
+        self.package: str | None = None  # the package the worker unpacks
         self.unpurged: list[str] = []
         self.started = time.time()
 
@@ -167,10 +171,18 @@ async def handle_call(request: object, from_: From, state: HandlerState) -> obje
             if state.busy is not None:
                 return Reply(_busy(state), state)
             known = [entry.vsn for entry in state.record.releases]
-            state.busy = f"unpack {Path(package).name}"
-            state.worker = kernel.spawn_link(
-                _unpack_work, kernel.self(), from_, package, state.root, known, state.trusted_keys
+            _start_work(
+                state,
+                from_,
+                f"unpack {Path(package).name}",
+                _unpack_work,
+                from_,
+                package,
+                state.root,
+                known,
+                state.trusted_keys,
             )
+            state.package = package
             return NoReply(state)
         case MakePermanent(vsn=vsn, rollback=rollback):
             answer = _guard(state, lambda: _make_permanent(state, vsn, rollback))
@@ -202,24 +214,64 @@ async def handle_call(request: object, from_: From, state: HandlerState) -> obje
             except (ServerError, StatusRefused) as exc:
                 return Reply(_error_reply(exc), state)
             operation = "install" if isinstance(request, Install) else "check_install"
-            state.busy = f"{operation} {vsn}"
-            state.worker = kernel.spawn_link(
-                _work, kernel.self(), from_, request, state.root, state.running
+            _start_work(
+                state, from_, f"{operation} {vsn}", _work, from_, request, state.root, state.running
             )
             return NoReply(state)
     refusal = InstallRefused(f"unknown request {request!r}")
     return Reply(_error_reply(refusal), state)
 
 
+def _start_work(
+    state: HandlerState,
+    from_: From,
+    busy: str,
+    work: Callable[..., Awaitable[None]],
+    *args: object,
+) -> None:
+    """Spawn and link the worker that answers ``from_``; the handler is busy until it ends."""
+    state.busy = busy
+    state.pending = from_
+    state.package = None
+    state.worker = kernel.spawn_link(work, kernel.self(), *args)
+
+
+def _answered(state: HandlerState, from_: From) -> None:
+    """The worker's result for ``from_`` arrived: nobody waits any more."""
+    if state.pending == from_:
+        state.pending = None
+
+
+def _worker_crashed(state: HandlerState, reason: object) -> None:
+    """Answer the caller a worker left waiting: it ended without a result (a bug, or killed)."""
+    if state.pending is None:
+        return
+    what = (
+        f"{type(reason).__name__}: {reason}" if isinstance(reason, BaseException) else repr(reason)
+    )
+    error: ServerError
+    if state.package is not None:  # unpack_package undoes what it did on any exception
+        error = UnpackError(
+            state.package,
+            f"the unpack crashed with {what}; nothing was changed; this is a bug: report it",
+        )
+    else:
+        error = InstallRefused(f"{state.busy} crashed with {what}; report it as a bug")
+    kernel.reply(state.pending, _error_reply(error))
+    state.pending = None
+
+
 async def handle_info(message: object, state: HandlerState) -> object:
     match message:
         case _Unpacked(from_=from_, entry=entry):
+            _answered(state, from_)
             releases = [*state.record.releases, entry]
             state.record = state.record.model_copy(update={"releases": releases})
             await _persist(state)
             logger.info("release %s unpacked", entry.vsn)
             kernel.reply(from_, replies.Ok(entry.vsn))
         case _Installed(from_=from_, vsn=vsn, report=report):
+            _answered(state, from_)
             state.record = _with_statuses(
                 state.record, next_statuses(_statuses(state.record), vsn, "install")
             )
@@ -231,17 +283,22 @@ async def handle_info(message: object, state: HandlerState) -> object:
             state.unpurged = [m for m in report.modules_loaded if _has_old(m)]
             kernel.reply(from_, replies.Ok(report))
         case _WorkFailed(from_=from_, answer=answer):
+            _answered(state, from_)
             kernel.reply(from_, answer)
             error = error_of(answer.reason)
             if isinstance(error, InstallFailed) and error.outcome == "restarting":
                 kernel.send(state.booted, ("reboot", str(error)))
         case _Checked(from_=from_, report=report):
+            _answered(state, from_)
             kernel.reply(from_, replies.Ok(report))
         case ExitMessage(pid=pid, reason=reason) if pid is state.worker:
+            if reason != kernel.NORMAL:
+                logger.error("release handler worker (%s) ended with %r", state.busy, reason)
+                _worker_crashed(state, reason)
             state.busy = None
             state.worker = None
-            if reason != kernel.NORMAL:
-                logger.error("release handler worker ended with %r", reason)
+            state.pending = None
+            state.package = None
     return NoReply(state)
 
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
+
 from server import kernel
 from server.behaviours import supervisor
+from server.errors import UnpackError
 from server.release import handler
 from tests.behaviours._helpers import recv, within
 from tests.release._live import boot_demo, stop_demo
@@ -106,3 +109,25 @@ async def test_a_killed_handler_is_started_again_and_reads_releases_again(
         assert kernel.whereis(handler.NAME) is None, "and the handler with it"
 
     await node.run_process(run)
+
+
+# -- a worker that crashes ----------------------------------------------------------------
+
+
+async def test_an_unpack_worker_that_crashes_answers_its_caller_at_once(
+    node: Node, demo_tree: Path, tmp_path: Path
+) -> None:
+    async def body(demo: LiveDemo) -> None:
+        before, record = folders(demo.root), releases_bytes(demo.root)
+        # a NUL byte in a folder's name: reading it raises ValueError, which is neither a
+        # ServerError nor an OSError (the worker used to end with it, its caller waiting)
+        package = f"{tmp_path}/in\x00side/demo-2.0.0.tar.gz"
+        with pytest.raises(UnpackError, match="crashed with ValueError: embedded null byte"):
+            await within(handler.unpack(package), "unpack", 10)
+        assert folders(demo.root) == before
+        assert releases_bytes(demo.root) == record
+        pid = kernel.whereis(handler.NAME)
+        assert await within(handler.unpack(demo.package("2.0.0")), "unpack", 30) == "2.0.0"
+        assert kernel.whereis(handler.NAME) is pid, "the same handler served on"
+
+    await on_demo(node, demo_tree, tmp_path, body)
