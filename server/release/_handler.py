@@ -37,7 +37,14 @@ from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply
 from server.errors import InstallFailed, InstallRefused, ReleaseError, ServerError, UnpackError
 from server.kernel import ExitMessage, From, Pid
 from server.release import _faults, _installer
-from server.release._tree import delete_tree
+from server.release._removal import (
+    delete_leftovers,
+    delete_set_aside,
+    folders_of,
+    leftovers,
+    put_back,
+    set_aside,
+)
 from server.release.current import current_vsn, set_current_release
 from server.release.handler import (
     CheckInstall,
@@ -61,7 +68,7 @@ from server.release.releases_file import (
     read_releases,
     write_releases,
 )
-from server.release.unpack import unpack_package
+from server.release.unpack import UnpackedRelease, unpack_package
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -147,6 +154,7 @@ async def init(config: HandlerConfig) -> object:
     running = _running(record, config.booted)
     if running != record.permanent.vsn:  # a handler started again while it runs: current
         record = _with_statuses(record, next_statuses(_statuses(record), running, "install"))
+    record = await anyio.to_thread.run_sync(_recover, config.root, record)
     return Ok(HandlerState(config, record, running))
 
 
@@ -193,15 +201,9 @@ async def handle_call(request: object, from_: From, state: HandlerState) -> obje
         case GetRollbackTarget():
             return Reply(_guard(state, lambda: _rollback_target(state)), state)
         case Remove(vsn=vsn):
-            answer = _guard(state, lambda: _remove(state, vsn))
-            if isinstance(answer, replies.Ok):
-                await _persist(state)
-                doomed = answer.value
-                assert isinstance(doomed, list)
-                await anyio.to_thread.run_sync(_delete_dirs, doomed)
-                logger.info("release %s removed", vsn)
-                return Reply(replies.Ok(vsn), state)
-            return Reply(answer, state)
+            if state.busy is not None:
+                return Reply(_busy(state), state)
+            return Reply(await _remove(state, vsn), state)
         case CheckInstall(vsn=vsn) | Install(vsn=vsn):
             if state.busy is not None:
                 return Reply(_busy(state), state)
@@ -314,9 +316,7 @@ async def _unpack_work(
     handler: Pid, from_: From, package: str, root: Path, known: list[str], trusted: TrustedKeys
 ) -> None:
     """Unpack in a thread (hashing, two passes over the archive, renames), off the loop."""
-    job = functools.partial(
-        unpack_package, Path(package), root, known_vsns=known, trusted_keys=trusted
-    )
+    job = functools.partial(_unpack, Path(package), root, known, trusted)
     try:
         unpacked = await anyio.to_thread.run_sync(job)
     except (ServerError, OSError) as exc:
@@ -333,6 +333,20 @@ async def _unpack_work(
         ],
     )
     kernel.send(handler, _Unpacked(from_, entry))
+
+
+def _unpack(package: Path, root: Path, known: list[str], trusted: TrustedKeys) -> UnpackedRelease:
+    """Delete what earlier removes left (``_removal``), then unpack."""
+    vsn = package.name.removesuffix(".tar.gz").partition("-")[2]
+    for path, of_vsn, exc in delete_leftovers(root, keep_vsns=known):
+        if of_vsn == vsn:
+            raise UnpackError(
+                str(package),
+                f"{path}, left by a remove of release {vsn}, cannot be deleted ({exc}); "
+                "delete it, then retry",
+            )
+        logger.warning("cannot delete %s, left by a remove of %s: %s", path, of_vsn, exc)
+    return unpack_package(package, root, known_vsns=known, trusted_keys=trusted)
 
 
 async def _work(
@@ -461,24 +475,76 @@ def _rollback_target(state: HandlerState) -> RollbackTarget:
     return RollbackTarget(previous, make_permanent=True)
 
 
-def _remove(state: HandlerState, vsn: str) -> list[Path]:
-    """Drop ``vsn`` from the record; returns the folders to delete once it is written."""
-    entry = state.record.get(vsn)
-    if entry is None:
-        raise InstallRefused(f"no release {vsn}")
-    statuses = next_statuses(_statuses(state.record), vsn, "remove")
-    kept = {a.lib_dir for e in state.record.releases if e.vsn != vsn for a in e.applications}
-    state.record = _with_statuses(state.record, statuses)
-    doomed = [state.root / a.lib_dir for a in entry.applications if a.lib_dir not in kept]
-    return [*doomed, state.root / "releases" / vsn]
+async def _remove(state: HandlerState, vsn: str) -> replies.ServerReply:
+    """Set the folders of ``vsn`` aside, write RELEASES without it, delete them (``_removal``)."""
+    try:
+        if state.record.get(vsn) is None:
+            raise InstallRefused(f"no release {vsn}")
+        statuses = next_statuses(_statuses(state.record), vsn, "remove")
+    except (ServerError, StatusRefused) as exc:
+        return _error_reply(exc)
+    record = _with_statuses(state.record, statuses)
+    folders = folders_of(state.record, vsn, state.root)
+    try:
+        moved = await anyio.to_thread.run_sync(set_aside, state.root, vsn, folders)
+    except OSError as exc:
+        return _error_reply(
+            InstallRefused(
+                f"cannot remove release {vsn} ({exc}); nothing was changed: fix the cause and retry"
+            )
+        )
+    try:
+        await anyio.to_thread.run_sync(write_releases, state.root, record)
+    except OSError as exc:
+        back = await anyio.to_thread.run_sync(put_back, moved)
+        outcome = (
+            "nothing was changed"
+            if back
+            else "some of its folders stay set aside: the handler finishes the remove when it "
+            "next starts"
+        )
+        return _error_reply(
+            InstallRefused(f"cannot write RELEASES ({exc}); {outcome}: fix the cause and retry")
+        )
+    state.record = record
+    for path, error in await anyio.to_thread.run_sync(delete_set_aside, state.root, moved):
+        logger.warning(
+            "cannot delete %s (%s): it is deleted before the next unpack",
+            path,
+            error,
+            extra={"path": str(path)},
+        )
+    logger.info("release %s removed", vsn)
+    return replies.Ok(vsn)
 
 
-def _delete_dirs(folders: list[Path]) -> None:
-    for folder in folders:
+def _recover(root: Path, record: ReleasesFile) -> ReleasesFile:
+    """Finish the removes a crash interrupted, delete what removes left (``_removal``)."""
+    statuses = _statuses(record)
+    for vsn in sorted({vsn for _, vsn in leftovers(root)}):
+        if record.get(vsn) is None:
+            continue
         try:
-            delete_tree(folder)
-        except OSError as exc:
-            logger.warning("cannot delete %s: %s", folder, exc, extra={"path": str(folder)})
+            statuses = next_statuses(statuses, vsn, "remove")
+        except StatusRefused as refused:
+            logger.error("folders set aside to remove release %s are kept: %s", vsn, refused)
+            continue
+        logger.warning(
+            "finishing the remove of release %s, which was interrupted", vsn, extra={"vsn": vsn}
+        )
+        try:
+            set_aside(root, vsn, folders_of(record, vsn, root))
+            finished = _with_statuses(record, statuses)
+            write_releases(root, finished)
+        except OSError:
+            logger.exception("cannot finish the remove of release %s", vsn)
+            statuses = _statuses(record)
+            continue
+        record = finished
+    failed = delete_leftovers(root, keep_vsns={entry.vsn for entry in record.releases})
+    for path, vsn, exc in failed:
+        logger.warning("cannot delete %s, left by a remove of %s: %s", path, vsn, exc)
+    return record
 
 
 def _has_old(module: str) -> bool:
