@@ -178,7 +178,6 @@ async def handle_call(request: object, from_: From, state: HandlerState) -> obje
         case Unpack(package=package):
             if state.busy is not None:
                 return Reply(_busy(state), state)
-            known = [entry.vsn for entry in state.record.releases]
             _start_work(
                 state,
                 from_,
@@ -187,7 +186,7 @@ async def handle_call(request: object, from_: From, state: HandlerState) -> obje
                 from_,
                 package,
                 state.root,
-                known,
+                state.record,
                 state.trusted_keys,
             )
             state.package = package
@@ -313,10 +312,15 @@ async def _persist(state: HandlerState) -> None:
 
 
 async def _unpack_work(
-    handler: Pid, from_: From, package: str, root: Path, known: list[str], trusted: TrustedKeys
+    handler: Pid,
+    from_: From,
+    package: str,
+    root: Path,
+    record: ReleasesFile,
+    trusted: TrustedKeys,
 ) -> None:
     """Unpack in a thread (hashing, two passes over the archive, renames), off the loop."""
-    job = functools.partial(_unpack, Path(package), root, known, trusted)
+    job = functools.partial(_unpack, Path(package), root, record, trusted)
     try:
         unpacked = await anyio.to_thread.run_sync(job)
     except (ServerError, OSError) as exc:
@@ -335,8 +339,18 @@ async def _unpack_work(
     kernel.send(handler, _Unpacked(from_, entry))
 
 
-def _unpack(package: Path, root: Path, known: list[str], trusted: TrustedKeys) -> UnpackedRelease:
-    """Delete what earlier removes left (``_removal``), then unpack."""
+def _unpack(
+    package: Path, root: Path, record: ReleasesFile, trusted: TrustedKeys
+) -> UnpackedRelease:
+    """Delete what earlier removes left (``_removal``), then unpack.
+
+    The folders in place that no release of ``record`` uses are leftovers the unpack
+    replaces (``unpack_package``'s ``in_use``).
+    """
+    known = [entry.vsn for entry in record.releases]
+    in_use = {f"releases/{vsn}" for vsn in known} | {
+        app.lib_dir for entry in record.releases for app in entry.applications
+    }
     vsn = package.name.removesuffix(".tar.gz").partition("-")[2]
     for path, of_vsn, exc in delete_leftovers(root, keep_vsns=known):
         if of_vsn == vsn:
@@ -346,7 +360,7 @@ def _unpack(package: Path, root: Path, known: list[str], trusted: TrustedKeys) -
                 "delete it, then retry",
             )
         logger.warning("cannot delete %s, left by a remove of %s: %s", path, of_vsn, exc)
-    return unpack_package(package, root, known_vsns=known, trusted_keys=trusted)
+    return unpack_package(package, root, known_vsns=known, trusted_keys=trusted, in_use=in_use)
 
 
 async def _work(

@@ -25,10 +25,12 @@ Invariants:
 
 1. A refusal leaves ``<root>/lib`` and ``<root>/releases`` exactly as they were.
 2. A directory in place is complete: it was renamed there whole.
-3. An application directory already present is kept when its content equals the
-   package's (two releases share an application version) and refused otherwise; the same
-   holds for ``releases/<vsn>`` when the node does not know that vsn (a crash after the
-   last rename), so a retry after any crash succeeds.
+3. A directory already present is kept when its content equals the package's (two
+   releases share an application version; a crash after a rename into place). When it
+   differs, it is refused if a release of the node uses it (``in_use``); if none does, it
+   is a leftover (of a remove or an unpack killed midway): it is moved into the staging
+   directory, replaced, and deleted with the staging directory, with a WARNING naming it.
+   So a retry after any crash succeeds.
 4. A crash leaves at most a staging directory and complete directories as in (3);
    ``clean_staging`` removes the staging directory, and ``unpack_package`` calls it first.
 
@@ -85,6 +87,7 @@ _Model = TypeVar("_Model", bound=pydantic.BaseModel)
 STAGING_PREFIX = ".unpack-"
 
 _SUFFIX = ".tar.gz"
+_LEFTOVERS = ".leftovers"  # under the staging directory: what an unpack replaced
 _CHUNK = 1 << 16
 _TAIL = 4 * tarfile.RECORDSIZE  # more than the end marker and its padding
 _CHANGED = "the package file changed while it was read; copy it again and retry"
@@ -164,6 +167,7 @@ def unpack_package(
     known_vsns: Collection[str] = (),
     expected_sha256: str | None = None,
     trusted_keys: TrustedKeys = NO_TRUSTED_KEYS,
+    in_use: Collection[str] | None = None,
 ) -> UnpackedRelease:
     """Check release package ``package`` and unpack it under node root ``root``.
 
@@ -175,6 +179,10 @@ def unpack_package(
         expected_sha256: the package's sha256 in hex, used instead of the ``.sha256`` file.
         trusted_keys: the keys one of which must have signed the package; with none, any
             package is unpacked (and a WARNING says it is not verified).
+        in_use: the directories the node's releases use, relative to ``root``
+            (``lib/counter-1.0.0``, ``releases/1.0.0``); a directory in place that differs
+            from the package's is refused if it is in use and replaced if not (invariant 3).
+            None: every directory in place counts as in use.
 
     Returns:
         The unpacked release.
@@ -223,11 +231,11 @@ def unpack_package(
         if scan.run(source, None) != actual:
             raise UnpackError(where, _CHANGED)
     plan = _plan(scan, name, vsn)
-    _check_in_place(scan, plan, root)
+    leftovers = _check_in_place(scan, plan, root, in_use)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
     try:
         _extract(package, scan, staging, actual)
-        _move_into_place(where, plan, staging, root)
+        _move_into_place(where, plan, staging, root, leftovers)
     finally:
         with contextlib.suppress(OSError):
             delete_tree(staging)
@@ -674,26 +682,43 @@ def _document(scan: _Scan, model: type[_Model], member: str) -> _Model:
     return parse_model(model, parsed, source)
 
 
-def _check_in_place(scan: _Scan, plan: _Plan, root: Path) -> None:
-    """Refuse symlinks on the way, and directories in place whose content differs."""
+def _check_in_place(
+    scan: _Scan, plan: _Plan, root: Path, in_use: Collection[str] | None
+) -> set[str]:
+    """Refuse symlinks on the way, and directories in use whose content differs.
+
+    Returns:
+        The directories in place that differ and no release uses: leftovers to replace.
+    """
     for top in ("lib", "releases"):
         path = root / top
         if path.is_symlink() or (path.exists() and not path.is_dir()):
             raise scan.refuse(
                 f"{path} is a symbolic link or not a directory; make it a plain directory", None
             )
+    leftovers: set[str] = set()
     for rel in plan.dirs:
         target = root / rel
         if not target.is_symlink() and not target.exists():
             continue
         problem = _differs(scan, rel, target)
-        if problem is not None:
+        if problem is None:
+            continue
+        if in_use is None or rel in in_use:
             raise scan.refuse(
                 f"{target} is already there and {problem}; a version's content never "
                 f"changes: build the package with a new vsn, or remove {target} if nothing "
                 "uses it",
                 rel,
             )
+        logger.warning(
+            "%s is a leftover no release uses, and %s: the unpack replaces it",
+            target,
+            problem,
+            extra={"path": str(target), "package": scan.package},
+        )
+        leftovers.add(rel)
+    return leftovers
 
 
 def _differs(scan: _Scan, rel: str, target: Path) -> str | None:
@@ -783,10 +808,16 @@ def _extract(package: Path, first: _Scan, staging: Path, digest: str) -> None:
         raise UnpackError(first.package, _CHANGED)
 
 
-def _move_into_place(package: str, plan: _Plan, staging: Path, root: Path) -> None:
-    """Rename each new directory into place, ``releases/<vsn>`` last; undo on error."""
+def _move_into_place(
+    package: str, plan: _Plan, staging: Path, root: Path, leftovers: set[str]
+) -> None:
+    """Rename each new directory into place, ``releases/<vsn>`` last; undo on error.
+
+    A leftover in the way is first moved into the staging directory (deleted with it).
+    """
     created: list[Path] = []
-    moved: list[tuple[Path, Path]] = []
+    moved: list[tuple[Path, Path]] = []  # (where it is now, where it goes back on undo)
+    placed = 0
     crash = _faults.hook(root, "unpack_move")  # the crash tests kill the node between moves
     try:
         for top in ("lib", "releases"):
@@ -803,12 +834,18 @@ def _move_into_place(package: str, plan: _Plan, staging: Path, root: Path) -> No
             crash(0)
         for rel in plan.dirs:
             target = root / rel
-            if target.exists():
+            if rel in leftovers:
+                aside = staging / _LEFTOVERS / rel
+                aside.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(target, aside)
+                moved.append((aside, target))
+            elif target.is_symlink() or target.exists():
                 continue  # identical content, checked by _check_in_place
             os.replace(staging / rel, target)
             moved.append((target, staging / rel))
+            placed += 1
             if crash is not None:
-                crash(len(moved))
+                crash(placed)
     except OSError as exc:
         outcome = (
             "nothing was changed"

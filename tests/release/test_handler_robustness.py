@@ -7,6 +7,9 @@ for byte as it was, with no new folder under ``lib/`` or ``releases/``.
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
 from typing import TYPE_CHECKING
 
 import pytest
@@ -15,6 +18,7 @@ from server import kernel
 from server.behaviours import supervisor
 from server.errors import UnpackError
 from server.release import handler
+from server.release.unpack import unpack_package
 from tests.behaviours._helpers import recv, within
 from tests.release._live import boot_demo, stop_demo
 from tests.release._trees import deep_tree, deleted_at_the_end
@@ -129,5 +133,63 @@ async def test_an_unpack_worker_that_crashes_answers_its_caller_at_once(
         pid = kernel.whereis(handler.NAME)
         assert await within(handler.unpack(demo.package("2.0.0")), "unpack", 30) == "2.0.0"
         assert kernel.whereis(handler.NAME) is pid, "the same handler served on"
+
+    await on_demo(node, demo_tree, tmp_path, body)
+
+
+# -- what a remove killed midway leaves -----------------------------------------------------
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+async def test_unpack_replaces_the_folders_of_a_release_releases_does_not_name(
+    node: Node, demo_tree: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body(demo: LiveDemo) -> None:
+        scratch = tmp_path / "scratch"
+        scratch.mkdir()
+        unpack_package(demo.package("2.0.0"), scratch)
+        # what the former remove left when killed between its RELEASES write and its
+        # deletes: folders half deleted, that RELEASES no longer names
+        for rel in ("lib/counter-2.0.0", "releases/2.0.0"):
+            shutil.copytree(scratch / rel, demo.root / rel)
+            sorted(p for p in (demo.root / rel).rglob("*") if p.is_file())[0].unlink()
+        with caplog.at_level(logging.WARNING, "server.release.unpack"):
+            assert await within(handler.unpack(demo.package("2.0.0")), "unpack", 30) == "2.0.0"
+        replaced = [r.getMessage() for r in caplog.records if "leftover" in r.getMessage()]
+        assert [m.split(" is a leftover")[0] for m in replaced] == [
+            str(demo.root / "lib" / "counter-2.0.0"),
+            str(demo.root / "releases" / "2.0.0"),
+        ]
+        for rel in ("lib/counter-2.0.0", "lib/stats-1.0.0", "releases/2.0.0"):
+            assert files_under(demo.root / rel) == files_under(scratch / rel), rel
+        assert [r["vsn"] for r in await handler.which_releases()] == ["1.0.0", "2.0.0"]
+
+    await on_demo(node, demo_tree, tmp_path, body)
+
+
+async def test_a_handler_started_again_finishes_an_interrupted_remove(
+    node: Node, demo_tree: Path, tmp_path: Path
+) -> None:
+    async def body(demo: LiveDemo) -> None:
+        before = folders(demo.root)
+        await within(handler.unpack(demo.package("2.0.0")), "unpack", 30)
+        # a remove killed after setting its first folder aside, RELEASES not written yet
+        lib = demo.root / "lib"
+        os.rename(lib / "counter-2.0.0", lib / ".removed-2.0.0-0123456789ab")
+        killed = kernel.whereis(handler.NAME)
+        assert killed is not None
+        ref = kernel.monitor(killed)
+        kernel.exit(killed, kernel.KILL)
+        await recv(lambda m: type(m) is kernel.DownMessage and m.ref is ref, step="killed")
+        await within(supervisor.which_children(handler.SUPERVISOR), "started again")
+        assert [r["vsn"] for r in await handler.which_releases()] == ["1.0.0"]
+        assert b'"2.0.0"' not in releases_bytes(demo.root)
+        assert folders(demo.root) == before, "its other folders removed, the one set aside too"
+        assert await within(handler.unpack(demo.package("2.0.0")), "unpack", 30) == "2.0.0"
 
     await on_demo(node, demo_tree, tmp_path, body)
