@@ -4,26 +4,40 @@ How this works:
 
 1. The state holds the node root, the RELEASES record *in memory* (with ``current``, which
    is never written), the version running, and the operation in progress, if any.
-2. ``make_permanent`` and ``remove`` run inside the handler; they are quick. ``unpack``,
-   ``check_install`` and ``install`` run in a worker process the handler spawns and links
-   (file work in a thread: hashing and extracting must not stall the node's processes),
-   answering the caller later (a deferred reply), so the handler stays responsive:
-   ``which_releases`` answers during an install, and a second install is refused with the
-   name of the one running.
-3. A status change goes through ``release_status.next_statuses`` (the one table), then
+2. It runs under its own supervisor (``_handler_sup``). ``init`` reads RELEASES from disk
+   (so a handler started again after a crash knows what the crashed one wrote), marks the
+   running release (``current_vsn``) ``current`` again, finishes a remove a crash
+   interrupted and deletes what removes left (``_removal``).
+3. ``make_permanent`` and ``remove`` run inside the handler; they are quick (their file
+   work runs in a thread). ``remove`` sets the release's folders aside, writes RELEASES,
+   then deletes them (``_removal``). ``unpack``, ``check_install`` and ``install`` run in
+   a worker process the handler spawns and links (file work in a thread: hashing and
+   extracting must not stall the node's processes), answering the caller later (a
+   deferred reply), so the handler stays responsive: ``which_releases`` answers during an
+   install, and a second install is refused with the name of the one running.
+4. A worker that ends without sending its result (any exception, or killed) has its
+   caller answered at once with an error naming why (``_worker_crashed``). An unpack has a
+   deadline (``HandlerConfig.unpack_timeout``): past it the caller gets an UnpackError,
+   the worker is killed and the handler is free again (``_give_up``).
+5. A status change goes through ``release_status.next_statuses`` (the one table), then
    RELEASES is written atomically, then the reply is sent.
-4. An install that fails with ``outcome == "restarting"`` asks the boot process to restart
+6. An install that fails with ``outcome == "restarting"`` asks the boot process to restart
    the node into the permanent release (``("reboot", reason)``), after replying.
-5. Calls are the request records of ``handler`` (the API module). Each is answered with a
+7. Calls are the request records of ``handler`` (the API module). Each is answered with a
    ``replies`` record; a refusal or failure carries the error's facts (``facts_of``), never
    the exception: the caller builds and raises it. The workers report to the handler with
    the ``_Unpacked`` / ``_Installed`` / ``_Checked`` / ``_WorkFailed`` records.
+
+The module is past 600 lines: the handler's calls, its workers and the recovery at its
+start share the state above; ``_removal``, ``unpack`` and ``_installer`` hold the file and
+install work.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +49,7 @@ from server import code_server, kernel
 from server.behaviours import replies
 from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply
 from server.errors import InstallFailed, InstallRefused, ReleaseError, ServerError, UnpackError
-from server.kernel import ExitMessage, From, Pid
+from server.kernel import ExitMessage, From, Pid, TimerRef
 from server.release import _faults, _installer
 from server.release._removal import (
     delete_leftovers,
@@ -106,6 +120,14 @@ class _Checked:
 
 @final
 @dataclass(frozen=True, slots=True)
+class _Overdue:
+    """The handler's own timer: the unpack run by ``worker`` is past its deadline."""
+
+    worker: Pid
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class _WorkFailed:
     from_: From
     answer: replies.Refused | replies.Failed
@@ -123,6 +145,7 @@ class HandlerState:
         "root",
         "running",
         "started",
+        "timer",
         "trusted_keys",
         "unpack_timeout",
         "unpurged",
@@ -140,6 +163,7 @@ class HandlerState:
         self.worker: Pid | None = None
         self.pending: From | None = None  # the caller the worker answers, until it does
         self.package: str | None = None  # the package the worker unpacks
+        self.timer: TimerRef | None = None  # sends ``_Overdue`` at the unpack's deadline
         self.unpurged: list[str] = []
         self.started = time.time()
 
@@ -178,7 +202,7 @@ async def handle_call(request: object, from_: From, state: HandlerState) -> obje
         case Unpack(package=package):
             if state.busy is not None:
                 return Reply(_busy(state), state)
-            _start_work(
+            worker = _start_work(
                 state,
                 from_,
                 f"unpack {Path(package).name}",
@@ -188,8 +212,12 @@ async def handle_call(request: object, from_: From, state: HandlerState) -> obje
                 state.root,
                 state.record,
                 state.trusted_keys,
+                state.unpack_timeout,
             )
             state.package = package
+            if state.unpack_timeout != math.inf:
+                overdue = _Overdue(worker)
+                state.timer = kernel.send_after(state.unpack_timeout, kernel.self(), overdue)
             return NoReply(state)
         case MakePermanent(vsn=vsn, rollback=rollback):
             answer = _guard(state, lambda: _make_permanent(state, vsn, rollback))
@@ -229,18 +257,57 @@ def _start_work(
     busy: str,
     work: Callable[..., Awaitable[None]],
     *args: object,
-) -> None:
+) -> Pid:
     """Spawn and link the worker that answers ``from_``; the handler is busy until it ends."""
     state.busy = busy
     state.pending = from_
     state.package = None
     state.worker = kernel.spawn_link(work, kernel.self(), *args)
+    return state.worker
 
 
 def _answered(state: HandlerState, from_: From) -> None:
     """The worker's result for ``from_`` arrived: nobody waits any more."""
     if state.pending == from_:
         state.pending = None
+
+
+def _work_over(state: HandlerState) -> None:
+    """The worker ended (or was given up on): the handler is free for the next operation."""
+    if state.timer is not None:
+        kernel.cancel_timer(state.timer)
+    state.busy = None
+    state.worker = None
+    state.pending = None
+    state.package = None
+    state.timer = None
+
+
+def _give_up(state: HandlerState, worker: Pid) -> None:
+    """The unpack is past its deadline: answer its caller, stop waiting for its worker.
+
+    The worker is killed; its thread, if blocked in a read, stays blocked until the read
+    returns, then stops at its own deadline check (``unpack_package``'s ``timeout``)
+    without moving anything into place.
+    """
+    assert state.package is not None
+    logger.error(
+        "%s is past its deadline of %g s: giving up on it",
+        state.busy,
+        state.unpack_timeout,
+        extra={"package": state.package},
+    )
+    if state.pending is not None:
+        error = UnpackError(
+            state.package,
+            f"the unpack took longer than its {state.unpack_timeout:g} s: is the package on "
+            "a stalled file system? Nothing was changed: copy it to a local disk and retry",
+        )
+        kernel.reply(state.pending, _error_reply(error))
+    kernel.unlink(worker)
+    kernel.exit(worker, kernel.KILL)
+    state.timer = None  # it fired
+    _work_over(state)
 
 
 def _worker_crashed(state: HandlerState, reason: object) -> None:
@@ -264,6 +331,10 @@ def _worker_crashed(state: HandlerState, reason: object) -> None:
 
 async def handle_info(message: object, state: HandlerState) -> object:
     match message:
+        case _Unpacked(from_=from_, entry=entry) if state.record.get(entry.vsn) is not None:
+            # the result of an unpack given up on (past its deadline) that arrived after
+            # another unpack of the same vsn: that one is recorded already
+            logger.warning("release %s unpacked again after its deadline", entry.vsn)
         case _Unpacked(from_=from_, entry=entry):
             _answered(state, from_)
             releases = [*state.record.releases, entry]
@@ -292,14 +363,13 @@ async def handle_info(message: object, state: HandlerState) -> object:
         case _Checked(from_=from_, report=report):
             _answered(state, from_)
             kernel.reply(from_, replies.Ok(report))
+        case _Overdue(worker=worker) if worker is state.worker:
+            _give_up(state, worker)
         case ExitMessage(pid=pid, reason=reason) if pid is state.worker:
             if reason != kernel.NORMAL:
                 logger.error("release handler worker (%s) ended with %r", state.busy, reason)
                 _worker_crashed(state, reason)
-            state.busy = None
-            state.worker = None
-            state.pending = None
-            state.package = None
+            _work_over(state)
     return NoReply(state)
 
 
@@ -318,11 +388,16 @@ async def _unpack_work(
     root: Path,
     record: ReleasesFile,
     trusted: TrustedKeys,
+    timeout: float,
 ) -> None:
-    """Unpack in a thread (hashing, two passes over the archive, renames), off the loop."""
-    job = functools.partial(_unpack, Path(package), root, record, trusted)
+    """Unpack in a thread (hashing, two passes over the archive, renames), off the loop.
+
+    Killed (its deadline passed), the worker ends at once: a thread blocked in a read
+    cannot be stopped, so it is abandoned, and stops at its own deadline check.
+    """
+    job = functools.partial(_unpack, Path(package), root, record, trusted, timeout)
     try:
-        unpacked = await anyio.to_thread.run_sync(job)
+        unpacked = await anyio.to_thread.run_sync(job, abandon_on_cancel=True)
     except (ServerError, OSError) as exc:
         error = exc if isinstance(exc, ServerError) else InstallRefused(f"unpack failed: {exc}")
         kernel.send(handler, _WorkFailed(from_, _error_reply(error)))
@@ -340,7 +415,7 @@ async def _unpack_work(
 
 
 def _unpack(
-    package: Path, root: Path, record: ReleasesFile, trusted: TrustedKeys
+    package: Path, root: Path, record: ReleasesFile, trusted: TrustedKeys, timeout: float
 ) -> UnpackedRelease:
     """Delete what earlier removes left (``_removal``), then unpack.
 

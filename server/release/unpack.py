@@ -8,7 +8,9 @@ A package (``<name>-<vsn>.tar.gz``, see ``server.release.package``) becomes::
 How this works (synchronous, file system only):
 
 1. The file name says which release this is; a vsn the node already knows is refused.
-2. The package's bytes are hashed and compared with the sha256 of the ``.sha256`` file
+2. The package and its ``.sha256`` must be regular files (``os.stat``; opened with
+   ``O_NONBLOCK``, so a FIFO swapped in cannot block the open, then checked again). The
+   package's bytes are hashed and compared with the sha256 of the ``.sha256`` file
    beside it (or the one the caller passes); with trusted keys, the signature beside it
    must vouch for that digest (``server.release.signature``), before the archive is read.
 3. Pass 1 streams the archive and writes nothing. Every member is checked (name, type,
@@ -34,6 +36,10 @@ Invariants:
 4. A crash leaves at most a staging directory and complete directories as in (3);
    ``clean_staging`` removes the staging directory, and ``unpack_package`` calls it first.
 
+With a ``timeout``, every read and the moves into place check the deadline first: a read
+that blocks (a stalled file system) cannot be interrupted, but the unpack stops at the
+next one, and nothing is moved into place past the deadline.
+
 Callers: one unpack per root at a time (the release handler serialises its calls), since
 ``clean_staging`` removes every staging directory under the root.
 
@@ -49,11 +55,13 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import re
 import stat
 import tarfile
 import tempfile
+import time
 import tomllib
 import types
 import zlib
@@ -89,6 +97,7 @@ STAGING_PREFIX = ".unpack-"
 _SUFFIX = ".tar.gz"
 _LEFTOVERS = ".leftovers"  # under the staging directory: what an unpack replaced
 _CHUNK = 1 << 16
+_MAX_CHECKSUM_FILE = 4096  # one line of 64 hex digits and a file name
 _TAIL = 4 * tarfile.RECORDSIZE  # more than the end marker and its padding
 _CHANGED = "the package file changed while it was read; copy it again and retry"
 _REBUILD = "rebuild the package with `server build`"
@@ -168,6 +177,7 @@ def unpack_package(
     expected_sha256: str | None = None,
     trusted_keys: TrustedKeys = NO_TRUSTED_KEYS,
     in_use: Collection[str] | None = None,
+    timeout: float = math.inf,
 ) -> UnpackedRelease:
     """Check release package ``package`` and unpack it under node root ``root``.
 
@@ -183,6 +193,8 @@ def unpack_package(
             (``lib/counter-1.0.0``, ``releases/1.0.0``); a directory in place that differs
             from the package's is refused if it is in use and replaced if not (invariant 3).
             None: every directory in place counts as in use.
+        timeout: seconds the unpack may take; past them it stops at its next read, or
+            before it moves anything into place (``math.inf``: no limit).
 
     Returns:
         The unpacked release.
@@ -190,12 +202,13 @@ def unpack_package(
     Raises:
         SignatureRefused: ``trusted_keys`` are given and the package is unsigned, signed
             by another key, or its signature is wrong; nothing changed.
-        UnpackError: the package was refused (checksum, hostile or unexpected member,
-            limits, corrupt stream, specs that disagree, a known vsn, a directory in place
-            with other content) or could not be written; nothing under ``root/lib`` and
-            ``root/releases`` changed.
+        UnpackError: the package was refused (not a regular file, checksum, hostile or
+            unexpected member, limits, corrupt stream, past ``timeout``, specs that
+            disagree, a known vsn, a directory in use with other content) or could not be
+            written; nothing under ``root/lib`` and ``root/releases`` changed.
         SpecError: a spec file in the package is malformed; nothing changed.
-        ValueError: ``expected_sha256`` is not 64 hex digits.
+        ValueError: ``expected_sha256`` is not 64 hex digits (or, from the operating
+            system, a path holds a NUL byte).
     """
     where = str(package)
     if expected_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", expected_sha256):
@@ -209,6 +222,7 @@ def unpack_package(
             f"release vsn {vsn} is already on this node; remove it first "
             "or build the package with a new vsn",
         )
+    deadline = _Deadline(where, timeout)
     clean_staging(root)
     expected = _expected_digest(package, expected_sha256)
     with _open_package(package) as source:
@@ -218,7 +232,7 @@ def unpack_package(
                 f"the package file is over {limits.max_total_size} bytes; raise "
                 "UnpackLimits.max_total_size if it is genuine",
             )
-        actual = _digest(source)
+        actual = _digest(source, deadline)
     if actual != expected.lower():
         raise UnpackError(
             where,
@@ -226,7 +240,7 @@ def unpack_package(
             f"{expected.lower()}: the package is damaged or not the one built; copy it again",
         )
     check_origin(package, actual, trusted_keys)
-    scan = _Scan(where, vsn, limits)
+    scan = _Scan(where, vsn, limits, deadline)
     with _open_package(package) as source:
         if scan.run(source, None) != actual:
             raise UnpackError(where, _CHANGED)
@@ -235,6 +249,7 @@ def unpack_package(
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
     try:
         _extract(package, scan, staging, actual)
+        deadline.check()  # past it, the caller was told it failed: move nothing into place
         _move_into_place(where, plan, staging, root, leftovers)
     finally:
         with contextlib.suppress(OSError):
@@ -281,7 +296,8 @@ def _expected_digest(package: Path, explicit: str | None) -> str:
         return explicit
     checksum = package.with_name(package.name + ".sha256")
     try:
-        text = checksum.read_text(encoding="utf-8")
+        with _open_regular(checksum, str(package), "the checksum file") as file:
+            text = file.read(_MAX_CHECKSUM_FILE).decode("utf-8")
     except FileNotFoundError:
         raise UnpackError(
             str(package),
@@ -305,20 +321,94 @@ def _expected_digest(package: Path, explicit: str | None) -> str:
 @contextlib.contextmanager
 def _open_package(package: Path) -> Iterator[BinaryIO]:
     try:
-        file = package.open("rb")
+        file = _open_regular(package, str(package), "the package")
+    except UnpackError:
+        raise
     except OSError as exc:
         raise UnpackError(str(package), f"cannot open it ({exc.strerror or exc})") from None
     with file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            raise UnpackError(str(package), "it is not a regular file")
         yield file
 
 
-def _digest(source: BinaryIO) -> str:
+def _is_regular(mode: int) -> bool:
+    """Whether a file of ``mode`` may be read as a package or its checksum.
+
+    Only a regular file: a FIFO, a device or a socket could block the read for ever or
+    never end. (A seam: the deadline test lets a FIFO through, to make a read that blocks.)
+    """
+    return stat.S_ISREG(mode)
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _open_regular(path: Path, package: str, what: str) -> BinaryIO:
+    """Open ``path`` to read if it is a regular file; the open itself never blocks.
+
+    Raises:
+        UnpackError: ``path`` is not a regular file (a FIFO, a device...).
+        OSError: it cannot be stat'ed or opened (``FileNotFoundError`` when missing).
+    """
+
+    def refuse(mode: int) -> UnpackError:
+        kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+        return UnpackError(
+            package,
+            f"{what} {path} is {kind}, not a regular file: copy the file itself and retry",
+        )
+
+    mode = os.stat(path).st_mode
+    if not _is_regular(mode):
+        raise refuse(mode)
+    # O_NONBLOCK: should it be swapped for a FIFO after the stat, open() must not wait
+    # for a writer; the fstat below then refuses it
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not _is_regular(mode):
+            raise refuse(mode)
+        os.set_blocking(fd, True)  # reads of what passed the check are plain reads again
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _digest(source: BinaryIO, deadline: _Deadline | None = None) -> str:
     digest = hashlib.sha256()
     while chunk := source.read(_CHUNK):
+        if deadline is not None:
+            deadline.check()
         digest.update(chunk)
+    if deadline is not None:
+        deadline.check()
     return digest.hexdigest()
+
+
+@final
+class _Deadline:
+    """When an unpack must be over: checked after each read and before the moves."""
+
+    __slots__ = ("at", "package", "timeout")
+
+    def __init__(self, package: str, timeout: float) -> None:
+        self.package = package
+        self.timeout = timeout
+        self.at = time.monotonic() + timeout
+
+    def check(self) -> None:
+        if time.monotonic() > self.at:
+            raise UnpackError(
+                self.package,
+                f"the unpack took longer than its {self.timeout:g} s: is the package on a "
+                "stalled file system? Nothing was changed: copy it to a local disk and retry",
+            )
 
 
 # -- streaming the archive -------------------------------------------------------------
@@ -331,8 +421,9 @@ class _StreamTooLarge(Exception):
 class _HashingReader(io.RawIOBase):
     """The package's raw bytes, hashed as they are read."""
 
-    def __init__(self, source: BinaryIO) -> None:
+    def __init__(self, source: BinaryIO, deadline: _Deadline | None) -> None:
         self._source = source
+        self._deadline = deadline
         self.digest = hashlib.sha256()
 
     def readable(self) -> bool:
@@ -340,6 +431,8 @@ class _HashingReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         data = self._source.read(len(buffer))
+        if self._deadline is not None:
+            self._deadline.check()
         self.digest.update(data)
         buffer[: len(data)] = data
         return len(data)
@@ -378,6 +471,7 @@ class _Scan:
     package: str
     vsn: str
     limits: UnpackLimits
+    deadline: _Deadline | None = None
     files: dict[str, str] = field(default_factory=dict)  # name -> sha256 of the content
     dirs: set[str] = field(default_factory=set)  # named by a member, or implied by one
     explicit_dirs: set[str] = field(default_factory=set)
@@ -388,7 +482,7 @@ class _Scan:
 
     def run(self, source: BinaryIO, write: _Writer | None) -> str:
         """Read the whole archive (writing each member with ``write``); the package sha256."""
-        raw = _HashingReader(source)
+        raw = _HashingReader(source, self.deadline)
         package_in = io.BufferedReader(raw)
         try:
             with gzip.GzipFile(fileobj=package_in, mode="rb") as unzipped:
@@ -793,7 +887,7 @@ class _Writer:
 
 def _extract(package: Path, first: _Scan, staging: Path, digest: str) -> None:
     """Pass 2: the archive again, checked again, into ``staging``."""
-    again = _Scan(first.package, first.vsn, first.limits)
+    again = _Scan(first.package, first.vsn, first.limits, first.deadline)
     try:
         with _open_package(package) as source:
             actual = again.run(source, _Writer(staging))

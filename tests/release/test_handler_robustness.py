@@ -7,9 +7,11 @@ for byte as it was, with no new folder under ``lib/`` or ``releases/``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
+import stat
 from typing import TYPE_CHECKING
 
 import pytest
@@ -17,7 +19,7 @@ import pytest
 from server import kernel
 from server.behaviours import supervisor
 from server.errors import UnpackError
-from server.release import handler
+from server.release import handler, unpack
 from server.release.unpack import unpack_package
 from tests.behaviours._helpers import recv, within
 from tests.release._live import boot_demo, stop_demo
@@ -193,3 +195,76 @@ async def test_a_handler_started_again_finishes_an_interrupted_remove(
         assert await within(handler.unpack(demo.package("2.0.0")), "unpack", 30) == "2.0.0"
 
     await on_demo(node, demo_tree, tmp_path, body)
+
+
+# -- packages whose read blocks ----------------------------------------------------------
+
+
+def fifo_package(folder: Path, package: Path) -> Path:
+    """A FIFO named as ``package``, with ``package``'s well-formed .sha256 beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fifo = folder / package.name
+    os.mkfifo(fifo)
+    digest = hashlib.sha256(package.read_bytes()).hexdigest()
+    (folder / f"{package.name}.sha256").write_text(f"{digest}  {package.name}\n")
+    return fifo
+
+
+async def test_unpack_of_a_fifo_is_refused_at_once_and_the_handler_is_free(
+    node: Node, demo_tree: Path, tmp_path: Path
+) -> None:
+    async def body(demo: LiveDemo) -> None:
+        fifo = fifo_package(tmp_path / "incoming", demo.package("2.0.0"))
+        before, record = folders(demo.root), releases_bytes(demo.root)
+        with pytest.raises(UnpackError) as info:  # used to block in open() for good
+            await within(handler.unpack(fifo), "unpack of a FIFO", 10)
+        assert info.value.reason == (
+            f"the package {fifo} is a FIFO, not a regular file: copy the file itself and retry"
+        )
+        assert folders(demo.root) == before
+        assert releases_bytes(demo.root) == record
+        assert await within(handler.unpack(demo.package("2.0.0")), "unpack", 30) == "2.0.0"
+
+    await on_demo(node, demo_tree, tmp_path, body)
+
+
+UNPACK_TIMEOUT = 0.5
+
+
+async def test_an_unpack_past_its_deadline_is_answered_and_the_handler_is_free(
+    node: Node, demo_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the seam: let a FIFO through the regular-file check, to make a read that blocks
+    monkeypatch.setattr(
+        unpack, "_is_regular", lambda mode: stat.S_ISFIFO(mode) or stat.S_ISREG(mode)
+    )
+
+    async def run() -> None:
+        demo = await boot_demo(demo_tree, tmp_path / "packages", unpack_timeout=UNPACK_TIMEOUT)
+        fifo = fifo_package(tmp_path / "incoming", demo.package("2.0.0"))
+        writer = os.open(fifo, os.O_RDWR)  # the other side, open, never written
+        try:
+            before, record = folders(demo.root), releases_bytes(demo.root)
+            with pytest.raises(UnpackError) as info:
+                await within(handler.unpack(fifo), "unpack past its deadline", 10)
+            assert "the unpack took longer than its 0.5 s" in info.value.reason
+            assert "Nothing was changed" in info.value.reason
+            assert folders(demo.root) == before
+            assert releases_bytes(demo.root) == record
+            # free again: the next operation runs (not "unpack ... is running")
+            assert [r["vsn"] for r in await within(handler.which_releases(), "rows")] == ["1.0.0"]
+            with pytest.raises(UnpackError, match="no checksum file"):
+                await within(handler.unpack(tmp_path / "nowhere" / "demo-9.9.9.tar.gz"), "next")
+        finally:
+            os.close(writer)  # the abandoned read returns, and its thread ends
+            await stop_demo(demo)
+        assert folders(demo.root) == before, "the abandoned thread moved nothing into place"
+        assert releases_bytes(demo.root) == record
+
+    await node.run_process(run)
+
+
+@pytest.mark.parametrize("timeout", [0.0, -1.0, float("nan")])
+def test_the_unpack_timeout_must_be_positive(tmp_path: Path, timeout: float) -> None:
+    with pytest.raises(ValueError, match="unpack_timeout must be seconds > 0"):
+        handler.HandlerConfig(tmp_path, "1.0.0", None, unpack_timeout=timeout)  # type: ignore[arg-type]

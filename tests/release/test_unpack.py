@@ -911,6 +911,63 @@ def test_a_missing_root_is_refused(tmp_path: Path, built: Built, incoming: Path)
     assert "is not a directory; create it first" in error.reason
 
 
+# -- packages that are not regular files ------------------------------------------------
+
+
+def _listing(top: Path) -> list[str]:
+    """Every path under ``top`` with its kind (read nothing: a FIFO would block)."""
+    return sorted(
+        f"{p.relative_to(top).as_posix()} {stat.S_IFMT(p.lstat().st_mode):o}"
+        for p in top.rglob("*")
+    )
+
+
+@pytest.mark.parametrize(
+    ("special_one", "kind"),
+    [
+        pytest.param("package", "a FIFO", id="package-fifo"),
+        pytest.param("checksum", "a FIFO", id="checksum-fifo"),
+        pytest.param("package-dir", "a directory", id="package-directory"),
+    ],
+)
+def test_a_package_or_checksum_that_is_not_a_regular_file_is_refused_unopened(
+    tmp_path: Path, built: Built, root: Path, incoming: Path, special_one: str, kind: str
+) -> None:
+    package = write_package(incoming, built.packages["2.0.0"])
+    checksum = package.with_name(PACKAGE + ".sha256")
+    if special_one == "checksum":
+        checksum.unlink()
+        os.mkfifo(checksum)  # no writer: a plain open() would wait for one for ever
+        culprit, what = checksum, "the checksum file"
+    else:
+        package.unlink()
+        if special_one == "package":
+            os.mkfifo(package)
+        else:
+            package.mkdir()
+        culprit, what = package, "the package"
+    before, listed = snapshot(root), _listing(tmp_path)
+    with pytest.raises(UnpackError) as info:
+        unpack_package(package, root, known_vsns=("1.0.0",))
+    assert info.value.reason == (
+        f"{what} {culprit} is {kind}, not a regular file: copy the file itself and retry"
+    )
+    assert snapshot(root) == before, "nothing changed under the root"
+    assert _listing(tmp_path) == listed, "nothing written anywhere"
+
+
+def test_an_unpack_past_its_timeout_stops_with_nothing_changed(
+    tmp_path: Path, built: Built, root: Path, incoming: Path
+) -> None:
+    package = write_package(incoming, built.packages["2.0.0"])
+    before = snapshot(tmp_path)
+    with pytest.raises(UnpackError) as info:  # past the deadline at the first read
+        unpack_package(package, root, known_vsns=("1.0.0",), timeout=1e-9)
+    assert "the unpack took longer than its 1e-09 s" in info.value.reason
+    assert "Nothing was changed" in info.value.reason
+    assert snapshot(tmp_path) == before
+
+
 # -- leftovers: directories in place that no release uses -----------------------------
 
 IN_USE_BY_1_0_0 = ("releases/1.0.0", "lib/counter-1.0.0")
