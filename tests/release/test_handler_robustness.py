@@ -18,8 +18,8 @@ import pytest
 
 from server import kernel
 from server.behaviours import supervisor
-from server.errors import UnpackError
-from server.release import handler, unpack
+from server.errors import InstallRefused, UnpackError
+from server.release import _handler, _removal, handler, unpack
 from server.release.unpack import unpack_package
 from tests.behaviours._helpers import recv, within
 from tests.release._live import boot_demo, stop_demo
@@ -268,3 +268,66 @@ async def test_an_unpack_past_its_deadline_is_answered_and_the_handler_is_free(
 def test_the_unpack_timeout_must_be_positive(tmp_path: Path, timeout: float) -> None:
     with pytest.raises(ValueError, match="unpack_timeout must be seconds > 0"):
         handler.HandlerConfig(tmp_path, "1.0.0", None, unpack_timeout=timeout)  # type: ignore[arg-type]
+
+
+# -- a remove that fails midway ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("failing", ["second-rename", "releases-write"])
+async def test_a_remove_that_cannot_set_aside_or_write_changes_nothing(
+    node: Node, demo_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    async def body(demo: LiveDemo) -> None:
+        await within(handler.unpack(demo.package("2.0.0")), "unpack", 30)
+        before, record = folders(demo.root), releases_bytes(demo.root)
+        renames: list[str] = []
+        real_rename = os.rename
+
+        def rename(src: str | Path, dst: str | Path) -> None:
+            renames.append(str(dst))
+            if failing == "second-rename" and len(renames) == 2:
+                raise OSError(30, "Read-only file system")
+            real_rename(src, dst)
+
+        def write(root: Path, record: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(os, "rename", rename)
+        if failing == "releases-write":
+            monkeypatch.setattr(_handler, "write_releases", write)
+        with pytest.raises(InstallRefused) as info:
+            await within(handler.remove("2.0.0"), "remove", 30)
+        monkeypatch.undo()
+        assert "nothing was changed" in str(info.value)
+        assert folders(demo.root) == before, "every folder set aside is back in place"
+        assert releases_bytes(demo.root) == record
+        assert [r["vsn"] for r in await handler.which_releases()] == ["1.0.0", "2.0.0"]
+        assert await within(handler.remove("2.0.0"), "remove again", 30) == "2.0.0"
+
+    await on_demo(node, demo_tree, tmp_path, body)
+
+
+async def test_what_a_remove_could_not_delete_is_deleted_before_the_next_unpack(
+    node: Node, demo_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def body(demo: LiveDemo) -> None:
+        before = folders(demo.root)
+        await within(handler.unpack(demo.package("2.0.0")), "unpack", 30)
+
+        def delete_tree(path: Path, *, on_deleted: object = None) -> int:
+            raise OSError(16, "Device or resource busy")
+
+        monkeypatch.setattr(_removal, "delete_tree", delete_tree)
+        assert await within(handler.remove("2.0.0"), "remove", 30) == "2.0.0"
+        monkeypatch.undo()
+        left = {
+            top: [n for n in names if n.startswith(".removed-2.0.0-")]
+            for top, names in folders(demo.root).items()
+        }
+        assert [len(left["lib"]), len(left["releases"])] == [2, 1], "set aside, not deleted"
+        assert [r["vsn"] for r in await handler.which_releases()] == ["1.0.0"]
+        assert await within(handler.unpack(demo.package("2.0.0")), "unpack again", 30) == "2.0.0"
+        assert await within(handler.remove("2.0.0"), "remove again", 30) == "2.0.0"
+        assert folders(demo.root) == before, "the leftovers went before the unpack"
+
+    await on_demo(node, demo_tree, tmp_path, body)
