@@ -1,4 +1,4 @@
-"""Fault injection: kill the node at a named point of an install, a RELEASES write or an unpack.
+"""Fault injection: kill the node at a named point of an install, an unpack, a remove, RELEASES.
 
 Only the crash tests use it, and it cannot fire by accident in production.
 
@@ -29,6 +29,12 @@ How this works:
                        folder's fsync
    ``unpack_move:<k>`` in ``unpack_package``: after the ``k``-th directory is
                        renamed into place (``0``: staging complete, none moved)
+   ``remove_rename``   in a remove (``_removal``): after the ``k``-th folder of
+   ``:<k>``            the release is renamed aside (from 1), before RELEASES
+   ``remove_delete``   in a remove, RELEASES written: after the ``k``-th folder
+   ``:<k>``            set aside is deleted (``0``: none deleted yet)
+   ``remove_entries``  in a remove, RELEASES written: after the ``n``-th entry
+   ``:<n>``            (file, link or folder) is deleted, over all its folders
    ==================  ==========================================================
 
 5. Cost when unused: one ``os.environ`` lookup per call site (``hook`` returns None).
@@ -53,7 +59,14 @@ __all__ = ["ENV", "MARKER", "POINTS", "hook"]
 ENV = "SERVER_FAULT_INJECTION"
 #: The marker file, relative to the node root, naming the one point armed.
 MARKER = "run/fault-injection-armed"
-POINTS = ("after_step", "releases_write", "unpack_move")
+POINTS = (
+    "after_step",
+    "releases_write",
+    "unpack_move",
+    "remove_rename",
+    "remove_delete",
+    "remove_entries",
+)
 
 logger = logging.getLogger(__name__)
 

@@ -4,26 +4,40 @@ How this works:
 
 1. The state holds the node root, the RELEASES record *in memory* (with ``current``, which
    is never written), the version running, and the operation in progress, if any.
-2. ``make_permanent`` and ``remove`` run inside the handler; they are quick. ``unpack``,
-   ``check_install`` and ``install`` run in a worker process the handler spawns and links
-   (file work in a thread: hashing and extracting must not stall the node's processes),
-   answering the caller later (a deferred reply), so the handler stays responsive:
-   ``which_releases`` answers during an install, and a second install is refused with the
-   name of the one running.
-3. A status change goes through ``release_status.next_statuses`` (the one table), then
+2. It runs under its own supervisor (``_handler_sup``). ``init`` reads RELEASES from disk
+   (so a handler started again after a crash knows what the crashed one wrote), marks the
+   running release (``current_vsn``) ``current`` again, finishes a remove a crash
+   interrupted and deletes what removes left (``_removal``).
+3. ``make_permanent`` and ``remove`` run inside the handler; they are quick (their file
+   work runs in a thread). ``remove`` sets the release's folders aside, writes RELEASES,
+   then deletes them (``_removal``). ``unpack``, ``check_install`` and ``install`` run in
+   a worker process the handler spawns and links (file work in a thread: hashing and
+   extracting must not stall the node's processes), answering the caller later (a
+   deferred reply), so the handler stays responsive: ``which_releases`` answers during an
+   install, and a second install is refused with the name of the one running.
+4. A worker that ends without sending its result (any exception, or killed) has its
+   caller answered at once with an error naming why (``_worker_crashed``). An unpack has a
+   deadline (``HandlerConfig.unpack_timeout``): past it the caller gets an UnpackError,
+   the worker is killed and the handler is free again (``_give_up``).
+5. A status change goes through ``release_status.next_statuses`` (the one table), then
    RELEASES is written atomically, then the reply is sent.
-4. An install that fails with ``outcome == "restarting"`` asks the boot process to restart
+6. An install that fails with ``outcome == "restarting"`` asks the boot process to restart
    the node into the permanent release (``("reboot", reason)``), after replying.
-5. Calls are the request records of ``handler`` (the API module). Each is answered with a
+7. Calls are the request records of ``handler`` (the API module). Each is answered with a
    ``replies`` record; a refusal or failure carries the error's facts (``facts_of``), never
    the exception: the caller builds and raises it. The workers report to the handler with
    the ``_Unpacked`` / ``_Installed`` / ``_Checked`` / ``_WorkFailed`` records.
+
+The module is past 600 lines: the handler's calls, its workers and the recovery at its
+start share the state above; ``_removal``, ``unpack`` and ``_installer`` hold the file and
+install work.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +48,17 @@ import anyio
 from server import code_server, kernel
 from server.behaviours import replies
 from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply
-from server.errors import InstallFailed, InstallRefused, ReleaseError, ServerError
-from server.kernel import ExitMessage, From, Pid
+from server.errors import InstallFailed, InstallRefused, ReleaseError, ServerError, UnpackError
+from server.kernel import ExitMessage, From, Pid, TimerRef
 from server.release import _faults, _installer
-from server.release._tree import delete_tree
+from server.release._removal import (
+    delete_leftovers,
+    delete_set_aside,
+    folders_of,
+    leftovers,
+    put_back,
+    set_aside,
+)
 from server.release.current import current_vsn, set_current_release
 from server.release.handler import (
     CheckInstall,
@@ -61,10 +82,10 @@ from server.release.releases_file import (
     read_releases,
     write_releases,
 )
-from server.release.unpack import unpack_package
+from server.release.unpack import UnpackedRelease, unpack_package
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from server.release.release_status import Status
     from server.release.signature import TrustedKeys
@@ -99,6 +120,14 @@ class _Checked:
 
 @final
 @dataclass(frozen=True, slots=True)
+class _Overdue:
+    """The handler's own timer: the unpack run by ``worker`` is past its deadline."""
+
+    worker: Pid
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class _WorkFailed:
     from_: From
     answer: replies.Refused | replies.Failed
@@ -110,10 +139,13 @@ class HandlerState:
     __slots__ = (
         "booted",
         "busy",
+        "package",
+        "pending",
         "record",
         "root",
         "running",
         "started",
+        "timer",
         "trusted_keys",
         "unpack_timeout",
         "unpurged",
@@ -127,8 +159,11 @@ class HandlerState:
         self.record = record
         self.running = running
         self.booted = config.boot  # the boot process: asked to restart the node when needed
-        self.busy: str | None = None
+        self.busy: str | None = None  # the operation a worker runs, as ``_busy`` names it
         self.worker: Pid | None = None
+        self.pending: From | None = None  # the caller the worker answers, until it does
+        self.package: str | None = None  # the package the worker unpacks
+        self.timer: TimerRef | None = None  # sends ``_Overdue`` at the unpack's deadline
         self.unpurged: list[str] = []
         self.started = time.time()
 
@@ -143,6 +178,7 @@ async def init(config: HandlerConfig) -> object:
     running = _running(record, config.booted)
     if running != record.permanent.vsn:  # a handler started again while it runs: current
         record = _with_statuses(record, next_statuses(_statuses(record), running, "install"))
+    record = await anyio.to_thread.run_sync(_recover, config.root, record)
     return Ok(HandlerState(config, record, running))
 
 
@@ -166,11 +202,22 @@ async def handle_call(request: object, from_: From, state: HandlerState) -> obje
         case Unpack(package=package):
             if state.busy is not None:
                 return Reply(_busy(state), state)
-            known = [entry.vsn for entry in state.record.releases]
-            state.busy = f"unpack {Path(package).name}"
-            state.worker = kernel.spawn_link(
-                _unpack_work, kernel.self(), from_, package, state.root, known, state.trusted_keys
+            worker = _start_work(
+                state,
+                from_,
+                f"unpack {Path(package).name}",
+                _unpack_work,
+                from_,
+                package,
+                state.root,
+                state.record,
+                state.trusted_keys,
+                state.unpack_timeout,
             )
+            state.package = package
+            if state.unpack_timeout != math.inf:
+                overdue = _Overdue(worker)
+                state.timer = kernel.send_after(state.unpack_timeout, kernel.self(), overdue)
             return NoReply(state)
         case MakePermanent(vsn=vsn, rollback=rollback):
             answer = _guard(state, lambda: _make_permanent(state, vsn, rollback))
@@ -181,15 +228,9 @@ async def handle_call(request: object, from_: From, state: HandlerState) -> obje
         case GetRollbackTarget():
             return Reply(_guard(state, lambda: _rollback_target(state)), state)
         case Remove(vsn=vsn):
-            answer = _guard(state, lambda: _remove(state, vsn))
-            if isinstance(answer, replies.Ok):
-                await _persist(state)
-                doomed = answer.value
-                assert isinstance(doomed, list)
-                await anyio.to_thread.run_sync(_delete_dirs, doomed)
-                logger.info("release %s removed", vsn)
-                return Reply(replies.Ok(vsn), state)
-            return Reply(answer, state)
+            if state.busy is not None:
+                return Reply(_busy(state), state)
+            return Reply(await _remove(state, vsn), state)
         case CheckInstall(vsn=vsn) | Install(vsn=vsn):
             if state.busy is not None:
                 return Reply(_busy(state), state)
@@ -202,24 +243,107 @@ async def handle_call(request: object, from_: From, state: HandlerState) -> obje
             except (ServerError, StatusRefused) as exc:
                 return Reply(_error_reply(exc), state)
             operation = "install" if isinstance(request, Install) else "check_install"
-            state.busy = f"{operation} {vsn}"
-            state.worker = kernel.spawn_link(
-                _work, kernel.self(), from_, request, state.root, state.running
+            _start_work(
+                state, from_, f"{operation} {vsn}", _work, from_, request, state.root, state.running
             )
             return NoReply(state)
     refusal = InstallRefused(f"unknown request {request!r}")
     return Reply(_error_reply(refusal), state)
 
 
+def _start_work(
+    state: HandlerState,
+    from_: From,
+    busy: str,
+    work: Callable[..., Awaitable[None]],
+    *args: object,
+) -> Pid:
+    """Spawn and link the worker that answers ``from_``; the handler is busy until it ends."""
+    state.busy = busy
+    state.pending = from_
+    state.package = None
+    state.worker = kernel.spawn_link(work, kernel.self(), *args)
+    return state.worker
+
+
+def _answered(state: HandlerState, from_: From) -> None:
+    """The worker's result for ``from_`` arrived: nobody waits any more."""
+    if state.pending == from_:
+        state.pending = None
+
+
+def _work_over(state: HandlerState) -> None:
+    """The worker ended (or was given up on): the handler is free for the next operation."""
+    if state.timer is not None:
+        kernel.cancel_timer(state.timer)
+    state.busy = None
+    state.worker = None
+    state.pending = None
+    state.package = None
+    state.timer = None
+
+
+def _give_up(state: HandlerState, worker: Pid) -> None:
+    """The unpack is past its deadline: answer its caller, stop waiting for its worker.
+
+    The worker is killed; its thread, if blocked in a read, stays blocked until the read
+    returns, then stops at its own deadline check (``unpack_package``'s ``timeout``)
+    without moving anything into place.
+    """
+    assert state.package is not None
+    logger.error(
+        "%s is past its deadline of %g s: giving up on it",
+        state.busy,
+        state.unpack_timeout,
+        extra={"package": state.package},
+    )
+    if state.pending is not None:
+        error = UnpackError(
+            state.package,
+            f"the unpack took longer than its {state.unpack_timeout:g} s: is the package on "
+            "a stalled file system? Nothing was changed: copy it to a local disk and retry",
+        )
+        kernel.reply(state.pending, _error_reply(error))
+    kernel.unlink(worker)
+    kernel.exit(worker, kernel.KILL)
+    state.timer = None  # it fired
+    _work_over(state)
+
+
+def _worker_crashed(state: HandlerState, reason: object) -> None:
+    """Answer the caller a worker left waiting: it ended without a result (a bug, or killed)."""
+    if state.pending is None:
+        return
+    what = (
+        f"{type(reason).__name__}: {reason}" if isinstance(reason, BaseException) else repr(reason)
+    )
+    error: ServerError
+    if state.package is not None:  # unpack_package undoes what it did on any exception
+        error = UnpackError(
+            state.package,
+            f"the unpack crashed with {what}; nothing was changed; this is a bug: report it",
+        )
+    else:
+        error = InstallRefused(f"{state.busy} crashed with {what}; report it as a bug")
+    kernel.reply(state.pending, _error_reply(error))
+    state.pending = None
+
+
 async def handle_info(message: object, state: HandlerState) -> object:
     match message:
+        case _Unpacked(from_=from_, entry=entry) if state.record.get(entry.vsn) is not None:
+            # the result of an unpack given up on (past its deadline) that arrived after
+            # another unpack of the same vsn: that one is recorded already
+            logger.warning("release %s unpacked again after its deadline", entry.vsn)
         case _Unpacked(from_=from_, entry=entry):
+            _answered(state, from_)
             releases = [*state.record.releases, entry]
             state.record = state.record.model_copy(update={"releases": releases})
             await _persist(state)
             logger.info("release %s unpacked", entry.vsn)
             kernel.reply(from_, replies.Ok(entry.vsn))
         case _Installed(from_=from_, vsn=vsn, report=report):
+            _answered(state, from_)
             state.record = _with_statuses(
                 state.record, next_statuses(_statuses(state.record), vsn, "install")
             )
@@ -231,17 +355,21 @@ async def handle_info(message: object, state: HandlerState) -> object:
             state.unpurged = [m for m in report.modules_loaded if _has_old(m)]
             kernel.reply(from_, replies.Ok(report))
         case _WorkFailed(from_=from_, answer=answer):
+            _answered(state, from_)
             kernel.reply(from_, answer)
             error = error_of(answer.reason)
             if isinstance(error, InstallFailed) and error.outcome == "restarting":
                 kernel.send(state.booted, ("reboot", str(error)))
         case _Checked(from_=from_, report=report):
+            _answered(state, from_)
             kernel.reply(from_, replies.Ok(report))
+        case _Overdue(worker=worker) if worker is state.worker:
+            _give_up(state, worker)
         case ExitMessage(pid=pid, reason=reason) if pid is state.worker:
-            state.busy = None
-            state.worker = None
             if reason != kernel.NORMAL:
-                logger.error("release handler worker ended with %r", reason)
+                logger.error("release handler worker (%s) ended with %r", state.busy, reason)
+                _worker_crashed(state, reason)
+            _work_over(state)
     return NoReply(state)
 
 
@@ -254,14 +382,22 @@ async def _persist(state: HandlerState) -> None:
 
 
 async def _unpack_work(
-    handler: Pid, from_: From, package: str, root: Path, known: list[str], trusted: TrustedKeys
+    handler: Pid,
+    from_: From,
+    package: str,
+    root: Path,
+    record: ReleasesFile,
+    trusted: TrustedKeys,
+    timeout: float,
 ) -> None:
-    """Unpack in a thread (hashing, two passes over the archive, renames), off the loop."""
-    job = functools.partial(
-        unpack_package, Path(package), root, known_vsns=known, trusted_keys=trusted
-    )
+    """Unpack in a thread (hashing, two passes over the archive, renames), off the loop.
+
+    Killed (its deadline passed), the worker ends at once: a thread blocked in a read
+    cannot be stopped, so it is abandoned, and stops at its own deadline check.
+    """
+    job = functools.partial(_unpack, Path(package), root, record, trusted, timeout)
     try:
-        unpacked = await anyio.to_thread.run_sync(job)
+        unpacked = await anyio.to_thread.run_sync(job, abandon_on_cancel=True)
     except (ServerError, OSError) as exc:
         error = exc if isinstance(exc, ServerError) else InstallRefused(f"unpack failed: {exc}")
         kernel.send(handler, _WorkFailed(from_, _error_reply(error)))
@@ -276,6 +412,30 @@ async def _unpack_work(
         ],
     )
     kernel.send(handler, _Unpacked(from_, entry))
+
+
+def _unpack(
+    package: Path, root: Path, record: ReleasesFile, trusted: TrustedKeys, timeout: float
+) -> UnpackedRelease:
+    """Delete what earlier removes left (``_removal``), then unpack.
+
+    The folders in place that no release of ``record`` uses are leftovers the unpack
+    replaces (``unpack_package``'s ``in_use``).
+    """
+    known = [entry.vsn for entry in record.releases]
+    in_use = {f"releases/{vsn}" for vsn in known} | {
+        app.lib_dir for entry in record.releases for app in entry.applications
+    }
+    vsn = package.name.removesuffix(".tar.gz").partition("-")[2]
+    for path, of_vsn, exc in delete_leftovers(root, keep_vsns=known):
+        if of_vsn == vsn:
+            raise UnpackError(
+                str(package),
+                f"{path}, left by a remove of release {vsn}, cannot be deleted ({exc}); "
+                "delete it, then retry",
+            )
+        logger.warning("cannot delete %s, left by a remove of %s: %s", path, of_vsn, exc)
+    return unpack_package(package, root, known_vsns=known, trusted_keys=trusted, in_use=in_use)
 
 
 async def _work(
@@ -404,24 +564,76 @@ def _rollback_target(state: HandlerState) -> RollbackTarget:
     return RollbackTarget(previous, make_permanent=True)
 
 
-def _remove(state: HandlerState, vsn: str) -> list[Path]:
-    """Drop ``vsn`` from the record; returns the folders to delete once it is written."""
-    entry = state.record.get(vsn)
-    if entry is None:
-        raise InstallRefused(f"no release {vsn}")
-    statuses = next_statuses(_statuses(state.record), vsn, "remove")
-    kept = {a.lib_dir for e in state.record.releases if e.vsn != vsn for a in e.applications}
-    state.record = _with_statuses(state.record, statuses)
-    doomed = [state.root / a.lib_dir for a in entry.applications if a.lib_dir not in kept]
-    return [*doomed, state.root / "releases" / vsn]
+async def _remove(state: HandlerState, vsn: str) -> replies.ServerReply:
+    """Set the folders of ``vsn`` aside, write RELEASES without it, delete them (``_removal``)."""
+    try:
+        if state.record.get(vsn) is None:
+            raise InstallRefused(f"no release {vsn}")
+        statuses = next_statuses(_statuses(state.record), vsn, "remove")
+    except (ServerError, StatusRefused) as exc:
+        return _error_reply(exc)
+    record = _with_statuses(state.record, statuses)
+    folders = folders_of(state.record, vsn, state.root)
+    try:
+        moved = await anyio.to_thread.run_sync(set_aside, state.root, vsn, folders)
+    except OSError as exc:
+        return _error_reply(
+            InstallRefused(
+                f"cannot remove release {vsn} ({exc}); nothing was changed: fix the cause and retry"
+            )
+        )
+    try:
+        await anyio.to_thread.run_sync(write_releases, state.root, record)
+    except OSError as exc:
+        back = await anyio.to_thread.run_sync(put_back, moved)
+        outcome = (
+            "nothing was changed"
+            if back
+            else "some of its folders stay set aside: the handler finishes the remove when it "
+            "next starts"
+        )
+        return _error_reply(
+            InstallRefused(f"cannot write RELEASES ({exc}); {outcome}: fix the cause and retry")
+        )
+    state.record = record
+    for path, error in await anyio.to_thread.run_sync(delete_set_aside, state.root, moved):
+        logger.warning(
+            "cannot delete %s (%s): it is deleted before the next unpack",
+            path,
+            error,
+            extra={"path": str(path)},
+        )
+    logger.info("release %s removed", vsn)
+    return replies.Ok(vsn)
 
 
-def _delete_dirs(folders: list[Path]) -> None:
-    for folder in folders:
+def _recover(root: Path, record: ReleasesFile) -> ReleasesFile:
+    """Finish the removes a crash interrupted, delete what removes left (``_removal``)."""
+    statuses = _statuses(record)
+    for vsn in sorted({vsn for _, vsn in leftovers(root)}):
+        if record.get(vsn) is None:
+            continue
         try:
-            delete_tree(folder)
-        except OSError as exc:
-            logger.warning("cannot delete %s: %s", folder, exc, extra={"path": str(folder)})
+            statuses = next_statuses(statuses, vsn, "remove")
+        except StatusRefused as refused:
+            logger.error("folders set aside to remove release %s are kept: %s", vsn, refused)
+            continue
+        logger.warning(
+            "finishing the remove of release %s, which was interrupted", vsn, extra={"vsn": vsn}
+        )
+        try:
+            set_aside(root, vsn, folders_of(record, vsn, root))
+            finished = _with_statuses(record, statuses)
+            write_releases(root, finished)
+        except OSError:
+            logger.exception("cannot finish the remove of release %s", vsn)
+            statuses = _statuses(record)
+            continue
+        record = finished
+    failed = delete_leftovers(root, keep_vsns={entry.vsn for entry in record.releases})
+    for path, vsn, exc in failed:
+        logger.warning("cannot delete %s, left by a remove of %s: %s", path, vsn, exc)
+    return record
 
 
 def _has_old(module: str) -> bool:

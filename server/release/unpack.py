@@ -8,7 +8,9 @@ A package (``<name>-<vsn>.tar.gz``, see ``server.release.package``) becomes::
 How this works (synchronous, file system only):
 
 1. The file name says which release this is; a vsn the node already knows is refused.
-2. The package's bytes are hashed and compared with the sha256 of the ``.sha256`` file
+2. The package and its ``.sha256`` must be regular files (``os.stat``; opened with
+   ``O_NONBLOCK``, so a FIFO swapped in cannot block the open, then checked again). The
+   package's bytes are hashed and compared with the sha256 of the ``.sha256`` file
    beside it (or the one the caller passes); with trusted keys, the signature beside it
    must vouch for that digest (``server.release.signature``), before the archive is read.
 3. Pass 1 streams the archive and writes nothing. Every member is checked (name, type,
@@ -25,12 +27,18 @@ Invariants:
 
 1. A refusal leaves ``<root>/lib`` and ``<root>/releases`` exactly as they were.
 2. A directory in place is complete: it was renamed there whole.
-3. An application directory already present is kept when its content equals the
-   package's (two releases share an application version) and refused otherwise; the same
-   holds for ``releases/<vsn>`` when the node does not know that vsn (a crash after the
-   last rename), so a retry after any crash succeeds.
+3. A directory already present is kept when its content equals the package's (two
+   releases share an application version; a crash after a rename into place). When it
+   differs, it is refused if a release of the node uses it (``in_use``); if none does, it
+   is a leftover (of a remove or an unpack killed midway): it is moved into the staging
+   directory, replaced, and deleted with the staging directory, with a WARNING naming it.
+   So a retry after any crash succeeds.
 4. A crash leaves at most a staging directory and complete directories as in (3);
    ``clean_staging`` removes the staging directory, and ``unpack_package`` calls it first.
+
+With a ``timeout``, every read and the moves into place check the deadline first: a read
+that blocks (a stalled file system) cannot be interrupted, but the unpack stops at the
+next one, and nothing is moved into place past the deadline.
 
 Callers: one unpack per root at a time (the release handler serialises its calls), since
 ``clean_staging`` removes every staging directory under the root.
@@ -47,11 +55,13 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import re
 import stat
 import tarfile
 import tempfile
+import time
 import tomllib
 import types
 import zlib
@@ -85,7 +95,9 @@ _Model = TypeVar("_Model", bound=pydantic.BaseModel)
 STAGING_PREFIX = ".unpack-"
 
 _SUFFIX = ".tar.gz"
+_LEFTOVERS = ".leftovers"  # under the staging directory: what an unpack replaced
 _CHUNK = 1 << 16
+_MAX_CHECKSUM_FILE = 4096  # one line of 64 hex digits and a file name
 _TAIL = 4 * tarfile.RECORDSIZE  # more than the end marker and its padding
 _CHANGED = "the package file changed while it was read; copy it again and retry"
 _REBUILD = "rebuild the package with `server build`"
@@ -164,6 +176,8 @@ def unpack_package(
     known_vsns: Collection[str] = (),
     expected_sha256: str | None = None,
     trusted_keys: TrustedKeys = NO_TRUSTED_KEYS,
+    in_use: Collection[str] | None = None,
+    timeout: float = math.inf,
 ) -> UnpackedRelease:
     """Check release package ``package`` and unpack it under node root ``root``.
 
@@ -175,6 +189,12 @@ def unpack_package(
         expected_sha256: the package's sha256 in hex, used instead of the ``.sha256`` file.
         trusted_keys: the keys one of which must have signed the package; with none, any
             package is unpacked (and a WARNING says it is not verified).
+        in_use: the directories the node's releases use, relative to ``root``
+            (``lib/counter-1.0.0``, ``releases/1.0.0``); a directory in place that differs
+            from the package's is refused if it is in use and replaced if not (invariant 3).
+            None: every directory in place counts as in use.
+        timeout: seconds the unpack may take; past them it stops at its next read, or
+            before it moves anything into place (``math.inf``: no limit).
 
     Returns:
         The unpacked release.
@@ -182,12 +202,13 @@ def unpack_package(
     Raises:
         SignatureRefused: ``trusted_keys`` are given and the package is unsigned, signed
             by another key, or its signature is wrong; nothing changed.
-        UnpackError: the package was refused (checksum, hostile or unexpected member,
-            limits, corrupt stream, specs that disagree, a known vsn, a directory in place
-            with other content) or could not be written; nothing under ``root/lib`` and
-            ``root/releases`` changed.
+        UnpackError: the package was refused (not a regular file, checksum, hostile or
+            unexpected member, limits, corrupt stream, past ``timeout``, specs that
+            disagree, a known vsn, a directory in use with other content) or could not be
+            written; nothing under ``root/lib`` and ``root/releases`` changed.
         SpecError: a spec file in the package is malformed; nothing changed.
-        ValueError: ``expected_sha256`` is not 64 hex digits.
+        ValueError: ``expected_sha256`` is not 64 hex digits (or, from the operating
+            system, a path holds a NUL byte).
     """
     where = str(package)
     if expected_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", expected_sha256):
@@ -201,6 +222,7 @@ def unpack_package(
             f"release vsn {vsn} is already on this node; remove it first "
             "or build the package with a new vsn",
         )
+    deadline = _Deadline(where, timeout)
     clean_staging(root)
     expected = _expected_digest(package, expected_sha256)
     with _open_package(package) as source:
@@ -210,7 +232,7 @@ def unpack_package(
                 f"the package file is over {limits.max_total_size} bytes; raise "
                 "UnpackLimits.max_total_size if it is genuine",
             )
-        actual = _digest(source)
+        actual = _digest(source, deadline)
     if actual != expected.lower():
         raise UnpackError(
             where,
@@ -218,16 +240,17 @@ def unpack_package(
             f"{expected.lower()}: the package is damaged or not the one built; copy it again",
         )
     check_origin(package, actual, trusted_keys)
-    scan = _Scan(where, vsn, limits)
+    scan = _Scan(where, vsn, limits, deadline)
     with _open_package(package) as source:
         if scan.run(source, None) != actual:
             raise UnpackError(where, _CHANGED)
     plan = _plan(scan, name, vsn)
-    _check_in_place(scan, plan, root)
+    leftovers = _check_in_place(scan, plan, root, in_use)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
     try:
         _extract(package, scan, staging, actual)
-        _move_into_place(where, plan, staging, root)
+        deadline.check()  # past it, the caller was told it failed: move nothing into place
+        _move_into_place(where, plan, staging, root, leftovers)
     finally:
         with contextlib.suppress(OSError):
             delete_tree(staging)
@@ -273,7 +296,8 @@ def _expected_digest(package: Path, explicit: str | None) -> str:
         return explicit
     checksum = package.with_name(package.name + ".sha256")
     try:
-        text = checksum.read_text(encoding="utf-8")
+        with _open_regular(checksum, str(package), "the checksum file") as file:
+            text = file.read(_MAX_CHECKSUM_FILE).decode("utf-8")
     except FileNotFoundError:
         raise UnpackError(
             str(package),
@@ -297,20 +321,94 @@ def _expected_digest(package: Path, explicit: str | None) -> str:
 @contextlib.contextmanager
 def _open_package(package: Path) -> Iterator[BinaryIO]:
     try:
-        file = package.open("rb")
+        file = _open_regular(package, str(package), "the package")
+    except UnpackError:
+        raise
     except OSError as exc:
         raise UnpackError(str(package), f"cannot open it ({exc.strerror or exc})") from None
     with file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            raise UnpackError(str(package), "it is not a regular file")
         yield file
 
 
-def _digest(source: BinaryIO) -> str:
+def _is_regular(mode: int) -> bool:
+    """Whether a file of ``mode`` may be read as a package or its checksum.
+
+    Only a regular file: a FIFO, a device or a socket could block the read for ever or
+    never end. (A seam: the deadline test lets a FIFO through, to make a read that blocks.)
+    """
+    return stat.S_ISREG(mode)
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _open_regular(path: Path, package: str, what: str) -> BinaryIO:
+    """Open ``path`` to read if it is a regular file; the open itself never blocks.
+
+    Raises:
+        UnpackError: ``path`` is not a regular file (a FIFO, a device...).
+        OSError: it cannot be stat'ed or opened (``FileNotFoundError`` when missing).
+    """
+
+    def refuse(mode: int) -> UnpackError:
+        kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+        return UnpackError(
+            package,
+            f"{what} {path} is {kind}, not a regular file: copy the file itself and retry",
+        )
+
+    mode = os.stat(path).st_mode
+    if not _is_regular(mode):
+        raise refuse(mode)
+    # O_NONBLOCK: should it be swapped for a FIFO after the stat, open() must not wait
+    # for a writer; the fstat below then refuses it
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not _is_regular(mode):
+            raise refuse(mode)
+        os.set_blocking(fd, True)  # reads of what passed the check are plain reads again
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _digest(source: BinaryIO, deadline: _Deadline | None = None) -> str:
     digest = hashlib.sha256()
     while chunk := source.read(_CHUNK):
+        if deadline is not None:
+            deadline.check()
         digest.update(chunk)
+    if deadline is not None:
+        deadline.check()
     return digest.hexdigest()
+
+
+@final
+class _Deadline:
+    """When an unpack must be over: checked after each read and before the moves."""
+
+    __slots__ = ("at", "package", "timeout")
+
+    def __init__(self, package: str, timeout: float) -> None:
+        self.package = package
+        self.timeout = timeout
+        self.at = time.monotonic() + timeout
+
+    def check(self) -> None:
+        if time.monotonic() > self.at:
+            raise UnpackError(
+                self.package,
+                f"the unpack took longer than its {self.timeout:g} s: is the package on a "
+                "stalled file system? Nothing was changed: copy it to a local disk and retry",
+            )
 
 
 # -- streaming the archive -------------------------------------------------------------
@@ -323,8 +421,9 @@ class _StreamTooLarge(Exception):
 class _HashingReader(io.RawIOBase):
     """The package's raw bytes, hashed as they are read."""
 
-    def __init__(self, source: BinaryIO) -> None:
+    def __init__(self, source: BinaryIO, deadline: _Deadline | None) -> None:
         self._source = source
+        self._deadline = deadline
         self.digest = hashlib.sha256()
 
     def readable(self) -> bool:
@@ -332,6 +431,8 @@ class _HashingReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         data = self._source.read(len(buffer))
+        if self._deadline is not None:
+            self._deadline.check()
         self.digest.update(data)
         buffer[: len(data)] = data
         return len(data)
@@ -370,6 +471,7 @@ class _Scan:
     package: str
     vsn: str
     limits: UnpackLimits
+    deadline: _Deadline | None = None
     files: dict[str, str] = field(default_factory=dict)  # name -> sha256 of the content
     dirs: set[str] = field(default_factory=set)  # named by a member, or implied by one
     explicit_dirs: set[str] = field(default_factory=set)
@@ -380,7 +482,7 @@ class _Scan:
 
     def run(self, source: BinaryIO, write: _Writer | None) -> str:
         """Read the whole archive (writing each member with ``write``); the package sha256."""
-        raw = _HashingReader(source)
+        raw = _HashingReader(source, self.deadline)
         package_in = io.BufferedReader(raw)
         try:
             with gzip.GzipFile(fileobj=package_in, mode="rb") as unzipped:
@@ -674,26 +776,43 @@ def _document(scan: _Scan, model: type[_Model], member: str) -> _Model:
     return parse_model(model, parsed, source)
 
 
-def _check_in_place(scan: _Scan, plan: _Plan, root: Path) -> None:
-    """Refuse symlinks on the way, and directories in place whose content differs."""
+def _check_in_place(
+    scan: _Scan, plan: _Plan, root: Path, in_use: Collection[str] | None
+) -> set[str]:
+    """Refuse symlinks on the way, and directories in use whose content differs.
+
+    Returns:
+        The directories in place that differ and no release uses: leftovers to replace.
+    """
     for top in ("lib", "releases"):
         path = root / top
         if path.is_symlink() or (path.exists() and not path.is_dir()):
             raise scan.refuse(
                 f"{path} is a symbolic link or not a directory; make it a plain directory", None
             )
+    leftovers: set[str] = set()
     for rel in plan.dirs:
         target = root / rel
         if not target.is_symlink() and not target.exists():
             continue
         problem = _differs(scan, rel, target)
-        if problem is not None:
+        if problem is None:
+            continue
+        if in_use is None or rel in in_use:
             raise scan.refuse(
                 f"{target} is already there and {problem}; a version's content never "
                 f"changes: build the package with a new vsn, or remove {target} if nothing "
                 "uses it",
                 rel,
             )
+        logger.warning(
+            "%s is a leftover no release uses, and %s: the unpack replaces it",
+            target,
+            problem,
+            extra={"path": str(target), "package": scan.package},
+        )
+        leftovers.add(rel)
+    return leftovers
 
 
 def _differs(scan: _Scan, rel: str, target: Path) -> str | None:
@@ -728,22 +847,34 @@ def _is_pycache(entry: os.DirEntry[str]) -> bool:
 
 
 class _Writer:
-    """Writes members under the staging directory, never through a symbolic link."""
+    """Writes members under the staging directory, never through a symbolic link.
+
+    The folder of the last file written stays open: the members of a folder come one
+    after the other, and opening every component of the path again for each file cost
+    most of an unpack's time (3,000 files: 21,000 ``open`` calls, 1.7 s of 4 s).
+    """
 
     def __init__(self, staging: Path) -> None:
         self._staging = staging
+        self._parent: tuple[tuple[str, ...], int] | None = None
+
+    def close(self) -> None:
+        """Close the folder kept open."""
+        if self._parent is not None:
+            os.close(self._parent[1])
+            self._parent = None
 
     def directory(self, parts: list[str]) -> None:
         os.close(self._open_dir(parts))
 
     @contextlib.contextmanager
     def file(self, parts: list[str]) -> Iterator[Callable[[bytes], object]]:
-        parent = self._open_dir(parts[:-1])
-        try:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-            fd = os.open(parts[-1], flags, _FILE_MODE, dir_fd=parent)
-        finally:
-            os.close(parent)
+        folder = tuple(parts[:-1])
+        if self._parent is None or self._parent[0] != folder:
+            self.close()
+            self._parent = (folder, self._open_dir(parts[:-1]))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        fd = os.open(parts[-1], flags, _FILE_MODE, dir_fd=self._parent[1])
         with os.fdopen(fd, "wb") as out:
             os.fchmod(out.fileno(), _FILE_MODE)
             yield out.write
@@ -768,10 +899,10 @@ class _Writer:
 
 def _extract(package: Path, first: _Scan, staging: Path, digest: str) -> None:
     """Pass 2: the archive again, checked again, into ``staging``."""
-    again = _Scan(first.package, first.vsn, first.limits)
+    again = _Scan(first.package, first.vsn, first.limits, first.deadline)
     try:
-        with _open_package(package) as source:
-            actual = again.run(source, _Writer(staging))
+        with _open_package(package) as source, contextlib.closing(_Writer(staging)) as write:
+            actual = again.run(source, write)
     except OSError as exc:
         raise UnpackError(
             first.package,
@@ -783,10 +914,16 @@ def _extract(package: Path, first: _Scan, staging: Path, digest: str) -> None:
         raise UnpackError(first.package, _CHANGED)
 
 
-def _move_into_place(package: str, plan: _Plan, staging: Path, root: Path) -> None:
-    """Rename each new directory into place, ``releases/<vsn>`` last; undo on error."""
+def _move_into_place(
+    package: str, plan: _Plan, staging: Path, root: Path, leftovers: set[str]
+) -> None:
+    """Rename each new directory into place, ``releases/<vsn>`` last; undo on error.
+
+    A leftover in the way is first moved into the staging directory (deleted with it).
+    """
     created: list[Path] = []
-    moved: list[tuple[Path, Path]] = []
+    moved: list[tuple[Path, Path]] = []  # (where it is now, where it goes back on undo)
+    placed = 0
     crash = _faults.hook(root, "unpack_move")  # the crash tests kill the node between moves
     try:
         for top in ("lib", "releases"):
@@ -803,12 +940,18 @@ def _move_into_place(package: str, plan: _Plan, staging: Path, root: Path) -> No
             crash(0)
         for rel in plan.dirs:
             target = root / rel
-            if target.exists():
+            if rel in leftovers:
+                aside = staging / _LEFTOVERS / rel
+                aside.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(target, aside)
+                moved.append((aside, target))
+            elif target.is_symlink() or target.exists():
                 continue  # identical content, checked by _check_in_place
             os.replace(staging / rel, target)
             moved.append((target, staging / rel))
+            placed += 1
             if crash is not None:
-                crash(len(moved))
+                crash(placed)
     except OSError as exc:
         outcome = (
             "nothing was changed"

@@ -10,6 +10,7 @@ import anyio
 from server import kernel
 from server.behaviours import system_messages
 from server.node import run_node
+from server.release import handler
 from server.release.package import build_package
 from server.release.source_tree import SourceTree
 from tests._support.nodes import free_port, http_json, set_port
@@ -46,7 +47,9 @@ class LiveDemo:
         return await system_messages.get_state("counter_store")
 
 
-async def boot_demo(root: Path, packages: Path) -> LiveDemo:
+async def boot_demo(
+    root: Path, packages: Path, *, unpack_timeout: float = handler.DEFAULT_UNPACK_TIMEOUT
+) -> LiveDemo:
     """Boot ``root``'s embedded release in a process of the current node; wait for it."""
     port = free_port()
     set_port(root, port)
@@ -56,7 +59,11 @@ async def boot_demo(root: Path, packages: Path) -> LiveDemo:
 
     async def boot() -> object:
         return await run_node(
-            root, tree, embedded, on_booted=lambda vsn: kernel.send(me, ("booted", vsn))
+            root,
+            tree,
+            embedded,
+            on_booted=lambda vsn: kernel.send(me, ("booted", vsn)),
+            unpack_timeout=unpack_timeout,
         )
 
     pid = kernel.spawn(boot)

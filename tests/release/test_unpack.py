@@ -13,6 +13,7 @@ import dataclasses
 import gzip
 import hashlib
 import io
+import logging
 import os
 import shutil
 import stat
@@ -36,6 +37,7 @@ from server.release.unpack import (
 )
 from server.spec.app_spec import AppSpec
 from server.spec.release_spec import ReleaseSpec
+from tests.release._trees import deep_tree, deleted_at_the_end
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -908,6 +910,160 @@ def test_a_missing_root_is_refused(tmp_path: Path, built: Built, incoming: Path)
     package = write_package(incoming, built.packages["2.0.0"])
     error = refused(tmp_path, package, tmp_path / "nowhere", known_vsns=())
     assert "is not a directory; create it first" in error.reason
+
+
+# -- packages that are not regular files ------------------------------------------------
+
+
+def _listing(top: Path) -> list[str]:
+    """Every path under ``top`` with its kind (read nothing: a FIFO would block)."""
+    return sorted(
+        f"{p.relative_to(top).as_posix()} {stat.S_IFMT(p.lstat().st_mode):o}"
+        for p in top.rglob("*")
+    )
+
+
+@pytest.mark.parametrize(
+    ("special_one", "kind"),
+    [
+        pytest.param("package", "a FIFO", id="package-fifo"),
+        pytest.param("checksum", "a FIFO", id="checksum-fifo"),
+        pytest.param("package-dir", "a directory", id="package-directory"),
+    ],
+)
+def test_a_package_or_checksum_that_is_not_a_regular_file_is_refused_unopened(
+    tmp_path: Path, built: Built, root: Path, incoming: Path, special_one: str, kind: str
+) -> None:
+    package = write_package(incoming, built.packages["2.0.0"])
+    checksum = package.with_name(PACKAGE + ".sha256")
+    if special_one == "checksum":
+        checksum.unlink()
+        os.mkfifo(checksum)  # no writer: a plain open() would wait for one for ever
+        culprit, what = checksum, "the checksum file"
+    else:
+        package.unlink()
+        if special_one == "package":
+            os.mkfifo(package)
+        else:
+            package.mkdir()
+        culprit, what = package, "the package"
+    before, listed = snapshot(root), _listing(tmp_path)
+    with pytest.raises(UnpackError) as info:
+        unpack_package(package, root, known_vsns=("1.0.0",))
+    assert info.value.reason == (
+        f"{what} {culprit} is {kind}, not a regular file: copy the file itself and retry"
+    )
+    assert snapshot(root) == before, "nothing changed under the root"
+    assert _listing(tmp_path) == listed, "nothing written anywhere"
+
+
+def test_an_unpack_past_its_timeout_stops_with_nothing_changed(
+    tmp_path: Path, built: Built, root: Path, incoming: Path
+) -> None:
+    package = write_package(incoming, built.packages["2.0.0"])
+    before = snapshot(tmp_path)
+    with pytest.raises(UnpackError) as info:  # past the deadline at the first read
+        unpack_package(package, root, known_vsns=("1.0.0",), timeout=1e-9)
+    assert "the unpack took longer than its 1e-09 s" in info.value.reason
+    assert "Nothing was changed" in info.value.reason
+    assert snapshot(tmp_path) == before
+
+
+# -- leftovers: directories in place that no release uses -----------------------------
+
+IN_USE_BY_1_0_0 = ("releases/1.0.0", "lib/counter-1.0.0")
+
+
+def _leave(tmp_path: Path, built: Built, root: Path, rel: str, change: str) -> Path:
+    """Put a leftover of ``rel`` in place: half deleted, edited, deep or a link."""
+    target = root / rel
+    if change == "link":
+        target.symlink_to(tmp_path, target_is_directory=True)
+        return target
+    shutil.copytree(_copy_of_unpacked(tmp_path, built, rel), target)
+    files = sorted(p for p in target.rglob("*") if p.is_file())
+    if change == "half-deleted":
+        for path in files[: len(files) // 2 + 1]:
+            path.unlink()
+    elif change == "edited":
+        files[0].write_bytes(b"# not the package's\n")
+    else:
+        deep_tree(target / "cache", 1_500)
+    return target
+
+
+@pytest.mark.parametrize("change", ["half-deleted", "edited", "deep", "link"])
+@pytest.mark.parametrize("rel", ["releases/2.0.0", "lib/stats-1.0.0"])
+def test_a_leftover_no_release_uses_is_replaced_with_a_warning(
+    tmp_path: Path,
+    built: Built,
+    root: Path,
+    incoming: Path,
+    caplog: pytest.LogCaptureFixture,
+    rel: str,
+    change: str,
+) -> None:
+    target = _leave(tmp_path, built, root, rel, change)
+    package = write_package(incoming, built.packages["2.0.0"])
+    with (
+        deleted_at_the_end(target / "cache"),  # the deep tree, should the unpack fail
+        caplog.at_level(logging.WARNING, "server.release.unpack"),
+    ):
+        unpack_package(package, root, known_vsns=("1.0.0",), in_use=IN_USE_BY_1_0_0)
+    assert snapshot(target) == snapshot(_copy_of_unpacked(tmp_path, built, rel)), "replaced"
+    problem = (
+        "is a symbolic link or not a directory"
+        if change == "link"
+        else "its content differs from the package's"
+    )
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert [w for w in warnings if "leftover" in w] == [
+        f"{target} is a leftover no release uses, and {problem}: the unpack replaces it"
+    ]
+    assert not any(p.name.startswith(STAGING_PREFIX) for p in root.iterdir()), "deleted"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "incoming",
+        "node",
+        "scratch",
+        "scratch-in",
+    ], "nothing else, and a link's target untouched"
+
+
+def test_a_directory_in_use_that_differs_is_still_refused(
+    tmp_path: Path, built: Built, root: Path, incoming: Path
+) -> None:
+    _leave(tmp_path, built, root, "lib/stats-1.0.0", "edited")
+    package = write_package(incoming, built.packages["2.0.0"])
+    before = snapshot(tmp_path)
+    with pytest.raises(UnpackError) as info:
+        unpack_package(
+            package, root, known_vsns=("1.0.0",), in_use=(*IN_USE_BY_1_0_0, "lib/stats-1.0.0")
+        )
+    assert snapshot(tmp_path) == before
+    assert info.value.member == "lib/stats-1.0.0"
+    assert "already there" in info.value.reason
+
+
+def test_a_replaced_leftover_is_put_back_when_a_move_fails(
+    tmp_path: Path, built: Built, root: Path, incoming: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _leave(tmp_path, built, root, "releases/2.0.0", "half-deleted")
+    package = write_package(incoming, built.packages["2.0.0"])
+    before = snapshot(tmp_path)
+    real_replace = os.replace
+    calls: list[str] = []
+
+    def replace_failing_at_the_last(src: str | Path, dst: str | Path) -> None:
+        calls.append(str(dst))
+        if calls.count(str(root / "releases" / "2.0.0")) == 1:  # the new one, leftover aside
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_failing_at_the_last)
+    with pytest.raises(UnpackError, match="No space left on device"):
+        unpack_package(package, root, known_vsns=("1.0.0",), in_use=IN_USE_BY_1_0_0)
+    monkeypatch.undo()
+    assert snapshot(tmp_path) == before, "the leftover back in place, nothing else changed"
 
 
 # -- crashes and retries ---------------------------------------------------------------
