@@ -238,7 +238,12 @@ async def run_node(
             logger.info("release %s %s installed as permanent", permanent.name, permanent.vsn)
         started.append(controller_pid)
         handler_config = handler.HandlerConfig(
-            root, permanent.vsn, kernel.self(), trusted_keys=trusted, unpack_timeout=unpack_timeout
+            root,
+            permanent.vsn,
+            kernel.self(),
+            trusted_keys=trusted,
+            unpack_timeout=unpack_timeout,
+            local_env=merge_env(config.env, from_environ),
         )
         started.append(await handler.start_supervisor(handler_config))
         started.extend([await service(root) for service in services or []])

@@ -85,7 +85,7 @@ from server.release.releases_file import (
 from server.release.unpack import UnpackedRelease, unpack_package
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Mapping
 
     from server.release.release_status import Status
     from server.release.signature import TrustedKeys
@@ -139,6 +139,7 @@ class HandlerState:
     __slots__ = (
         "booted",
         "busy",
+        "local_env",
         "package",
         "pending",
         "record",
@@ -156,6 +157,7 @@ class HandlerState:
         self.root = config.root
         self.trusted_keys = config.trusted_keys  # unpack refuses packages none of them signed
         self.unpack_timeout = config.unpack_timeout
+        self.local_env = config.local_env  # kept over each release's own env by an install
         self.record = record
         self.running = running
         self.booted = config.boot  # the boot process: asked to restart the node when needed
@@ -244,7 +246,15 @@ async def handle_call(request: object, from_: From, state: HandlerState) -> obje
                 return Reply(_error_reply(exc), state)
             operation = "install" if isinstance(request, Install) else "check_install"
             _start_work(
-                state, from_, f"{operation} {vsn}", _work, from_, request, state.root, state.running
+                state,
+                from_,
+                f"{operation} {vsn}",
+                _work,
+                from_,
+                request,
+                state.root,
+                state.running,
+                state.local_env,
             )
             return NoReply(state)
     refusal = InstallRefused(f"unknown request {request!r}")
@@ -439,13 +449,18 @@ def _unpack(
 
 
 async def _work(
-    handler: Pid, from_: From, request: CheckInstall | Install, root: Path, running: str
+    handler: Pid,
+    from_: From,
+    request: CheckInstall | Install,
+    root: Path,
+    running: str,
+    local_env: Mapping[str, Mapping[str, Any]],
 ) -> None:
     vsn = request.vsn
     try:
         current = await anyio.to_thread.run_sync(read_installed, root, running)
         target = await anyio.to_thread.run_sync(read_installed, root, vsn)
-        plan = _installer.prepare(current, target)
+        plan = _installer.prepare(current, target, local_env)
         if isinstance(request, CheckInstall):
             touched = await _installer.dry_run(plan)
             kernel.send(handler, _Checked(from_, _check_report(plan, touched)))

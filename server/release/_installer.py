@@ -52,11 +52,13 @@ from server.errors import (
     InstallFailed,
     InstallRefused,
     ServerError,
+    SpecError,
     SystemCallError,
 )
 from server.release import _processes
 from server.release.installed import find_script
 from server.release.relup_builder import APPLICATION_API
+from server.spec.env_schema import check_release_env
 from server.spec.relup import (
     ApplyCall,
     CodeChange,
@@ -70,9 +72,10 @@ from server.spec.relup import (
     StopModules,
     SuspendModules,
 )
+from server.spec.sys_config import merge_env
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Mapping
     from pathlib import Path
 
     from server.code_server import ModuleVersion
@@ -148,6 +151,8 @@ class Plan:
     entry: RelupEntry
     prepared: dict[str, ModuleVersion]
     old_vsns: dict[str, object]
+    #: the node's own env layers, kept over the releases' sys.config env
+    local_env: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def script(self) -> list[LowInstruction]:
@@ -167,19 +172,39 @@ class Plan:
 # -- before the point of no return --------------------------------------------------------
 
 
-def prepare(current: InstalledRelease, target: InstalledRelease) -> Plan:
-    """Check the script and build every new module version; nothing changes.
+def prepare(
+    current: InstalledRelease,
+    target: InstalledRelease,
+    local_env: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Plan:
+    """Check the script, the target's env, and build every new module version; nothing changes.
+
+    ``local_env`` is the node's own env layer (its sys.config and the environment), kept
+    over the target release's sys.config as at boot.
 
     Raises:
-        InstallRefused: no script, a malformed script, a soft pre-purge that would fail, or
-            a module that does not build (named, with its error).
+        InstallRefused: no script, a malformed script, a soft pre-purge that would fail, a
+            module that does not build (named, with its error), or an env the target's
+            ``env_schema`` refuses.
     """
     try:
         direction, entry = find_script(current, target)
     except ServerError as exc:
         raise InstallRefused(str(exc)) from None
     _check_script(entry.instructions, target)
-    plan = Plan(current, target, direction, entry, {}, {})
+    local = dict(local_env or {})
+    try:
+        check_release_env(
+            {app: (spec.env_schema, spec.env) for app, spec in target.apps.items()},
+            [
+                (f"releases/{target.spec.vsn}/sys.config", target.sys_config.env),
+                ("the node's sys.config and environment", local),
+            ],
+            f"release {target.spec.name} {target.spec.vsn}",
+        )
+    except SpecError as exc:
+        raise InstallRefused(str(exc)) from None
+    plan = Plan(current, target, direction, entry, {}, {}, local)
     # a new application's modules may import one another while they are built
     borrowed = code_server.replace_paths(
         (target.lib_dirs[name] for name in target.apps if name not in current.apps),
@@ -425,13 +450,17 @@ async def _switch_paths_and_env(run: _Run) -> dict[str, dict[str, Any]]:
     target_apps: list[tuple[AppSpec, Path | None]] = [
         (target.apps[n], target.lib_dirs[n]) for n in target.apps
     ]
-    snapshot = await controller.change_application_data(target_apps, target.sys_config.env)
+    snapshot = await controller.change_application_data(
+        target_apps, merge_env(target.sys_config.env, run.plan.local_env)
+    )
     current_apps: list[tuple[AppSpec, Path | None]] = [
         (current.apps[n], current.lib_dirs[n]) for n in current.apps
     ]
 
     async def restore_data() -> None:
-        await controller.change_application_data(current_apps, current.sys_config.env)
+        await controller.change_application_data(
+            current_apps, merge_env(current.sys_config.env, run.plan.local_env)
+        )
 
     run.undo.append(("application data", restore_data))
     return snapshot

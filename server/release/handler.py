@@ -13,7 +13,7 @@ process (``error_of``): no exception object crosses from the handler.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, final
 
 from server import errors
@@ -24,7 +24,7 @@ from server.release._installer import InstallOptions, InstallReport
 from server.release.signature import NO_TRUSTED_KEYS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from server.kernel import Pid
@@ -207,6 +207,9 @@ class HandlerConfig:
     boot: Pid  # the boot process, asked to restart the node when an install needs it
     trusted_keys: TrustedKeys = NO_TRUSTED_KEYS  # packages must be signed by one (none: any)
     unpack_timeout: float = DEFAULT_UNPACK_TIMEOUT
+    #: the node's env layers over every release's own sys.config (its root's sys.config,
+    #: then the environment), per application: an install keeps them over the new release
+    local_env: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.unpack_timeout > 0:  # NaN too

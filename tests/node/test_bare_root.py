@@ -109,3 +109,22 @@ def test_a_failed_first_boot_leaves_no_release_to_boot_again(
         assert any("setting up" in line for line in node.lines)
     finally:
         node.stop()
+
+
+def test_an_install_keeps_the_nodes_own_env_over_the_new_release(
+    packages: tuple[Path, int], tmp_path: Path
+) -> None:
+    folder, port = packages
+    root = tmp_path / "bare"
+    root.mkdir()
+    (root / "sys.config").write_text(f"[counter]\nport = {port}\nmax_key_length = 77\n")
+    node = boot(root, folder / "demo-1.0.0.tar.gz", port)
+    key = "k" * 70  # over the spec's 64, within the node's 77
+    try:
+        assert node.request("POST", f"/incr/{key}")[0] == 200
+        cli(root, "unpack", str(folder / "demo-1.1.0.tar.gz"))
+        cli(root, "install", "1.1.0")
+        status, body = node.request("POST", f"/incr/{key}")
+        assert (status, body["value"], body["vsn"]) == (200, 2, "1.1.0")
+    finally:
+        node.stop()
