@@ -154,7 +154,7 @@ async def run_node(
     services: list[Callable[[Path], Awaitable[Pid]]] | None = None,
     on_booted: Callable[[str], None] | None = None,
     *,
-    unpack_timeout: float = handler.DEFAULT_UNPACK_TIMEOUT,
+    unpack_timeout: float | None = None,
     config: SysConfig | None = None,
     first: ReleasesFile | None = None,
     environ: Mapping[str, str] | None = None,
@@ -168,7 +168,7 @@ async def run_node(
         services: started after the release handler (the control server), stopped last.
         on_booted: called with the booted version after each boot.
         unpack_timeout: how long the release handler lets an unpack run before it answers
-            the caller with an error (``handler.HandlerConfig``).
+            the caller with an error (None: ``[node] unpack_timeout`` of ``config``).
         config: the node's settings and env overrides (default: the tree's sys.config).
         first: the record of a release already unpacked into a root with no RELEASES
             (``install_package``); written at boot, removed again if the release fails to
@@ -242,7 +242,9 @@ async def run_node(
             permanent.vsn,
             kernel.self(),
             trusted_keys=trusted,
-            unpack_timeout=unpack_timeout,
+            unpack_timeout=(
+                config.node.unpack_timeout if unpack_timeout is None else unpack_timeout
+            ),
             local_env=merge_env(config.env, from_environ),
         )
         started.append(await handler.start_supervisor(handler_config))

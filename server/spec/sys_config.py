@@ -11,6 +11,7 @@
     heart_max_restarts = 5            # the heart gives up after this many restarts ...
     heart_period = 60.0               # ... within this many seconds
     trusted_keys = ["base64 ..."]     # Ed25519 public keys whose signed packages unpack
+    unpack_timeout = 300.0            # an unpack still running after this is given up
 
     [node.http]                       # defaults for every HTTP listener of the node
     max_connections = 10000           # all listeners together; default: fd limit - 256
@@ -111,6 +112,7 @@ class NodeSettings(pydantic.BaseModel):
     heart_max_restarts: Annotated[int, pydantic.Field(ge=0)] = 5
     heart_period: Annotated[float, pydantic.Field(gt=0)] = 60.0
     trusted_keys: list[PublicKeyText] = []
+    unpack_timeout: Annotated[float, pydantic.Field(gt=0)] = 300.0
     http: HttpSettings = HttpSettings()
 
 
