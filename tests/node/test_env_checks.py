@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests._support.nodes import NodeProcess, free_port, set_port
+from tests._support.nodes import cli as _cli
 
 if TYPE_CHECKING:
+    import subprocess
     from pathlib import Path
 
 pytestmark = pytest.mark.node
-
-
-def server(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "server", *args, "--root", str(root)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize(
@@ -41,7 +31,7 @@ def test_a_build_whose_sys_config_does_not_fit_is_refused_writing_nothing(
 ) -> None:
     config = demo_tree / "sys.config"
     config.write_text(config.read_text().split("[counter]")[0] + table)
-    done = server(demo_tree, "build", "demo-1.1.0")
+    done = run_cli(demo_tree, "build", "demo-1.1.0")
     assert done.returncode == 1
     assert expected.format(config=config) in done.stderr
     assert not (demo_tree / "build").exists() or not list((demo_tree / "build").iterdir())
@@ -58,10 +48,15 @@ def test_a_boot_whose_own_sys_config_does_not_fit_fails_naming_the_key_and_layer
     before = (demo_tree / "releases" / "RELEASES").read_bytes()
     config = demo_tree / "sys.config"
     config.write_text(config.read_text().replace(f"port = {port}", 'port = "18090x"'))
-    done = server(demo_tree, "run")
+    done = run_cli(demo_tree, "run")
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("server: the env of application counter")
     assert "counter.port (from the node's sys.config)" in done.stderr
     assert "valid integer" in done.stderr
     assert (demo_tree / "releases" / "RELEASES").read_bytes() == before
+
+
+def run_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``server ARGS --root ROOT`` as a user runs it; its exit code not checked."""
+    return _cli(root, *args, check=False)
