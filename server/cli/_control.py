@@ -43,14 +43,15 @@ def run_control_command(args: argparse.Namespace) -> int:
             str(Path(value).resolve()) if command.argument == "package" else value
         )
     console = Console()
-    if command.progress:
+    as_json = bool(getattr(args, "json", False))
+    if command.progress and not as_json:  # JSON output stays one document
         with progress_bar(console, command.name) as on_progress:
             result = request_sync(
                 socket, command.name, payload, on_progress=on_progress, timeout=command.timeout
             )
     else:
         result = request_sync(socket, command.name, payload, timeout=command.timeout)
-    if getattr(args, "json", False):
+    if as_json:
         print(json.dumps(result, indent=2))
         return 0
     show(console, command.name, result)

@@ -114,7 +114,7 @@ def show(console: Console, name: str, result: Any) -> None:
             f"{report['seconds'] * 1000:.1f} ms: {len(report['modules_loaded'])} modules "
             f"loaded, {len(report['processes'])} processes migrated"
         )
-        for key in ("applications_added", "applications_removed"):
+        for key in ("applications_added", "applications_removed", "applications_restarted"):
             if report[key]:
                 console.print(f"  {key.replace('_', ' ')}: {', '.join(report[key])}")
         if name == "upgrade":

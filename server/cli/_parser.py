@@ -2,8 +2,8 @@
 
 The control commands' sub-commands are built from the node's one command table
 (``server.node.COMMANDS``): each takes its positional argument when it has one, ``--root``
-(the node's root; default the current directory) and ``--config`` (default
-``<root>/sys.config``, where the socket's path is set); read-only ones take ``--json``.
+(the node's root; default the current directory), ``--config`` (default
+``<root>/sys.config``, where the socket's path is set) and ``--json``.
 """
 
 from __future__ import annotations
@@ -125,6 +125,7 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument(command.argument, help=f"the {command.argument}")
         sub.add_argument("--root", type=Path, default=Path.cwd(), help="the node's root")
         sub.add_argument("--config", type=Path, help="sys.config (default <root>/sys.config)")
-        if command.read_only:
-            sub.add_argument("--json", action="store_true", help="print JSON, for scripts")
+        sub.add_argument(
+            "--json", action="store_true", help="print the answer as JSON, for scripts"
+        )
     return top

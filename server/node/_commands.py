@@ -27,9 +27,10 @@ from server.app import controller, get_all_env
 from server.behaviours import supervisor, system_messages
 from server.control import ProgressInfo
 from server.control import start_link as start_control
-from server.errors import CallError, InstallRefused, ServerError
+from server.errors import CallError, InstallRefused, ReleaseError, ServerError
 from server.node._boot import ENV_LAYERS_LABEL
 from server.release import current_release, handler
+from server.release.boot import parse_release_name
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -156,6 +157,15 @@ async def _remove(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -
 
 async def _upgrade(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
     package = _package(args)
+    known = {row["vsn"]: row["status"] for row in await handler.which_releases()}
+    vsn = _package_vsn(package)
+    if vsn in known and known[vsn] in ("current", "permanent"):
+        raise InstallRefused(f"release {vsn} is already running: nothing to upgrade")
+    if vsn in known:
+        raise InstallRefused(
+            f"release {vsn} is already unpacked ({known[vsn]}): run `server install {vsn}` "
+            f"(then `server permanent {vsn}`), or remove it first to unpack this package"
+        )
     progress(ProgressInfo(step="unpack", done=0, total=3))
     vsn = await handler.unpack(package)
     progress(ProgressInfo(step="install", done=1, total=3, detail=vsn))
@@ -163,6 +173,14 @@ async def _upgrade(boot: Pid, args: dict[str, Any], progress: ProgressCallback) 
     progress(ProgressInfo(step="make permanent", done=2, total=3, detail=vsn))
     await handler.make_permanent(vsn)
     return {"vsn": vsn, "report": report.as_json()}
+
+
+def _package_vsn(package: str) -> str | None:
+    """The vsn a package's file name gives (``demo-1.1.0.tar.gz``), or None."""
+    try:
+        return parse_release_name(Path(package).name.removesuffix(".tar.gz"))[1]
+    except ReleaseError:
+        return None  # unpack says what is wrong with the name
 
 
 async def _rollback(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:

@@ -240,6 +240,8 @@ async def handle_call(request: object, from_: From, state: HandlerState) -> obje
                 target = state.record.get(vsn)
                 if target is None:
                     raise InstallRefused(f"no release {vsn} (unpack it first)")
+                if vsn == state.running:
+                    raise InstallRefused(f"release {vsn} is already running: nothing to install")
                 if isinstance(request, Install):
                     next_statuses(_statuses(state.record), vsn, "install")
             except (ServerError, StatusRefused) as exc:
@@ -364,10 +366,40 @@ async def handle_info(message: object, state: HandlerState) -> object:
             set_current_release(installed.name, vsn)
             state.unpurged = [m for m in report.modules_loaded if _has_old(m)]
             kernel.reply(from_, replies.Ok(report))
+            logger.info(
+                "release %s installed (%s from %s) in %.1f ms: %d modules loaded, "
+                "%d processes migrated",
+                vsn,
+                report.direction,
+                report.from_vsn,
+                report.seconds * 1000,
+                len(report.modules_loaded),
+                len(report.processes),
+                extra={
+                    "report": "release_installed",
+                    "from_vsn": report.from_vsn,
+                    "to_vsn": vsn,
+                    "direction": report.direction,
+                    "seconds": round(report.seconds, 6),
+                    "modules_loaded": len(report.modules_loaded),
+                    "processes_migrated": len(report.processes),
+                    "applications_restarted": list(report.applications_restarted),
+                },
+            )
         case _WorkFailed(from_=from_, answer=answer):
             _answered(state, from_)
             kernel.reply(from_, answer)
             error = error_of(answer.reason)
+            logger.error(
+                "%s failed: %s",
+                state.busy or "a release operation",
+                error,
+                extra={
+                    "report": "release_operation_failed",
+                    "running": state.running,
+                    "error_type": type(error).__name__,
+                },
+            )
             if isinstance(error, InstallFailed) and error.outcome == "restarting":
                 kernel.send(state.booted, ("reboot", str(error)))
         case _Checked(from_=from_, report=report):
@@ -571,11 +603,15 @@ def _rollback_target(state: HandlerState) -> RollbackTarget:
     history = state.record.permanent_history
     if len(history) < 2:
         raise InstallRefused(
-            f"nothing to roll back to: {permanent} is the only release ever made permanent"
+            f"nothing to roll back to: {permanent} is the only release made permanent "
+            f"(permanent history: {' -> '.join(history)})"
         )
     previous = history[-2]
     if state.record.get(previous) is None:
-        raise InstallRefused(f"the previous permanent release {previous} was removed")
+        raise InstallRefused(
+            f"the previous permanent release {previous} was removed (permanent history: "
+            f"{' -> '.join(history)}); install a release by its vsn instead"
+        )
     return RollbackTarget(previous, make_permanent=True)
 
 

@@ -343,7 +343,7 @@ async def _dry_one(
     except Exception as exc:
         raise InstallRefused(
             f"dry run of {module}.code_change({old_vsn!r}, <state>, {extra!r}) in process "
-            f"{using.pid!r} raised {exc!r}; nothing was changed:\n{_trace(exc)}"
+            f"{_who(using.pid)} raised {exc!r}; nothing was changed:\n{_trace(exc)}"
         ) from None
 
 
@@ -417,12 +417,19 @@ async def execute(
         modules_loaded=tuple(run.loaded),
         modules_removed=tuple(run.removed),
         processes=tuple(run.migrated),
-        applications_added=tuple(run.added),
-        applications_removed=tuple(run.stopped),
+        applications_added=tuple(a for a in run.added if a not in run.stopped),
+        applications_removed=tuple(a for a in run.stopped if a not in run.added),
         applications_restarted=tuple(a for a in run.added if a in run.stopped),
         env_changes=env_changes,
         seconds=time.perf_counter() - began,
     )
+
+
+def _who(pid: Pid) -> str:
+    """A process as errors and reports name it: its pid, and its registered name if any."""
+    info = kernel.process_info(pid)
+    name = info.registered_name if info is not None else None
+    return f"{pid!r} ({name})" if name else repr(pid)
 
 
 class _StepFailed(Exception):
@@ -510,7 +517,9 @@ async def _suspend(run: _Run, step: SuspendModules) -> None:
                     failures.append((pid, error))
             if failures:  # the batches not asked yet stay running: nothing to resume there
                 pid, exc = failures[0]
-                raise _StepFailed("suspend", f"process {pid!r} did not suspend: {exc}", repr(pid))
+                raise _StepFailed(
+                    "suspend", f"process {_who(pid)} did not suspend: {exc}", _who(pid)
+                )
 
 
 async def _load(run: _Run, module: str) -> None:
@@ -567,13 +576,14 @@ async def _change_batch(
         pid = using.pid
         if isinstance(outcome, CallError | SystemCallError):
             if failure is None and kernel.is_alive(pid):
-                failure = _StepFailed("code_change", str(outcome), repr(pid), module)
+                failure = _StepFailed("code_change", f"{_who(pid)}: {outcome}", repr(pid), module)
             continue
         changed.append(pid)
         backups.append(outcome)
-        run.migrated.append((repr(pid), module))
         if using.is_supervisor:
-            run.supervisors.append(pid)
+            run.supervisors.append(pid)  # re-read below; the report counts workers
+        else:
+            run.migrated.append((repr(pid), module))
     if changed:
 
         async def undo() -> None:

@@ -101,7 +101,9 @@ async def test_2_0_0_adds_stats_and_rollback_removes_it(
             }
             assert (await demo.http("GET", "/stats"))[0] == 404
             assert await demo.store_state() == {"b": 2}
-            with pytest.raises(InstallRefused, match="only release ever made permanent"):
+            with pytest.raises(
+                InstallRefused, match=r"only release made permanent \(permanent history: 1\.0\.0\)"
+            ):
                 await handler.rollback()
         finally:
             await stop_demo(demo)

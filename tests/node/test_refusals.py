@@ -1,0 +1,56 @@
+"""The release commands as an operator meets them: refusals that say what to do, --json, logs.
+
+A real node on a copy of the demo, the CLI run as a user runs it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+
+from server.release.package import build_package
+from server.release.source_tree import SourceTree
+from tests._support.nodes import cli
+
+if TYPE_CHECKING:
+    from tests._support.nodes import NodeProcess
+
+pytestmark = pytest.mark.node
+
+
+def refused(node: NodeProcess, *args: str) -> str:
+    done = cli(node.root, *args, check=False)
+    assert done.returncode == 1, done.stdout
+    return done.stderr.strip()
+
+
+def test_release_commands_say_what_to_do_and_answer_json(demo_node: NodeProcess) -> None:
+    root = demo_node.root
+    package = build_package(SourceTree(root), "demo", "1.1.0", root / "build").path
+    assert "release 1.0.0 is already running: nothing to install" in refused(
+        demo_node, "install", "1.0.0"
+    )
+    cli(root, "unpack", str(package))
+    assert "release 1.1.0 is already unpacked (unpacked): run `server install 1.1.0`" in refused(
+        demo_node, "upgrade", str(package)
+    )
+    report = json.loads(cli(root, "install", "1.1.0", "--json").stdout)
+    assert (report["from_vsn"], report["to_vsn"], report["direction"]) == ("1.0.0", "1.1.0", "up")
+    assert [p[1] for p in report["processes"]] == ["counter.store"]  # workers only
+    assert "release 1.1.0 is already running: nothing to upgrade" in refused(
+        demo_node, "upgrade", str(package)
+    )
+    back = json.loads(cli(root, "rollback", "--json").stdout)
+    assert back["vsn"] == "1.0.0"
+    assert "nothing to roll back to: 1.0.0 is the only release made permanent " in refused(
+        demo_node, "rollback"
+    )
+    assert "(permanent history: 1.0.0)" in refused(demo_node, "rollback")
+    installed = [
+        line for line in demo_node.lines if "release 1.1.0 installed (up from 1.0.0)" in line
+    ]
+    assert len(installed) == 1
+    assert "report=release_installed" in installed[0]
+    assert "processes_migrated=1" in installed[0]
