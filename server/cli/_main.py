@@ -100,7 +100,15 @@ async def _run_locked(root: Path, release: str | None, config: Path | None) -> i
             notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=serving release {vsn}")
 
         boot = functools.partial(
-            run_node, root, tree, embedded, services, booted, config=sys_config, first=first
+            run_node,
+            root,
+            tree,
+            embedded,
+            services,
+            booted,
+            config=sys_config,
+            first=first,
+            read_config=functools.partial(node_config, root, config),
         )
 
         async def main() -> object:

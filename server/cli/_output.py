@@ -127,6 +127,15 @@ def show(console: Console, name: str, result: Any) -> None:
             f"would load {len(result['modules'])} modules and migrate "
             f"{len(result['processes'])} processes; every code_change passed on a copy"
         )
+    elif name == "reload_config":
+        changed = result["changed"]
+        console.print(
+            f"config reloaded for release {result['vsn']}: "
+            + (
+                ", ".join(f"{app} config_change -> {out}" for app, out in changed.items())
+                or "no env changed"
+            )
+        )
     elif name == "stop":
         console.print("node stopping")
     elif name in ("permanent", "remove", "unpack"):

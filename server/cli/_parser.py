@@ -120,7 +120,9 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
 
     for command in COMMANDS.values():
-        sub = commands.add_parser(command.name, help=command.help, description=command.help)
+        spelled = command.name.replace("_", "-")  # reload_config is typed reload-config
+        sub = commands.add_parser(spelled, help=command.help, description=command.help)
+        sub.set_defaults(command=command.name)
         if command.argument is not None:
             sub.add_argument(command.argument, help=f"the {command.argument}")
         sub.add_argument("--root", type=Path, default=Path.cwd(), help="the node's root")

@@ -31,6 +31,7 @@ from server import code_server, kernel
 from server.errors import ReleaseError
 from server.net import http_server
 from server.net.http_server import HttpDefaults
+from server.node._env_layers import ENV_LAYERS_LABEL, NodeEnv
 from server.release import handler
 from server.release.boot import boot_release, parse_release_name
 from server.release.installed import read_installed
@@ -47,7 +48,6 @@ from server.release.signature import TrustedKeys, announce_policy, public_key_te
 from server.release.unpack import UnpackedRelease, unpack_package
 from server.spec.env_schema import check_release_env
 from server.spec.sys_config import (
-    ENV_PREFIX,
     SysConfig,
     env_from_environ,
     merge_env,
@@ -63,10 +63,6 @@ if TYPE_CHECKING:
 __all__ = ["first_record", "install_embedded", "install_package", "node_config", "run_node"]
 
 logger = logging.getLogger("server.release")
-
-#: The boot process's label: the env layers of the release it booted, lowest first, each
-#: ``(where, {app: {key: value}})`` (``server env APP`` says where each value came from).
-ENV_LAYERS_LABEL = "env_layers"
 
 
 def install_embedded(root: Path, tree: SourceTree, release: str) -> ReleasesFile:
@@ -158,6 +154,7 @@ async def run_node(
     config: SysConfig | None = None,
     first: ReleasesFile | None = None,
     environ: Mapping[str, str] | None = None,
+    read_config: Callable[[], SysConfig] | None = None,
 ) -> object:
     """Boot and serve until ``("stop",)``; returns None then, else the controller's reason.
 
@@ -175,6 +172,8 @@ async def run_node(
             start.
         environ: the environment read for ``SERVER_CONFIG__APP__KEY`` overrides (default
             ``os.environ``).
+        read_config: reads the node's sys.config again, for ``reload-config`` (default:
+            ``config`` as it is).
 
     Env overrides, each over the one before: the application spec's ``env``, the release's
     sys.config, the node's ``config``, the environment.
@@ -186,6 +185,13 @@ async def run_node(
     if config is None:
         config = tree.sys_config if tree is not None else node_config(root)
     from_environ = env_from_environ(os.environ if environ is None else environ)
+    first_config = config
+    node_env = NodeEnv(
+        root,
+        read_config if read_config is not None else (lambda: first_config),
+        from_environ,
+    )
+    kernel.set_label(ENV_LAYERS_LABEL, node_env)
     http_server.configure(HttpDefaults(**config.node.http.model_dump()))
     trusted = TrustedKeys(tuple(config.node.trusted_keys))
     announce_policy(trusted)
@@ -206,11 +212,7 @@ async def run_node(
         installed = read_installed(root, permanent.vsn)
         logger.info("booting the permanent release %s %s", permanent.name, permanent.vsn)
         started: list[Pid] = []
-        layers = [
-            (str(root / "releases" / permanent.vsn / "sys.config"), installed.sys_config.env),
-            ("the node's sys.config", config.env),
-            (f"the environment ({ENV_PREFIX}...)", from_environ),
-        ]
+        layers = node_env.release_layers(permanent.vsn, installed.sys_config.env, config.env)
         for warning in check_release_env(
             {app: (spec.env_schema, spec.env) for app, spec in installed.view.apps.items()},
             layers,
@@ -218,14 +220,7 @@ async def run_node(
         ):
             logger.warning("%s", warning)
         env = merge_env(*(tables for _, tables in layers))
-        kernel.set_label(
-            ENV_LAYERS_LABEL,
-            [
-                (f"the spec of {app}", {app: dict(spec.env)})
-                for app, spec in installed.view.apps.items()
-            ]
-            + [(where, {a: dict(t) for a, t in tables.items()}) for where, tables in layers],
-        )
+        node_env.remember({a: dict(spec.env) for a, spec in installed.view.apps.items()}, layers)
         if unwritten:
             write_releases(root, record)
         try:
@@ -245,7 +240,7 @@ async def run_node(
             unpack_timeout=(
                 config.node.unpack_timeout if unpack_timeout is None else unpack_timeout
             ),
-            local_env=merge_env(config.env, from_environ),
+            local_env=node_env.local_env,  # the same dict: a config reload updates it
         )
         started.append(await handler.start_supervisor(handler_config))
         started.extend([await service(root) for service in services or []])

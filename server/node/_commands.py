@@ -28,7 +28,7 @@ from server.behaviours import supervisor, system_messages
 from server.control import ProgressInfo
 from server.control import start_link as start_control
 from server.errors import CallError, InstallRefused, ReleaseError, ServerError
-from server.node._boot import ENV_LAYERS_LABEL
+from server.node._env_layers import ENV_LAYERS_LABEL, NodeEnv, reload_config
 from server.release import current_release, handler
 from server.release.boot import parse_release_name
 
@@ -183,6 +183,10 @@ def _package_vsn(package: str) -> str | None:
         return None  # unpack says what is wrong with the name
 
 
+async def _reload_config(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    return await reload_config(boot)
+
+
 async def _rollback(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
     return await handler.rollback()
 
@@ -270,7 +274,8 @@ async def _env(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> A
     loaded = await controller.loaded_applications()
     if app not in loaded:
         raise InstallRefused(f"application {app} is not loaded (loaded: {', '.join(loaded)})")
-    layers = kernel.get_label(boot, ENV_LAYERS_LABEL) or []
+    node_env = kernel.get_label(boot, ENV_LAYERS_LABEL)
+    layers = node_env.layers if isinstance(node_env, NodeEnv) else []
     booted: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for where, tables in layers:
@@ -392,6 +397,12 @@ _TABLE: Final = (
         _rollback,
         timeout=120.0,
         progress=True,
+    ),
+    Command(
+        "reload_config",
+        "re-read the node's sys.config and apply its env (config_change, as an install does)",
+        _reload_config,
+        timeout=60.0,
     ),
     Command("stop", "stop the node (its applications in reverse order)", _stop, timeout=30.0),
 )

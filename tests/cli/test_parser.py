@@ -19,7 +19,8 @@ def sub_commands() -> dict[str, argparse.ArgumentParser]:
 
 
 def test_every_command_of_the_table_is_a_sub_command_and_nothing_else() -> None:
-    assert set(sub_commands()) == {"run", "build", "new", "keygen", "dev", "start", *COMMANDS}
+    typed = {name.replace("_", "-") for name in COMMANDS}  # reload_config: reload-config
+    assert set(sub_commands()) == {"run", "build", "new", "keygen", "dev", "start", *typed}
 
 
 async def test_the_node_serves_exactly_the_commands_of_the_table() -> None:
@@ -34,7 +35,8 @@ async def test_the_node_serves_exactly_the_commands_of_the_table() -> None:
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_each_sub_command_takes_what_its_row_says(name: str) -> None:
     command = COMMANDS[name]
-    argv = [name] if command.argument is None else [name, "x"]
+    typed = name.replace("_", "-")
+    argv = [typed] if command.argument is None else [typed, "x"]
     args = parser().parse_args([*argv, "--root", "/tmp/r"])
     assert args.command == name
     assert args.root == Path("/tmp/r")

@@ -54,3 +54,27 @@ def test_release_commands_say_what_to_do_and_answer_json(demo_node: NodeProcess)
     assert len(installed) == 1
     assert "report=release_installed" in installed[0]
     assert "processes_migrated=1" in installed[0]
+
+
+def test_reload_config_applies_the_nodes_sys_config_or_refuses_it_changing_nothing(
+    demo_node: NodeProcess,
+) -> None:
+    root = demo_node.root
+    config = root / "sys.config"
+    text = config.read_text()
+    key = "k" * 90
+    assert demo_node.request("POST", f"/incr/{key}")[0] == 400  # over the spec's 64
+    config.write_text(text.replace("[counter]", "[counter]\nmax_key_length = 99"))
+    done = cli(root, "reload-config")
+    assert "config reloaded for release 1.0.0: counter config_change -> 'ok'" in done.stdout
+    assert demo_node.request("POST", f"/incr/{key}")[0] == 200
+    assert any("counter env changed" in line for line in demo_node.lines)
+    rows = {r["key"]: r for r in json.loads(cli(root, "env", "counter", "--json").stdout)}
+    assert (rows["max_key_length"]["value"], rows["max_key_length"]["source"]) == (
+        99,
+        "the node's sys.config",
+    )
+    config.write_text(text.replace("[counter]", '[counter]\nmax_key_length = "many"'))
+    message = refused(demo_node, "reload-config")
+    assert "counter.max_key_length (from the node's sys.config)" in message
+    assert demo_node.request("POST", f"/incr/{key}")[0] == 200  # still 99
