@@ -72,6 +72,7 @@ from server.spec.relup import (
     StopModules,
     SuspendModules,
 )
+from server.spec.requirements import requirements_change, unmet
 from server.spec.sys_config import merge_env
 
 if TYPE_CHECKING:
@@ -192,6 +193,24 @@ def prepare(
     except ServerError as exc:
         raise InstallRefused(str(exc)) from None
     _check_script(entry.instructions, target)
+    missing = unmet((app, text) for app, spec in target.apps.items() for text in spec.requires)
+    if missing:
+        raise InstallRefused(
+            f"release {target.spec.vsn} requires what the node's Python environment lacks: "
+            + "; ".join(missing)
+        )
+    old_requires = [t for spec in current.apps.values() for t in spec.requires]
+    added, removed = requirements_change(
+        old_requires, [t for spec in target.apps.values() for t in spec.requires]
+    )
+    if added or removed:
+        raise InstallRefused(
+            f"release {target.spec.vsn} requires other Python distributions than "
+            f"{current.spec.vsn} (added: {', '.join(added) or 'none'}; removed: "
+            f"{', '.join(removed) or 'none'}); they are not managed code, so it cannot be "
+            "installed module by module: make it permanent by a restart instead (its "
+            "processes' state is lost)"
+        )
     local = dict(local_env or {})
     try:
         check_release_env(

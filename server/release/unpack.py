@@ -79,6 +79,7 @@ from server.spec.app_spec import AppSpec
 from server.spec.files import AppName, Vsn, parse_model
 from server.spec.release_spec import ReleaseSpec
 from server.spec.relup import Relup
+from server.spec.requirements import unmet
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator, Mapping
@@ -245,6 +246,14 @@ def unpack_package(
         if scan.run(source, None) != actual:
             raise UnpackError(where, _CHANGED)
     plan = _plan(scan, name, vsn)
+    missing = unmet((app, text) for app, spec in plan.apps.items() for text in spec.requires)
+    if missing:
+        raise UnpackError(
+            where,
+            "the node's Python environment lacks what the release requires ("
+            + "; ".join(missing)
+            + "): install those distributions beside the server first",
+        )
     leftovers = _check_in_place(scan, plan, root, in_use)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
     try:

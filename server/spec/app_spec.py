@@ -9,6 +9,7 @@ One TOML file per application version (``appspecs/<app>-<vsn>.toml`` in a source
     modules = ["counter.app", "counter.server"]
     registered = ["counter_server"]
     applications = []                 # the applications it depends on
+    requires = ["requests>=2.31"]     # Python distributions it imports (PEP 508), not managed
 
     [mod]                             # the callback module, started with start(args)
     module = "counter.app"
@@ -33,11 +34,14 @@ One TOML file per application version (``appspecs/<app>-<vsn>.toml`` in a source
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import pydantic
 
 from server.spec.appup import AppUp
 from server.spec.env_schema import EnvField, EnvType, check_env
 from server.spec.files import SPEC_MODEL_CONFIG, AppName, ModuleName, Vsn
+from server.spec.requirements import check_requirement
 
 __all__ = ["AppSpec", "StartCallback", "Vsn"]
 
@@ -65,6 +69,7 @@ class AppSpec(pydantic.BaseModel):
     mod: StartCallback | None = None
     env: dict[str, pydantic.JsonValue] = {}
     env_schema: dict[str, EnvField | EnvType] = {}
+    requires: list[Annotated[str, pydantic.AfterValidator(check_requirement)]] = []
     appup: AppUp = AppUp()
 
     @pydantic.field_validator("modules")

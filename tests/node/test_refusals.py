@@ -15,6 +15,8 @@ from server.release.source_tree import SourceTree
 from tests._support.nodes import cli
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tests._support.nodes import NodeProcess
 
 pytestmark = pytest.mark.node
@@ -78,3 +80,38 @@ def test_reload_config_applies_the_nodes_sys_config_or_refuses_it_changing_nothi
     message = refused(demo_node, "reload-config")
     assert "counter.max_key_length (from the node's sys.config)" in message
     assert demo_node.request("POST", f"/incr/{key}")[0] == 200  # still 99
+
+
+def _require(root: Path, vsn: str, requirement: str) -> None:
+    spec = root / "appspecs" / f"counter-{vsn}.toml"
+    text = spec.read_text()
+    spec.write_text(
+        text.replace("applications = []", f"applications = []\nrequires = [{requirement!r}]")
+    )
+
+
+def test_a_release_needing_a_missing_distribution_is_refused_at_unpack_naming_it(
+    demo_node: NodeProcess,
+) -> None:
+    root = demo_node.root
+    _require(root, "1.1.0", "no-such-distribution>=1")
+    package = build_package(SourceTree(root), "demo", "1.1.0", root / "build").path
+    before = (root / "releases" / "RELEASES").read_bytes()
+    message = refused(demo_node, "unpack", str(package))
+    assert "counter needs no-such-distribution>=1: no-such-distribution is not installed" in message
+    assert (root / "releases" / "RELEASES").read_bytes() == before
+    assert not (root / "releases" / "1.1.0").exists()
+    assert not (root / "lib" / "counter-1.1.0").exists()
+
+
+def test_a_release_whose_requirements_differ_cannot_be_installed_module_by_module(
+    demo_node: NodeProcess,
+) -> None:
+    root = demo_node.root
+    _require(root, "1.1.0", "packaging>=20")  # installed beside the server: met
+    package = build_package(SourceTree(root), "demo", "1.1.0", root / "build").path
+    cli(root, "unpack", str(package))
+    for command in ("check", "install"):
+        message = refused(demo_node, command, "1.1.0")
+        assert "requires other Python distributions than 1.0.0 (added: packaging>=20" in message
+    assert demo_node.request("GET", "/health") == (200, {"release": "1.0.0"})
