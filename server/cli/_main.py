@@ -200,16 +200,19 @@ def _start(args: argparse.Namespace) -> int:
         run_args += ["--release", release]
     if args.config is not None:
         run_args += ["--config", str(args.config.resolve())]
+    log_args = ["--log-level", args.log_level, "--log-format", args.log_format]
+    if args.log_file is not None:
+        log_args += ["--log-file", str(Path(args.log_file).resolve())]
     if args.foreground:
         return run_heart_on_root(
             args.root,
-            log_level=args.log_level,
+            log_args=log_args,
             ready_fd=args.ready_fd,
             config=args.config,
             run_args=run_args,
         )
     with Console(stderr=True).status("starting the node under its heart"):
-        started = start_detached(args.root, log_level=args.log_level, start_args=run_args)
+        started = start_detached(args.root, log_args=log_args, start_args=run_args)
     _say(f"node {started.status}: heart pid {started.heart_pid}, node pid {started.node_pid}")
     _say(f"logs: {started.log_dir / 'heart.log'} and {started.log_dir / 'node.log'}")
     return 0

@@ -36,7 +36,7 @@ class DetachedHeart:
 def start_detached(
     root: Path,
     *,
-    log_level: str = "INFO",
+    log_args: Sequence[str] = ("--log-level", "INFO"),
     timeout: float = 30.0,
     serve_timeout: float = 120.0,
     start_args: Sequence[str] = (),
@@ -45,7 +45,8 @@ def start_detached(
 
     Its stdout and stderr (the heart's report lines and the node's output) are appended to
     ``<root>/log/node.log``. Returns once the node says it serves (``READY=1`` on the
-    notify socket this call hands it). ``start_args`` go to ``server start``.
+    notify socket this call hands it). ``log_args`` (``--log-level``, ``--log-format``,
+    ``--log-file``) go before ``start``, ``start_args`` after it.
 
     Raises:
         HeartAlreadyRunning: another heart holds ``root`` (checked before anything starts).
@@ -62,8 +63,7 @@ def start_detached(
         sys.executable,
         "-m",
         "server",
-        "--log-level",
-        log_level,
+        *log_args,
         "start",
         "--root",
         str(root),

@@ -272,25 +272,21 @@ def _supervise(settings: _Settings, stop: _StopRequest, events: HeartLog) -> int
     return status
 
 
-def node_command(root: Path, *, log_level: str = "INFO", run_args: Sequence[str] = ()) -> list[str]:
-    """The command line of ``server run`` for ``root`` (plus ``run_args``), this interpreter."""
-    return [
-        sys.executable,
-        "-m",
-        "server",
-        "--log-level",
-        log_level,
-        "run",
-        "--root",
-        str(root),
-        *run_args,
-    ]
+def node_command(
+    root: Path, *, log_args: Sequence[str] = ("--log-level", "INFO"), run_args: Sequence[str] = ()
+) -> list[str]:
+    """The command line of ``server run`` for ``root``, this interpreter.
+
+    ``log_args`` are the logging options before the sub-command (``--log-level``,
+    ``--log-format``, ``--log-file``); ``run_args`` go after it (``--release``, ``--config``).
+    """
+    return [sys.executable, "-m", "server", *log_args, "run", "--root", str(root), *run_args]
 
 
 def run_heart_on_root(
     root: Path,
     *,
-    log_level: str = "INFO",
+    log_args: Sequence[str] = ("--log-level", "INFO"),
     ready_fd: int | None = None,
     config: Path | None = None,
     run_args: Sequence[str] = (),
@@ -299,7 +295,8 @@ def run_heart_on_root(
 
     The limits come from the node's sys.config (``heart_max_restarts``, ``heart_period``;
     ``config``, the root's, or its release's). When ``ready_fd`` is given, the first node's
-    pid is written to it, then it is closed. ``run_args`` go to every ``server run``.
+    pid is written to it, then it is closed. ``log_args`` and ``run_args`` go to every
+    ``server run`` (see ``node_command``).
 
     Returns:
         The heart's exit code (see ``run_heart``).
@@ -317,7 +314,7 @@ def run_heart_on_root(
                 ready.write(f"{pid}\n")
 
     return run_heart(
-        node_command(root, log_level=log_level, run_args=run_args),
+        node_command(root, log_args=log_args, run_args=run_args),
         root=root,
         max_restarts=settings.heart_max_restarts,
         period=settings.heart_period,

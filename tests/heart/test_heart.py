@@ -340,13 +340,16 @@ def test_server_start_returns_once_the_node_serves_and_stop_waits_for_its_end(
     port = free_port()
     set_port(demo_tree, port)
     done = subprocess.run(
-        [sys.executable, "-m", "server", "start", "--root", str(demo_tree)],
+        [sys.executable, "-m", "server", "--log-format", "json", "start", "--root", str(demo_tree)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    node_log = (demo_tree / "log" / "node.log").read_text().splitlines()
+    records = [json.loads(line) for line in node_log if line.startswith("{")]
+    assert any(r["message"] == "release demo 1.0.0 booted" for r in records)  # the node's too
     first, second = done.stdout.splitlines()
     assert first.startswith("node serving release 1.0.0: heart pid ")
     heart_pid = int(first.split()[6].rstrip(","))
