@@ -27,6 +27,7 @@ from server.cli._output import add_package_row, packages_table
 from server.cli._parser import parser
 from server.dev.reloader import ReloadEvent, watch
 from server.dev.session import DevRelease, prepare, serve
+from server.dev.start_function import resolve_start, serve_start
 from server.errors import ReleaseError, ServerError
 from server.heart import RESTARTS_ENV, run_heart_on_root, start_detached
 from server.node import (
@@ -179,21 +180,36 @@ async def _dev_paths(paths: list[Path], start: str | None, grace: float) -> None
     for path in paths:
         names = code_server.add_path(path)
         _say(f"watching {path.resolve()} ({', '.join(names) or 'no modules yet'})")
-    async with kernel.Node(name="dev"):
-        if start is not None:
-            module_name, _, function = start.partition(":")
-            module = __import__(module_name, fromlist=["_"])
-            kernel.spawn(getattr(module, function or "main"))
+    target = resolve_start(start) if start is not None else None  # a typo: one line
+    roots = [p.resolve() for p in paths]
 
-        def report(event: ReloadEvent) -> None:
-            _say(str(event))
+    def ready() -> None:
+        _say("ready: edit a file to reload it")
 
-        def ready() -> None:
-            _say("ready: edit a file to reload it")
+    async with kernel.Node(name="dev") as node, anyio.create_task_group() as group:
+        if target is None:
 
-        roots = [p.resolve() for p in paths]
-        kernel.spawn(functools.partial(watch, roots, grace=grace, report=report, ready=ready))
-        await _until_signal()
+            def report(event: ReloadEvent) -> None:
+                _say(str(event))
+
+            kernel.spawn(functools.partial(watch, roots, grace=grace, report=report, ready=ready))
+            await _until_signal()
+            return
+
+        async def main() -> None:
+            me = kernel.self()
+
+            async def on_signal() -> None:
+                await _until_signal()
+                kernel.send(me, ("stop",))
+
+            group.start_soon(on_signal)
+            await serve_start(*target, roots, grace=grace, say=_say, ready=ready)
+
+        try:
+            await node.run_process(main)
+        finally:
+            group.cancel_scope.cancel()
 
 
 async def _dev_release(release: DevRelease, grace: float) -> int:

@@ -28,7 +28,16 @@ from server.errors import CodeError
 if TYPE_CHECKING:
     from server.kernel import Pid
 
-__all__ = ["ReloadEvent", "module_for_path", "reload_module", "watch", "watch_changes"]
+__all__ = [
+    "ReloadEvent",
+    "SourcesChanged",
+    "module_for_path",
+    "reload_batch",
+    "reload_module",
+    "send_changes",
+    "watch",
+    "watch_changes",
+]
 
 logger = logging.getLogger("server.dev")
 
@@ -48,6 +57,14 @@ class ReloadEvent:
 
     def __str__(self) -> str:
         return f"{self.outcome:8} {self.module}{': ' + self.detail if self.detail else ''}"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SourcesChanged:
+    """Sent by ``send_changes``: these modules' files were saved."""
+
+    modules: tuple[str, ...]
 
 
 Report = Callable[[ReloadEvent], None]
@@ -137,6 +154,31 @@ async def watch_changes(
             yield modules
 
 
+async def send_changes(to: Pid, roots: list[Path], ready: Callable[[], None]) -> None:
+    """Send ``to`` a ``SourcesChanged`` for each batch of saves under ``roots`` (a process)."""
+    kernel.set_label("behaviour", "dev_watcher")
+    async for modules in watch_changes(roots, ready=ready):
+        kernel.send(to, SourcesChanged(tuple(modules)))
+
+
+async def reload_batch(
+    modules: Iterable[str], *, grace: float, report: Report
+) -> list[ReloadEvent]:
+    """Reload each of ``modules`` in turn; returns every event reported (also to ``report``)."""
+    events: list[ReloadEvent] = []
+
+    def both(event: ReloadEvent) -> None:
+        events.append(event)
+        report(event)
+
+    for module in modules:
+        try:
+            await reload_module(module, grace=grace, report=both)
+        except Exception:  # the reloader never stops the node
+            logger.exception("reloading %s failed", module)
+    return events
+
+
 async def watch(
     roots: list[Path],
     *,
@@ -147,8 +189,4 @@ async def watch(
     """Watch ``roots`` for ever and reload each changed module (run it as a process)."""
     kernel.set_label("behaviour", "dev_reloader")
     async for modules in watch_changes(roots, ready=ready):
-        for module in modules:
-            try:
-                await reload_module(module, grace=grace, report=report)
-            except Exception:  # the reloader never stops the node
-                logger.exception("reloading %s failed", module)
+        await reload_batch(modules, grace=grace, report=report)

@@ -27,7 +27,6 @@ How this works:
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING, Any, final
 from server import code_server, kernel
 from server.app import controller
 from server.behaviours import supervisor
-from server.dev.reloader import ReloadEvent, reload_module, watch_changes
+from server.dev.reloader import SourcesChanged, reload_batch, send_changes
 from server.errors import ApplicationError, CallError, ReleaseError, ServerError
 from server.net import http_server
 from server.net.http_server import HttpDefaults
@@ -54,9 +53,8 @@ if TYPE_CHECKING:
     from server.spec.release_view import ReleaseView
     from server.spec.sys_config import SysConfig
 
-__all__ = ["DevRelease", "SourcesChanged", "prepare", "serve"]
+__all__ = ["DevRelease", "prepare", "serve"]
 
-logger = logging.getLogger("server.dev")
 
 Say = Callable[[str], None]
 
@@ -81,14 +79,6 @@ class DevRelease:
     def vsn(self) -> str:
         """The release's version."""
         return self.view.spec.vsn
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class SourcesChanged:
-    """Sent by the watcher: these modules' files were saved."""
-
-    modules: tuple[str, ...]
 
 
 def prepare(
@@ -232,17 +222,9 @@ class _Session:
     async def changed(self, modules: tuple[str, ...]) -> None:
         """Reload ``modules``, then restart or start the applications that need it."""
         supervised = {app: await self.supervisor_modules(app) for app in self.running}
-        events: list[ReloadEvent] = []
-
-        def report(event: ReloadEvent) -> None:
-            events.append(event)
-            self.say(str(event))
-
-        for module in modules:
-            try:
-                await reload_module(module, grace=self.grace, report=report)
-            except Exception:  # the reloader never stops the node
-                logger.exception("reloading %s failed", module)
+        events = await reload_batch(
+            modules, grace=self.grace, report=lambda event: self.say(str(event))
+        )
         reloaded = [e.module for e in events if e.outcome == "reloaded"]
         killed = {e.module for e in events if e.outcome == "purged" and e.killed}
         for app in self.started_apps():
@@ -277,12 +259,6 @@ def _one_line(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-async def _watch_sources(session: Pid, roots: list[Path], ready: Callable[[], None]) -> None:
-    kernel.set_label("behaviour", "dev_watcher")
-    async for modules in watch_changes(roots, ready=ready):
-        kernel.send(session, SourcesChanged(tuple(modules)))
-
-
 async def serve(
     release: DevRelease,
     *,
@@ -312,7 +288,7 @@ async def serve(
     for app in session.started_apps():
         await session.start(app, f"started  {app} {release.view.app(app).vsn}")
     roots = [release.lib_dirs[e.name] for e in release.view.spec.applications]
-    watcher = kernel.spawn_link(_watch_sources, kernel.self(), roots, ready)
+    watcher = kernel.spawn_link(send_changes, kernel.self(), roots, ready)
     while True:
         message = await kernel.receive()
         match message:

@@ -126,6 +126,42 @@ def test_an_application_that_stops_is_said_and_the_next_good_save_starts_it(
     assert dev_node.request("POST", "/incr/a")[1]["value"] == 1
 
 
+LINGER = """
+
+from server import kernel
+
+
+async def start_linger() -> object:
+    return kernel.spawn_link(linger)
+
+
+async def linger() -> None:
+    while True:  # a local loop: it stays in this version of the module until purged
+        await kernel.receive()
+"""
+
+
+def test_a_module_whose_processes_the_purge_killed_restarts_the_application(
+    dev_node: NodeProcess, demo_tree: Path
+) -> None:
+    store = _counter(demo_tree, "store")
+    store.write_text(store.read_text() + LINGER)
+    dev_node.wait_for("reloaded counter.store")
+    _edit(demo_tree, "sup", "import http_server\n", "import http_server\n\nimport counter.store\n")
+    _edit(
+        demo_tree,
+        "sup",
+        "listener],",
+        'listener, ChildSpec(id="linger", start=(counter.store.start_linger,))],',
+    )
+    dev_node.wait_for("restarted counter: counter.sup runs one of its supervisors")
+    assert dev_node.request("POST", "/incr/a")[1]["value"] == 1
+    store.write_text(store.read_text() + "\n# edited\n")
+    dev_node.wait_for("purged   counter.store: killed 1 process(es)")
+    dev_node.wait_for("restarted counter: the purge of counter.store killed processes of it")
+    assert dev_node.request("POST", "/incr/a")[1]["value"] == 1, "a new store: restarted"
+
+
 @pytest.mark.parametrize(
     ("config", "environ", "words"),
     [
