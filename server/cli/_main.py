@@ -26,7 +26,9 @@ from server.cli._new import new_project
 from server.cli._output import add_package_row, packages_table
 from server.cli._parser import parser
 from server.dev.reloader import ReloadEvent, watch
-from server.errors import ServerError
+from server.dev.session import DevRelease, prepare, serve
+from server.dev.start_function import resolve_start, serve_start
+from server.errors import ReleaseError, ServerError
 from server.heart import RESTARTS_ENV, run_heart_on_root, start_detached
 from server.node import (
     COMMANDS,
@@ -170,25 +172,89 @@ def _build(args: argparse.Namespace) -> None:
         console.print(f"signed by {public_key_text(key)} (a .sig beside each package)")
 
 
-async def _dev(paths: list[Path], start: str | None, grace: float) -> None:
+def _dev(args: argparse.Namespace) -> int:
+    if args.root is None:
+        if args.release is not None or args.config is not None:
+            raise ReleaseError("--release and --config go with --root, not --path")
+        anyio.run(_dev_paths, args.path, args.start, args.grace, backend="asyncio")
+        return 0
+    if args.start is not None:
+        raise ReleaseError("--start goes with --path: with --root the release's applications start")
+    release = prepare(args.root, args.release, args.config)
+    return anyio.run(_dev_release, release, args.grace, backend="asyncio")
+
+
+async def _dev_paths(paths: list[Path], start: str | None, grace: float) -> None:
     for path in paths:
         names = code_server.add_path(path)
         _say(f"watching {path.resolve()} ({', '.join(names) or 'no modules yet'})")
-    async with kernel.Node(name="dev"):
-        if start is not None:
-            module_name, _, function = start.partition(":")
-            module = __import__(module_name, fromlist=["_"])
-            kernel.spawn(getattr(module, function or "main"))
+    target = resolve_start(start) if start is not None else None  # a typo: one line
+    roots = [p.resolve() for p in paths]
 
-        def report(event: ReloadEvent) -> None:
-            _say(str(event))
+    def ready() -> None:
+        _say("ready: edit a file to reload it")
 
-        def ready() -> None:
-            _say("ready: edit a file to reload it")
+    async with kernel.Node(name="dev") as node, anyio.create_task_group() as group:
+        if target is None:
 
-        roots = [p.resolve() for p in paths]
-        kernel.spawn(functools.partial(watch, roots, grace=grace, report=report, ready=ready))
-        await _until_signal()
+            def report(event: ReloadEvent) -> None:
+                _say(str(event))
+
+            kernel.spawn(functools.partial(watch, roots, grace=grace, report=report, ready=ready))
+            await _until_signal()
+            return
+
+        async def main() -> None:
+            me = kernel.self()
+
+            async def on_signal() -> None:
+                await _until_signal()
+                kernel.send(me, ("stop",))
+
+            group.start_soon(on_signal)
+            await serve_start(*target, roots, grace=grace, say=_say, ready=ready)
+
+        try:
+            await node.run_process(main)
+        finally:
+            group.cancel_scope.cancel()
+
+
+async def _dev_release(release: DevRelease, grace: float) -> int:
+    for warning in release.warnings:
+        _say(f"warning: {warning}")
+    _say(f"dev: release {release.name} {release.vsn} from its sources")
+    for app, lib_dir in release.lib_dirs.items():
+        _say(f"watching {lib_dir} ({app})")
+
+    def ready() -> None:
+        _say("ready: edit a file to reload it")
+
+    node_name = release.sys_config.node.name
+    async with kernel.Node(name=node_name) as node, anyio.create_task_group() as group:
+
+        async def main() -> object:
+            me = kernel.self()
+
+            async def on_signal() -> None:
+                # open for the node's whole life: a second Ctrl-C while the applications
+                # stop must not become a KeyboardInterrupt in the middle of their stop
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        _say("dev node stopping")
+                        kernel.send(me, ("stop",))
+
+            group.start_soon(on_signal)
+            return await serve(release, grace=grace, say=_say, ready=ready, explain=in_words)
+
+        try:
+            reason = await node.run_process(main)
+        finally:
+            group.cancel_scope.cancel()
+    if reason is not None:
+        _say(f"dev node stopped: {reason!r}")
+        return 1
+    return 0
 
 
 def _start(args: argparse.Namespace) -> int:
@@ -237,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             _say(f"wrote {args.out} (private: keep it secret) and {args.out}.pub")
             _say(f"trust it in sys.config: [node] trusted_keys = [{public!r}]")
         elif args.command == "dev":
-            anyio.run(_dev, args.path, args.start, args.grace, backend="asyncio")
+            raise SystemExit(_dev(args))
         elif args.command == "start":
             raise SystemExit(_start(args))
         elif args.command in COMMANDS:

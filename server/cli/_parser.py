@@ -83,19 +83,35 @@ def parser() -> argparse.ArgumentParser:
     keygen.add_argument("out", type=Path, metavar="OUT", help="the private key file to create")
 
     dev = commands.add_parser(
-        "dev", help="run a node that reloads application modules when their files change"
+        "dev",
+        help="run a source tree's release as the node would, reloading modules as their files "
+        "change (or, with --path, watch bare source roots)",
     )
-    dev.add_argument(
+    where = dev.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--root",
+        type=Path,
+        help="a source tree (releases/, appspecs/, apps/, sys.config): boot its release's "
+        "applications from their source folders and watch them",
+    )
+    where.add_argument(
         "--path",
         type=Path,
         action="append",
-        required=True,
-        help="an application source root to load from and watch (repeatable)",
+        help="an application source root to load from and watch (repeatable; with --start)",
+    )
+    dev.add_argument(
+        "--release",
+        metavar="NAME-VSN",
+        help="with --root: run this release (default: [node] release of sys.config)",
+    )
+    dev.add_argument(
+        "--config", type=Path, help="with --root: sys.config (default <root>/sys.config)"
     )
     dev.add_argument(
         "--start",
         metavar="MODULE[:FUNCTION]",
-        help="an async function to run as the first process (default function: main)",
+        help="with --path: an async function to run as the first process (default function: main)",
     )
     dev.add_argument(
         "--grace",

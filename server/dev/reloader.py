@@ -7,15 +7,17 @@ the new version, then soft-purge the version that just became old, purging it af
 raises, is refused: the running code is left as it was, and the node keeps running.
 
 Every outcome is reported as one ``ReloadEvent`` to a callback (the CLI prints them).
+``watch_changes`` only says which modules changed, batch by batch; ``watch`` reloads them
+(``server dev --path``); ``server.dev.session`` does more with them (``server dev --root``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import final
+from typing import TYPE_CHECKING, final
 
 import anyio
 import watchfiles
@@ -23,7 +25,19 @@ import watchfiles
 from server import code_server, kernel
 from server.errors import CodeError
 
-__all__ = ["ReloadEvent", "module_for_path", "reload_module", "watch"]
+if TYPE_CHECKING:
+    from server.kernel import Pid
+
+__all__ = [
+    "ReloadEvent",
+    "SourcesChanged",
+    "module_for_path",
+    "reload_batch",
+    "reload_module",
+    "send_changes",
+    "watch",
+    "watch_changes",
+]
 
 logger = logging.getLogger("server.dev")
 
@@ -31,14 +45,26 @@ logger = logging.getLogger("server.dev")
 @final
 @dataclass(frozen=True, slots=True)
 class ReloadEvent:
-    """What happened to one module: ``reloaded``, ``refused``, ``purged`` or ``skipped``."""
+    """What happened to one module: ``reloaded``, ``refused``, ``purged`` or ``skipped``.
+
+    ``killed`` holds the processes a purge killed (``purged`` only).
+    """
 
     module: str
     outcome: str
     detail: str = ""
+    killed: tuple[Pid, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.outcome:8} {self.module}{': ' + self.detail if self.detail else ''}"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SourcesChanged:
+    """Sent by ``send_changes``: these modules' files were saved."""
+
+    modules: tuple[str, ...]
 
 
 Report = Callable[[ReloadEvent], None]
@@ -73,7 +99,7 @@ async def _make_room(module: str, grace: float, report: Report) -> None:
     if await code_server.purge(module):
         pids = ", ".join(repr(pid) for pid in lingering)
         detail = f"killed {len(lingering)} process(es) still in old code: {pids}"
-        report(ReloadEvent(module, "purged", detail))
+        report(ReloadEvent(module, "purged", detail, tuple(lingering)))
 
 
 async def reload_module(module: str, *, grace: float, report: Report) -> bool:
@@ -100,15 +126,13 @@ async def reload_module(module: str, *, grace: float, report: Report) -> bool:
     return True
 
 
-async def watch(
-    roots: list[Path],
-    *,
-    grace: float = 2.0,
-    report: Report,
-    ready: Callable[[], None] | None = None,
-) -> None:
-    """Watch ``roots`` for ever and reload each changed module (run it as a process)."""
-    kernel.set_label("behaviour", "dev_reloader")
+async def watch_changes(
+    roots: list[Path], *, ready: Callable[[], None] | None = None
+) -> AsyncIterator[list[str]]:
+    """The modules changed under ``roots``, one sorted batch per burst of saves, for ever.
+
+    ``ready`` is called once the watch is in place: from then on no edit can be missed.
+    """
     # yield_on_timeout: the first (empty) batch proves the watch is in place, so "ready"
     # is only said once an edit can no longer be missed
     watcher = watchfiles.awatch(
@@ -126,8 +150,43 @@ async def watch(
                 and (name := module_for_path(Path(raw), roots)) is not None
             }
         )
-        for module in modules:
-            try:
-                await reload_module(module, grace=grace, report=report)
-            except Exception:  # the reloader never stops the node
-                logger.exception("reloading %s failed", module)
+        if modules:
+            yield modules
+
+
+async def send_changes(to: Pid, roots: list[Path], ready: Callable[[], None]) -> None:
+    """Send ``to`` a ``SourcesChanged`` for each batch of saves under ``roots`` (a process)."""
+    kernel.set_label("behaviour", "dev_watcher")
+    async for modules in watch_changes(roots, ready=ready):
+        kernel.send(to, SourcesChanged(tuple(modules)))
+
+
+async def reload_batch(
+    modules: Iterable[str], *, grace: float, report: Report
+) -> list[ReloadEvent]:
+    """Reload each of ``modules`` in turn; returns every event reported (also to ``report``)."""
+    events: list[ReloadEvent] = []
+
+    def both(event: ReloadEvent) -> None:
+        events.append(event)
+        report(event)
+
+    for module in modules:
+        try:
+            await reload_module(module, grace=grace, report=both)
+        except Exception:  # the reloader never stops the node
+            logger.exception("reloading %s failed", module)
+    return events
+
+
+async def watch(
+    roots: list[Path],
+    *,
+    grace: float = 2.0,
+    report: Report,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Watch ``roots`` for ever and reload each changed module (run it as a process)."""
+    kernel.set_label("behaviour", "dev_reloader")
+    async for modules in watch_changes(roots, ready=ready):
+        await reload_batch(modules, grace=grace, report=report)

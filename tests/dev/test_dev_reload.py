@@ -147,3 +147,23 @@ async def test_a_process_left_in_old_code_is_purged_after_the_grace_period(
     line = await dev_node.expect("purged")
     assert "killed 1 process(es) still in old code" in line
     assert await dev_node.ask() == "hello v2"
+
+
+async def test_an_edit_of_the_start_module_restarts_the_start_function_the_purge_killed(
+    dev_node: DevNode,
+) -> None:
+    main = dev_node.root / dev_node.app / "main.py"
+    main.write_text(main.read_text() + "\n# edited\n")
+    await dev_node.expect(f"reloaded {dev_node.app}.main")
+    line = await dev_node.expect("restarted")
+    assert f"{dev_node.app}.main:main: the purge of {dev_node.app}.main killed it" in line
+    dev_node.port = int((await dev_node.expect("PORT ")).split()[1])  # it listens again
+    assert await dev_node.ask() == "hello v1"
+
+
+async def test_a_start_function_that_cannot_be_found_is_one_server_line(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "server", "dev", "--path", str(tmp_path)]
+    done = await anyio.run_process([*command, "--start", "nosuch.main"], check=False)
+    assert done.returncode == 1
+    assert done.stderr.decode().startswith("server: module nosuch.main cannot be imported")
+    assert done.stderr.decode().count("\n") == 1
