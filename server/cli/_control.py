@@ -42,6 +42,9 @@ def run_control_command(args: argparse.Namespace) -> int:
         payload[command.argument] = (
             str(Path(value).resolve()) if command.argument == "package" else value
         )
+    for flag, _help in command.flags:
+        if getattr(args, flag, False):
+            payload[flag] = True
     console = Console()
     as_json = bool(getattr(args, "json", False))
     if command.progress and not as_json:  # JSON output stays one document

@@ -32,6 +32,7 @@ from server.errors import ReleaseError, ServerError
 from server.heart import RESTARTS_ENV, run_heart_on_root, start_detached
 from server.node import (
     COMMANDS,
+    RESTART_NEW_PROCESS,
     NodeLock,
     control_service,
     install_package,
@@ -56,6 +57,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = ["main"]
+
+#: ``_run``'s answer when the node must start again in a new OS process image.
+_RESTART = -1
 
 
 async def _until_signal() -> None:
@@ -137,6 +141,9 @@ async def _run_locked(root: Path, release: str | None, config: Path | None) -> i
         _say(f"node {settings.name}: starting (root {root}{note})")
         reason = await node.run_process(main)
         group.cancel_scope.cancel()
+    if reason == RESTART_NEW_PROCESS:
+        _say(f"node {settings.name}: restarting in a new process (every process's state is lost)")
+        return _RESTART
     if reason is not None:
         _say(f"node {settings.name} stopped: {reason!r}")
         return 1
@@ -290,9 +297,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(args.log_level, log_format=args.log_format, log_file=args.log_file)
     try:
         if args.command == "run":
-            raise SystemExit(
-                anyio.run(_run, args.root.resolve(), args.release, args.config, backend="asyncio")
+            code = anyio.run(
+                _run, args.root.resolve(), args.release, args.config, backend="asyncio"
             )
+            if code == _RESTART:  # an install by restart: the same pid, a new interpreter
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.execv(sys.executable, [sys.executable, "-m", "server", *sys.argv[1:]])
+            raise SystemExit(code)
         if args.command == "build":
             _build(args)
         elif args.command == "new":

@@ -107,6 +107,12 @@ def show(console: Console, name: str, result: Any) -> None:
         )
         for app in result["applications"]:
             console.print(f"  {app['name']} {app['vsn']}  {app['description']}")
+    elif name == "install" and "restarting" in result:
+        console.print(
+            f"node restarting into release {result['restarting']} (every process's state is "
+            f"lost); `server ping` answers once it serves, `server permanent "
+            f"{result['restarting']}` keeps it"
+        )
     elif name in ("install", "upgrade", "rollback"):
         report = result.get("report", result)
         console.print(

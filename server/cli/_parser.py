@@ -141,6 +141,8 @@ def parser() -> argparse.ArgumentParser:
         sub.set_defaults(command=command.name)
         if command.argument is not None:
             sub.add_argument(command.argument, help=f"the {command.argument}")
+        for flag, flag_help in command.flags:
+            sub.add_argument(f"--{flag}", action="store_true", help=flag_help)
         sub.add_argument("--root", type=Path, default=Path.cwd(), help="the node's root")
         sub.add_argument("--config", type=Path, help="sys.config (default <root>/sys.config)")
         sub.add_argument(

@@ -8,7 +8,13 @@ the control socket.
 
 from __future__ import annotations
 
-from server.node._boot import install_embedded, install_package, node_config, run_node
+from server.node._boot import (
+    RESTART_NEW_PROCESS,
+    install_embedded,
+    install_package,
+    node_config,
+    run_node,
+)
 from server.node._commands import (
     COMMANDS,
     Command,
@@ -22,6 +28,7 @@ from server.node._notify import NOTIFY_ENV, notify
 __all__ = [
     "COMMANDS",
     "NOTIFY_ENV",
+    "RESTART_NEW_PROCESS",
     "Command",
     "NodeCommandHandler",
     "NodeLock",

@@ -42,6 +42,7 @@ from server.release.releases_file import (
     ReleaseEntry,
     ReleasesFile,
     read_releases,
+    take_next_boot,
     write_releases,
 )
 from server.release.signature import TrustedKeys, announce_policy, public_key_text
@@ -60,9 +61,21 @@ if TYPE_CHECKING:
     from server.kernel import Pid, Ref
     from server.release.source_tree import SourceTree
 
-__all__ = ["first_record", "install_embedded", "install_package", "node_config", "run_node"]
+__all__ = [
+    "RESTART_NEW_PROCESS",
+    "first_record",
+    "install_embedded",
+    "install_package",
+    "node_config",
+    "run_node",
+]
 
 logger = logging.getLogger("server.release")
+
+#: What ``run_node`` returns when an install by restart asks for a new OS process: its
+#: caller (the CLI) replaces the process with a new ``server run`` (the same pid), whose
+#: boot boots the release installed.
+RESTART_NEW_PROCESS = ("restart_new_process",)
 
 
 def install_embedded(root: Path, tree: SourceTree, release: str) -> ReleasesFile:
@@ -156,7 +169,10 @@ async def run_node(
     environ: Mapping[str, str] | None = None,
     read_config: Callable[[], SysConfig] | None = None,
 ) -> object:
-    """Boot and serve until ``("stop",)``; returns None then, else the controller's reason.
+    """Boot and serve until ``("stop",)``; returns None then, else why the node ended.
+
+    ``RESTART_NEW_PROCESS`` when an install by restart asks for a new OS process, else the
+    controller's exit reason.
 
     Args:
         root: the node's root.
@@ -209,8 +225,13 @@ async def run_node(
                     "--release <package>.tar.gz, or set [node] release in sys.config"
                 )
         permanent = record.permanent
+        ordered = take_next_boot(root)  # an install by restart: this boot only
+        if ordered is not None and (entry := record.get(ordered)) is not None:
+            permanent = entry  # booted, not permanent: a restart before make_permanent undoes it
+            logger.info("booting release %s %s (installed by restart)", entry.name, entry.vsn)
+        else:
+            logger.info("booting the permanent release %s %s", permanent.name, permanent.vsn)
         installed = read_installed(root, permanent.vsn)
-        logger.info("booting the permanent release %s %s", permanent.name, permanent.vsn)
         started: list[Pid] = []
         layers = node_env.release_layers(permanent.vsn, installed.sys_config.env, config.env)
         for warning in check_release_env(
@@ -263,6 +284,8 @@ async def run_node(
         if message == ("stop",):
             return None
         assert isinstance(message, tuple)
+        if message[0] == "restart_new_process":
+            return RESTART_NEW_PROCESS
         logger.error("restarting the node into its permanent release: %s", message[1])
 
 
@@ -270,7 +293,9 @@ async def _wait_for_the_end(ref: Ref) -> object:
     def wanted(m: object) -> bool:
         if type(m) is kernel.DownMessage:
             return m.ref is ref
-        return m == ("stop",) or (isinstance(m, tuple) and m[:1] == ("reboot",))
+        return m == ("stop",) or (
+            isinstance(m, tuple) and m[:1] in (("reboot",), ("restart_new_process",))
+        )
 
     return await kernel.receive(wanted)
 

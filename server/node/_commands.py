@@ -60,6 +60,7 @@ class Command:
         read_only: it changes nothing in the node (the CLI offers ``--json`` for it).
         timeout: seconds the CLI waits for the answer.
         progress: it streams progress while it runs (the CLI shows a bar).
+        flags: its on/off switches (``--restart``), sent as ``true`` in ``args``.
     """
 
     name: str
@@ -69,6 +70,7 @@ class Command:
     read_only: bool = False
     timeout: float = 30.0
     progress: bool = False
+    flags: tuple[tuple[str, str], ...] = ()  # (name, help) of its --name switches
 
 
 def node_commands(boot: Pid) -> dict[str, CommandHandler]:
@@ -138,6 +140,8 @@ async def _check(boot: Pid, args: dict[str, Any], progress: ProgressCallback) ->
 
 
 async def _install(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    if args.get("restart") is True:
+        return {"restarting": await handler.install_by_restart(_vsn(args))}
     timeout = args.get("code_change_timeout", 5.0)
     if not isinstance(timeout, int | float) or timeout <= 0:
         raise InstallRefused("code_change_timeout must be a number of seconds > 0")
@@ -368,6 +372,13 @@ _TABLE: Final = (
         argument="vsn",
         timeout=120.0,
         progress=True,
+        flags=(
+            (
+                "restart",
+                "install it by restarting the node into it, for a release that cannot be "
+                "installed module by module (other Python requirements): state is lost",
+            ),
+        ),
     ),
     Command(
         "permanent",

@@ -65,6 +65,7 @@ from server.release.handler import (
     GetRollbackTarget,
     HandlerConfig,
     Install,
+    InstallByRestart,
     MakePermanent,
     Remove,
     RollbackTarget,
@@ -80,9 +81,11 @@ from server.release.releases_file import (
     ReleaseEntry,
     ReleasesFile,
     read_releases,
+    write_next_boot,
     write_releases,
 )
 from server.release.unpack import UnpackedRelease, unpack_package
+from server.spec.requirements import unmet
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -233,6 +236,10 @@ async def handle_call(request: object, from_: From, state: HandlerState) -> obje
             if state.busy is not None:
                 return Reply(_busy(state), state)
             return Reply(await _remove(state, vsn), state)
+        case InstallByRestart(vsn=vsn):
+            if state.busy is not None:
+                return Reply(_busy(state), state)
+            return Reply(await _install_by_restart(state, vsn), state)
         case CheckInstall(vsn=vsn) | Install(vsn=vsn):
             if state.busy is not None:
                 return Reply(_busy(state), state)
@@ -413,6 +420,35 @@ async def handle_info(message: object, state: HandlerState) -> object:
                 _worker_crashed(state, reason)
             _work_over(state)
     return NoReply(state)
+
+
+async def _install_by_restart(state: HandlerState, vsn: str) -> replies.ServerReply:
+    """Mark ``vsn`` current, order the next boot to boot it, and ask the boot to restart."""
+    try:
+        if state.record.get(vsn) is None:
+            raise InstallRefused(f"no release {vsn} (unpack it first)")
+        if vsn == state.running:
+            raise InstallRefused(f"release {vsn} is already running: nothing to install")
+        statuses = next_statuses(_statuses(state.record), vsn, "install")
+        target = await anyio.to_thread.run_sync(read_installed, state.root, vsn)
+        missing = unmet((a, t) for a, spec in target.apps.items() for t in spec.requires)
+        if missing:
+            raise InstallRefused(
+                f"release {vsn} requires what the node's Python environment lacks: "
+                + "; ".join(missing)
+            )
+    except (ServerError, StatusRefused) as exc:
+        return _error_reply(exc)
+    state.record = _with_statuses(state.record, statuses)
+    await _persist(state)
+    await anyio.to_thread.run_sync(write_next_boot, state.root, vsn)
+    logger.warning(
+        "installing release %s by restarting the node: every process's state is lost",
+        vsn,
+        extra={"report": "release_install_by_restart", "from_vsn": state.running, "to_vsn": vsn},
+    )
+    kernel.send(state.booted, ("restart_new_process", vsn))
+    return replies.Ok(vsn)
 
 
 async def _persist(state: HandlerState) -> None:

@@ -208,8 +208,8 @@ def prepare(
             f"release {target.spec.vsn} requires other Python distributions than "
             f"{current.spec.vsn} (added: {', '.join(added) or 'none'}; removed: "
             f"{', '.join(removed) or 'none'}); they are not managed code, so it cannot be "
-            "installed module by module: make it permanent by a restart instead (its "
-            "processes' state is lost)"
+            f"installed module by module: install it by a restart of the node, "
+            f"`server install {target.spec.vsn} --restart` (every process's state is lost)"
         )
     local = dict(local_env or {})
     try:

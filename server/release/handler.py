@@ -39,6 +39,7 @@ __all__ = [
     "InstallReport",
     "check_install",
     "install",
+    "install_by_restart",
     "make_permanent",
     "remove",
     "rollback",
@@ -91,6 +92,14 @@ class Install:
 
 @final
 @dataclass(frozen=True, slots=True)
+class InstallByRestart:
+    """Install ``vsn`` by restarting the node's OS process into it (its state is lost)."""
+
+    vsn: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class MakePermanent:
     """Make the running release ``vsn`` permanent (``rollback``: undo the last one)."""
 
@@ -113,7 +122,14 @@ class GetRollbackTarget:
 
 
 HandlerRequest = (
-    WhichReleases | Unpack | CheckInstall | Install | MakePermanent | Remove | GetRollbackTarget
+    WhichReleases
+    | Unpack
+    | CheckInstall
+    | Install
+    | InstallByRestart
+    | MakePermanent
+    | Remove
+    | GetRollbackTarget
 )
 
 
@@ -303,6 +319,22 @@ async def install(
     options = InstallOptions(suspend_timeout, code_change_timeout, progress)
     report: InstallReport = await _call(Install(vsn, options))
     return report
+
+
+async def install_by_restart(vsn: str) -> str:
+    """Install ``vsn`` by a restart of the node's OS process (OTP's ``restart_new_emulator``).
+
+    For a release that cannot be installed module by module (it requires other Python
+    distributions). RELEASES marks it current, the next boot (only that one) boots it, and
+    the boot process is asked to restart: every process's state is lost. A node restarted
+    again before ``make_permanent`` boots the permanent release.
+
+    Raises:
+        InstallRefused: unknown, already running, its requirements not met, or the
+            handler is busy; nothing changed.
+    """
+    done: str = await _call(InstallByRestart(vsn))
+    return done
 
 
 async def make_permanent(vsn: str) -> str:

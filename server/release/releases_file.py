@@ -23,7 +23,16 @@ from server.spec.files import SPEC_MODEL_CONFIG, parse_model
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["AppEntry", "ReleaseEntry", "ReleasesFile", "read_releases", "write_releases"]
+__all__ = [
+    "NEXT_BOOT_FILE",
+    "AppEntry",
+    "ReleaseEntry",
+    "ReleasesFile",
+    "read_releases",
+    "take_next_boot",
+    "write_next_boot",
+    "write_releases",
+]
 
 FILE_NAME = "RELEASES"
 
@@ -141,3 +150,30 @@ def write_releases(root: Path, record: ReleasesFile, *, before_rename: object = 
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+#: A one-shot order to boot another release than the permanent one (an install by restart).
+NEXT_BOOT_FILE = "NEXT_BOOT"
+
+
+def write_next_boot(root: Path, vsn: str) -> None:
+    """Make the next boot (only that one) boot release ``vsn`` instead of the permanent one."""
+    folder = root / "releases"
+    temp = folder / f".{NEXT_BOOT_FILE}.tmp"
+    temp.write_text(vsn + "\n", encoding="utf-8")
+    os.replace(temp, folder / NEXT_BOOT_FILE)
+
+
+def take_next_boot(root: Path) -> str | None:
+    """The release the next boot must boot, if an install by restart asked; asked once.
+
+    The order is removed as it is read: a node that restarts again before the release is
+    made permanent boots the permanent release, as OTP's temporary boot does.
+    """
+    path = root / "releases" / NEXT_BOOT_FILE
+    try:
+        vsn = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    path.unlink(missing_ok=True)
+    return vsn or None

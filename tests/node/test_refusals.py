@@ -12,12 +12,10 @@ import pytest
 
 from server.release.package import build_package
 from server.release.source_tree import SourceTree
-from tests._support.nodes import cli
+from tests._support.nodes import NodeProcess, cli, statuses
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from tests._support.nodes import NodeProcess
 
 pytestmark = pytest.mark.node
 
@@ -114,4 +112,31 @@ def test_a_release_whose_requirements_differ_cannot_be_installed_module_by_modul
     for command in ("check", "install"):
         message = refused(demo_node, command, "1.1.0")
         assert "requires other Python distributions than 1.0.0 (added: packaging>=20" in message
+        assert "`server install 1.1.0 --restart`" in message
     assert demo_node.request("GET", "/health") == (200, {"release": "1.0.0"})
+    pid = demo_node.process.pid
+    done = cli(root, "install", "1.1.0", "--restart")
+    assert "node restarting into release 1.1.0" in done.stdout
+    demo_node.wait_for("release demo 1.1.0 booted")
+    assert demo_node.process.poll() is None
+    assert demo_node.process.pid == pid  # the same OS process, a new interpreter in it
+    assert demo_node.request("GET", "/health") == (200, {"release": "1.1.0"})
+    assert statuses(root) == {"1.0.0": "permanent", "1.1.0": "current"}
+    assert demo_node.stop() == 0  # restarted before make_permanent: back to 1.0.0
+    again = NodeProcess(root, ["run"], demo_node.port).start()
+    try:
+        again.wait_for("release demo 1.0.0 booted")
+        assert again.request("GET", "/health") == (200, {"release": "1.0.0"})
+        assert statuses(root) == {"1.0.0": "permanent", "1.1.0": "unpacked"}
+        cli(root, "install", "1.1.0", "--restart")
+        again.wait_for("release demo 1.1.0 booted")
+        cli(root, "permanent", "1.1.0")
+        assert again.stop() == 0
+    finally:
+        again.kill()
+    kept = NodeProcess(root, ["run"], demo_node.port).start()
+    try:
+        kept.wait_for("release demo 1.1.0 booted")  # made permanent: it stays
+        assert statuses(root) == {"1.0.0": "old", "1.1.0": "permanent"}
+    finally:
+        kept.kill()
