@@ -170,6 +170,8 @@ def _build(args: argparse.Namespace) -> None:
                 down_to=args.down_to,
                 default_appups=args.default_appups,
                 signing_key=key,
+                bundle_deps=args.bundle_deps,
+                wheels=args.wheels,
             )
         for note in built.notes:
             console.print(f"[yellow]default appup[/yellow] {note}")

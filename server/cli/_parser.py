@@ -72,6 +72,15 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--sign", type=Path, metavar="KEY", help="sign each package with this Ed25519 key (PEM)"
     )
+    build.add_argument(
+        "--bundle-deps",
+        action="store_true",
+        help="bundle a wheel of each Python requirement of the applications (no index needed "
+        "on the target)",
+    )
+    build.add_argument(
+        "--wheels", type=Path, metavar="DIR", help="with --bundle-deps: take wheels from DIR only"
+    )
     new = commands.add_parser(
         "new", help="create a project: one application, its spec, a release, a test"
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ from server.net.http_server import HttpDefaults
 from server.node._env_layers import ENV_LAYERS_LABEL, NodeEnv
 from server.release import handler
 from server.release.boot import boot_release, parse_release_name
+from server.release.bundle import DEPS_DIR
 from server.release.installed import read_installed
 from server.release.package import build_package
 from server.release.releases_file import FILE_NAME as RELEASES_FILE
@@ -232,6 +234,9 @@ async def run_node(
         else:
             logger.info("booting the permanent release %s %s", permanent.name, permanent.vsn)
         installed = read_installed(root, permanent.vsn)
+        deps = root / "releases" / permanent.vsn / DEPS_DIR  # its bundled distributions
+        if deps.is_dir() and str(deps) not in sys.path:
+            sys.path.insert(0, str(deps))
         started: list[Pid] = []
         layers = node_env.release_layers(permanent.vsn, installed.sys_config.env, config.env)
         for warning in check_release_env(

@@ -431,7 +431,9 @@ async def _install_by_restart(state: HandlerState, vsn: str) -> replies.ServerRe
             raise InstallRefused(f"release {vsn} is already running: nothing to install")
         statuses = next_statuses(_statuses(state.record), vsn, "install")
         target = await anyio.to_thread.run_sync(read_installed, state.root, vsn)
-        missing = unmet((a, t) for a, spec in target.apps.items() for t in spec.requires)
+        missing = unmet(
+            ((a, t) for a, spec in target.apps.items() for t in spec.requires), target.version_of
+        )
         if missing:
             raise InstallRefused(
                 f"release {vsn} requires what the node's Python environment lacks: "

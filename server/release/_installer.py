@@ -193,7 +193,10 @@ def prepare(
     except ServerError as exc:
         raise InstallRefused(str(exc)) from None
     _check_script(entry.instructions, target)
-    missing = unmet((app, text) for app, spec in target.apps.items() for text in spec.requires)
+    missing = unmet(
+        ((app, text) for app, spec in target.apps.items() for text in spec.requires),
+        target.version_of,
+    )
     if missing:
         raise InstallRefused(
             f"release {target.spec.vsn} requires what the node's Python environment lacks: "

@@ -13,18 +13,23 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, final
 
+from packaging.utils import canonicalize_name
+
 from server.errors import ReleaseError, SpecError
+from server.release.bundle import DEPS_INDEX, bundled_versions
 from server.spec.app_spec import AppSpec
 from server.spec.files import parse_model, read_model
 from server.spec.release_spec import ReleaseSpec
 from server.spec.release_view import ReleaseView
 from server.spec.relup import Relup
+from server.spec.requirements import installed_version
 from server.spec.sys_config import SysConfig, read_sys_config
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from server.spec.relup import RelupEntry
@@ -43,6 +48,12 @@ class InstalledRelease:
     lib_dirs: dict[str, Path]
     sys_config: SysConfig
     relup: Relup | None
+    #: distributions bundled in the package (``releases/<vsn>/deps``): canonical name -> vsn
+    bundled: Mapping[str, str] = field(default_factory=dict)
+
+    def version_of(self, distribution: str) -> str | None:
+        """The version of ``distribution`` this release runs with: bundled, else installed."""
+        return self.bundled.get(canonicalize_name(distribution)) or installed_version(distribution)
 
     @property
     def view(self) -> ReleaseView:
@@ -87,7 +98,9 @@ def read_installed(root: Path, vsn: str) -> InstalledRelease:
         if relup.vsn != vsn:
             raise ReleaseError(f"release {vsn}: {relup_path} is the relup of {relup.vsn}")
     config = read_sys_config(folder / "sys.config")
-    return InstalledRelease(vsn, spec, apps, lib_dirs, config, relup)
+    index = folder / DEPS_INDEX
+    bundled = bundled_versions(index.read_bytes() if index.is_file() else None)
+    return InstalledRelease(vsn, spec, apps, lib_dirs, config, relup, bundled)
 
 
 def find_script(current: InstalledRelease, target: InstalledRelease) -> tuple[str, RelupEntry]:

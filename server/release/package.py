@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, final
 
 from server.errors import BuildError
 from server.release._tree import walk_tree
+from server.release.bundle import deps_members
 from server.release.relup_builder import make_relup
 from server.release.signature import public_key_text, signature_line, signature_path
 from server.release.source_tree import module_sources, vsn_key
@@ -92,12 +93,15 @@ def build_package(
     down_to: Sequence[str] | None = None,
     default_appups: bool = False,
     signing_key: Ed25519PrivateKey | None = None,
+    bundle_deps: bool = False,
+    wheels: Path | None = None,
 ) -> BuiltPackage:
     """Build the package of release ``name`` ``vsn`` into ``out_dir``.
 
     ``up_from`` and ``down_to`` name the older releases the relup moves from and back to;
     by default every older release of the same name in the tree. With ``signing_key`` the
-    package's signature is written beside it.
+    package's signature is written beside it. With ``bundle_deps`` a wheel of each of
+    the applications' ``requires`` is bundled (``bundle``; from ``wheels`` alone if given).
 
     Raises:
         BuildError: a spec or source is inconsistent, an appup lacks an entry, or a changed
@@ -130,6 +134,15 @@ def build_package(
     top = ReleaseView(spec=top.spec, apps=apps)
     relup = make_relup(top, ups, downs)
     members = _members(tree, top, relup)
+    if bundle_deps:
+        members.update(
+            deps_members(
+                vsn,
+                (t for spec in top.apps.values() for t in spec.requires),
+                wheels,
+                f"release {name} {vsn}",
+            )
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / package_name(name, vsn)
     data = _archive(members)

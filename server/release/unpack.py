@@ -70,16 +70,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, final
 
 import pydantic
+from packaging.utils import canonicalize_name
 
 from server.errors import SpecError, UnpackError
 from server.release import _faults
 from server.release._tree import delete_tree, walk_tree
+from server.release.bundle import DEPS_INDEX, bundled_versions
 from server.release.signature import NO_TRUSTED_KEYS, check_origin
 from server.spec.app_spec import AppSpec
 from server.spec.files import AppName, Vsn, parse_model
 from server.spec.release_spec import ReleaseSpec
 from server.spec.relup import Relup
-from server.spec.requirements import unmet
+from server.spec.requirements import installed_version, unmet
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator, Mapping
@@ -246,7 +248,11 @@ def unpack_package(
         if scan.run(source, None) != actual:
             raise UnpackError(where, _CHANGED)
     plan = _plan(scan, name, vsn)
-    missing = unmet((app, text) for app, spec in plan.apps.items() for text in spec.requires)
+    bundled = bundled_versions(scan.documents.get(f"releases/{vsn}/{DEPS_INDEX}"))
+    missing = unmet(
+        ((app, text) for app, spec in plan.apps.items() for text in spec.requires),
+        lambda dist: bundled.get(canonicalize_name(dist)) or installed_version(dist),
+    )
     if missing:
         raise UnpackError(
             where,
@@ -700,7 +706,7 @@ def _is_lib_dir(dir_name: str) -> bool:
 
 def _is_document(parts: list[str]) -> bool:
     if parts[0] == "releases":
-        return len(parts) == 3 and parts[2] in ("release.toml", "relup.json")
+        return len(parts) == 3 and parts[2] in ("release.toml", "relup.json", DEPS_INDEX)
     return len(parts) == 3 and parts[2] == "app.toml"
 
 

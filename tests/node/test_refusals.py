@@ -6,6 +6,7 @@ A real node on a copy of the demo, the CLI run as a user runs it.
 from __future__ import annotations
 
 import json
+import zipfile
 from typing import TYPE_CHECKING
 
 import pytest
@@ -140,3 +141,57 @@ def test_a_release_whose_requirements_differ_cannot_be_installed_module_by_modul
         assert statuses(root) == {"1.0.0": "old", "1.1.0": "permanent"}
     finally:
         kept.kill()
+
+
+def _tiny_wheel(folder: Path) -> Path:
+    """A pure-Python wheel of distribution ``tinylib`` 1.0 (module ``tinylib``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / "tinylib-1.0-py3-none-any.whl"
+    info = "tinylib-1.0.dist-info"
+    files = {
+        "tinylib.py": "VALUE = 'bundled'\n",
+        f"{info}/METADATA": "Metadata-Version: 2.1\nName: tinylib\nVersion: 1.0\n",
+        f"{info}/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+        f"{info}/RECORD": "",
+    }
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return wheel
+
+
+def test_a_bundled_distribution_is_what_the_node_lacks_and_the_new_release_imports(
+    demo_node: NodeProcess, tmp_path: Path
+) -> None:
+    root = demo_node.root
+    wheels = _tiny_wheel(tmp_path / "wheels").parent
+    _require(root, "1.1.0", "tinylib==1.0")
+    web = root / "apps" / "counter-1.1.0" / "counter" / "web.py"
+    web.write_text(
+        web.read_text().replace(
+            'VSN = "1.1.0"', 'import tinylib\n\nVSN = "1.1.0" + tinylib.VALUE[:0]'
+        )
+    )
+    plain = build_package(SourceTree(root), "demo", "1.1.0", tmp_path / "plain").path
+    assert "tinylib is not installed" in refused(demo_node, "unpack", str(plain))
+    built = cli(
+        root,
+        "build",
+        "demo-1.1.0",
+        "--bundle-deps",
+        "--wheels",
+        str(wheels),
+        "--out",
+        str(tmp_path / "bundled"),
+    )
+    assert built.returncode == 0
+    package = tmp_path / "bundled" / "demo-1.1.0.tar.gz"
+    cli(root, "unpack", str(package))
+    assert (root / "releases" / "1.1.0" / "deps" / "tinylib.py").is_file()
+    assert "added: tinylib==1.0" in refused(demo_node, "install", "1.1.0")
+    cli(root, "install", "1.1.0", "--restart")
+    demo_node.wait_for("release demo 1.1.0 booted")
+    assert demo_node.request("GET", "/health") == (200, {"release": "1.1.0"})
+    assert demo_node.request("POST", "/incr/k")[1]["vsn"] == "1.1.0"  # web imported tinylib
