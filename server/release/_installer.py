@@ -67,6 +67,7 @@ from server.spec.relup import (
     ModuleRemove,
     PointOfNoReturn,
     PurgeModules,
+    RestartNewEmulator,
     ResumeModules,
     StartModules,
     StopModules,
@@ -192,6 +193,13 @@ def prepare(
         direction, entry = find_script(current, target)
     except ServerError as exc:
         raise InstallRefused(str(exc)) from None
+    if any(isinstance(step, RestartNewEmulator) for step in entry.instructions):
+        raise InstallRefused(
+            f"the relup from {current.spec.vsn} to {target.spec.vsn} says restart_new_emulator "
+            f"(the releases need other Python distributions, which are not managed code), so it "
+            f"cannot be installed module by module: `server install {target.spec.vsn} "
+            "--restart` installs it by a restart of the node (every process's state is lost)"
+        )
     _check_script(entry.instructions, target)
     missing = unmet(
         ((app, text) for app, spec in target.apps.items() for text in spec.requires),

@@ -55,10 +55,12 @@ from server.spec.relup import (
     PurgeModules,
     Relup,
     RelupEntry,
+    RestartNewEmulator,
     ResumeModules,
     SuspendModule,
     SuspendModules,
 )
+from server.spec.requirements import requirements_change
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -88,16 +90,31 @@ def make_relup(
     up: list[RelupEntry] = []
     down: list[RelupEntry] = []
     for base in up_from:
+        if _requirements_differ(top, base):
+            up.append(_entry(base, [RestartNewEmulator(op="restart_new_emulator")]))
+            continue
         script = _gather(top, base, "up", problems)
         if script is not None:
             up.append(_entry(base, translate(script, "up", top, base, problems)))
     for base in down_to:
+        if _requirements_differ(top, base):
+            down.append(_entry(base, [RestartNewEmulator(op="restart_new_emulator")]))
+            continue
         script = _gather(top, base, "down", problems)
         if script is not None:
             down.append(_entry(base, translate(script, "down", base, top, problems)))
     if problems:
         raise BuildError(f"the relup of release {top.spec.name} {top.spec.vsn}", problems)
     return Relup(vsn=top.spec.vsn, up=up, down=down)
+
+
+def _requirements_differ(top: ReleaseView, base: ReleaseView) -> bool:
+    """Whether the two releases need other Python distributions (then: restart_new_emulator)."""
+    added, removed = requirements_change(
+        [t for spec in base.apps.values() for t in spec.requires],
+        [t for spec in top.apps.values() for t in spec.requires],
+    )
+    return bool(added or removed)
 
 
 def _entry(base: ReleaseView, instructions: list[LowInstruction]) -> RelupEntry:

@@ -25,6 +25,7 @@ __all__ = [
     "PurgeModules",
     "Relup",
     "RelupEntry",
+    "RestartNewEmulator",
     "ResumeModules",
     "StartModules",
     "StopModules",
@@ -140,8 +141,19 @@ class ApplyCall(_Low):
     args: list[pydantic.JsonValue] = []
 
 
+class RestartNewEmulator(_Low):
+    """Install by restarting the node's OS process into the new release (OTP's instruction).
+
+    The whole script when the two releases need other Python distributions: those are not
+    managed code, so no module-by-module step can move between them.
+    """
+
+    op: Literal["restart_new_emulator"]
+
+
 LowInstruction = Annotated[
-    LoadObjectCode
+    RestartNewEmulator
+    | LoadObjectCode
     | PointOfNoReturn
     | ModuleLoad
     | ModuleRemove

@@ -8,11 +8,14 @@ import pytest
 
 from server.errors import BuildError
 from server.release.relup_builder import make_relup
+from server.release.source_tree import SourceTree
 from server.spec.app_spec import AppSpec
 from server.spec.release_spec import ReleaseSpec
 from server.spec.release_view import ReleaseView
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from server.spec.relup import LowInstruction
 
 
@@ -325,3 +328,20 @@ def test_build_errors_name_the_problem(instructions: list[dict[str, Any]], expec
     new = app("a", "2", ["m", "n"], appup={"up": up})
     with pytest.raises(BuildError, match=expected):
         make_relup(release("2", new), [release("1", app("a", "1", ["m", "n"]))], [])
+
+
+def test_releases_needing_other_python_distributions_get_restart_new_emulator(
+    demo_tree: Path,
+) -> None:
+    spec = demo_tree / "appspecs" / "counter-1.1.0.toml"
+    spec.write_text(
+        spec.read_text().replace(
+            "applications = []", 'applications = []\nrequires = ["packaging>=20"]'
+        )
+    )
+    tree = SourceTree(demo_tree)
+    relup = make_relup(
+        tree.view("demo", "1.1.0"), [tree.view("demo", "1.0.0")], [tree.view("demo", "1.0.0")]
+    )
+    for entry in (*relup.up, *relup.down):
+        assert [step.op for step in entry.instructions] == ["restart_new_emulator"]
