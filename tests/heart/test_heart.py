@@ -436,3 +436,49 @@ def test_server_start_refuses_a_taken_root(start_heart: HeartStarter, tmp_path: 
     assert f"server: a heart already runs on {tmp_path} (pid {heart.pid})" in done.stderr
     heart.process.send_signal(signal.SIGTERM)
     assert heart.wait() == 7
+
+
+@pytest.mark.node
+def test_server_start_takes_its_config_from_another_file(demo_tree: Path, tmp_path: Path) -> None:
+    port = free_port()
+    set_port(demo_tree, port)
+    elsewhere = tmp_path / "etc" / "node.config"
+    elsewhere.parent.mkdir()
+    (demo_tree / "sys.config").rename(elsewhere)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "start",
+            "--root",
+            str(demo_tree),
+            "--config",
+            str(elsewhere),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    heart_pid = int(done.stdout.splitlines()[0].split()[6].rstrip(","))
+    assert http_json(port, "GET", "/health") == (200, {"release": "1.0.0"})
+    stopped = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "stop",
+            "--root",
+            str(demo_tree),
+            "--config",
+            str(elsewhere),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert stopped.returncode == 0, stopped.stderr
+    wait_for_exit(heart_pid)

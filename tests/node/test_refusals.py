@@ -114,6 +114,11 @@ def test_a_release_whose_requirements_differ_cannot_be_installed_module_by_modul
         message = refused(demo_node, command, "1.1.0")
         assert "the relup from 1.0.0 to 1.1.0 says restart_new_emulator" in message
         assert "`server install 1.1.0 --restart`" in message
+    failed = [line for line in demo_node.lines if "report=release_operation_failed" in line]
+    assert [line.split(": ", 1)[1].split(" failed")[0] for line in failed] == [
+        "check_install 1.1.0",
+        "install 1.1.0",
+    ]
     assert demo_node.request("GET", "/health") == (200, {"release": "1.0.0"})
     pid = demo_node.process.pid
     done = cli(root, "install", "1.1.0", "--restart")

@@ -112,8 +112,11 @@ async def test_check_install_runs_every_code_change_on_a_copy(
             await demo.http("POST", "/incr/a")
             await unpacked(demo, "1.0.1")
             before = await snapshot(demo)
-            with pytest.raises(InstallRefused, match=r"dry run of counter\.store\.code_change"):
+            with pytest.raises(
+                InstallRefused, match=r"dry run of counter\.store\.code_change"
+            ) as caught:
                 await within(handler.check_install("1.0.1"), "check", 30)
+            assert "(counter_store) raised" in str(caught.value)  # its name beside its pid
             assert await snapshot(demo) == before
         finally:
             await stop_demo(demo)
