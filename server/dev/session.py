@@ -39,6 +39,7 @@ from server.dev.reloader import SourcesChanged, reload_batch, send_changes
 from server.errors import ApplicationError, CallError, ReleaseError, ServerError
 from server.net import http_server
 from server.net.http_server import HttpDefaults
+from server.node import stop_in_reverse
 from server.release.boot import parse_release_name
 from server.release.current import set_current_release
 from server.release.source_tree import SourceTree
@@ -297,23 +298,8 @@ async def serve(
             case kernel.DownMessage():
                 session.ended(message)
             case kernel.ExitMessage(pid=pid, reason=reason) if pid in (controller_pid, watcher):
-                await _shut_down([controller_pid, watcher])
+                await stop_in_reverse([controller_pid, watcher])
                 return reason
             case ("stop",):
-                await _shut_down([controller_pid, watcher])
+                await stop_in_reverse([controller_pid, watcher])
                 return None
-
-
-async def _shut_down(pids: list[Pid]) -> None:
-    """End ``pids`` in reverse order (the controller stops its applications first)."""
-    for pid in reversed(pids):
-        if not kernel.is_alive(pid):
-            continue
-        ref = kernel.monitor(pid)
-        kernel.unlink(pid)
-        kernel.exit(pid, kernel.SHUTDOWN)
-        await _down(ref)
-
-
-async def _down(ref: Ref) -> None:
-    await kernel.receive(lambda m: type(m) is kernel.DownMessage and m.ref is ref)

@@ -14,6 +14,7 @@ from server.node._boot import (
     install_package,
     node_config,
     run_node,
+    stop_in_reverse,
 )
 from server.node._commands import (
     COMMANDS,
@@ -39,4 +40,5 @@ __all__ = [
     "node_config",
     "notify",
     "run_node",
+    "stop_in_reverse",
 ]

@@ -70,6 +70,7 @@ __all__ = [
     "install_package",
     "node_config",
     "run_node",
+    "stop_in_reverse",
 ]
 
 logger = logging.getLogger("server.release")
@@ -279,12 +280,12 @@ async def run_node(
         # the control server goes last, so a ``stop`` asked through it gets its reply
         core, extra = started[:2], started[2:]
         if type(message) is kernel.DownMessage:
-            await _teardown(core[1:])
-            await _teardown(extra)
+            await stop_in_reverse(core[1:])
+            await stop_in_reverse(extra)
             _forget_code()
             return message.reason
-        await _teardown(core)
-        await _teardown(extra)
+        await stop_in_reverse(core)
+        await stop_in_reverse(extra)
         _forget_code()
         if message == ("stop",):
             return None
@@ -309,8 +310,8 @@ async def _down(ref: Ref) -> None:
     await kernel.receive(lambda m: type(m) is kernel.DownMessage and m.ref is ref)
 
 
-async def _teardown(pids: list[Pid]) -> None:
-    """Stop what the boot started, in reverse order."""
+async def stop_in_reverse(pids: list[Pid]) -> None:
+    """Stop what a boot started (each with ``shutdown``, waiting for its end), last first."""
     for pid in reversed(pids):
         if not kernel.is_alive(pid):
             continue

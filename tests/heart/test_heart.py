@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
-from tests._support.nodes import free_port, http_json, set_port
+from tests._support.nodes import cli, free_port, http_json, set_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -445,40 +445,10 @@ def test_server_start_takes_its_config_from_another_file(demo_tree: Path, tmp_pa
     elsewhere = tmp_path / "etc" / "node.config"
     elsewhere.parent.mkdir()
     (demo_tree / "sys.config").rename(elsewhere)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "server",
-            "start",
-            "--root",
-            str(demo_tree),
-            "--config",
-            str(elsewhere),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = cli(demo_tree, "start", "--config", str(elsewhere), check=False)
     assert done.returncode == 0, done.stderr
     heart_pid = int(done.stdout.splitlines()[0].split()[6].rstrip(","))
     assert http_json(port, "GET", "/health") == (200, {"release": "1.0.0"})
-    stopped = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "server",
-            "stop",
-            "--root",
-            str(demo_tree),
-            "--config",
-            str(elsewhere),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    stopped = cli(demo_tree, "stop", "--config", str(elsewhere), check=False)
     assert stopped.returncode == 0, stopped.stderr
     wait_for_exit(heart_pid)
