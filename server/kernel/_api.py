@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 
 from server.errors import NoProcessError, NotRegisteredError, RegistrationError
 from server.kernel._node import current_node
 from server.kernel._process import Matcher, Process, Receipt, current
+from server.kernel._remote import RemoteProcess
 from server.kernel._types import KILLED, Pid, ProcessExit, Ref, TimerRef
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ __all__ = [
     "is_alive",
     "link",
     "monitor",
+    "monitor_node",
+    "node",
+    "nodes",
     "receive",
     "receive_nowait",
     "register",
@@ -96,20 +100,30 @@ def spawn_monitor(fn: Callable[..., Awaitable[Any]], *args: Any) -> tuple[Pid, R
     return pid, node.monitor(me, pid)
 
 
-def send(dest: Pid | str, message: object) -> None:
-    """Send ``message`` to a pid or a registered name. Never blocks.
+def send(dest: Pid | str | tuple[str, str], message: object) -> None:
+    """Send ``message`` to a pid, a registered name or ``(name, node)``. Never blocks.
 
-    Sending to a dead pid does nothing (as in OTP).
+    Sending to a dead pid does nothing (as in OTP), nor does sending to a name on another
+    node that nobody holds there. A message to another node must be a term (see
+    ``server.dist``).
 
     Raises:
-        NotRegisteredError: ``dest`` is a name nobody holds.
+        NotRegisteredError: ``dest`` is a local name nobody holds.
+        TypeError: the message for another node cannot be encoded as a term.
     """
     if type(dest) is Pid:
         proc = dest._process
         if proc is not None:
             proc.deliver(message)
         return
-    target = current_node().registry.get(dest)
+    node = current_node()
+    if type(dest) is tuple:
+        name, node_name = dest
+        if node_name != node.node_name:
+            node.remote_node(node_name).send_named(name, message)
+            return
+        dest = name
+    target = node.registry.get(dest)  # type: ignore[arg-type]
     if target is None:
         raise NotRegisteredError(str(dest))
     target.deliver(message)
@@ -211,6 +225,13 @@ def exit(pid: Pid, reason: object) -> None:  # noqa: A001 - OTP's exit/2
     if target is None:
         return
     node = current_node()
+    if type(target) is RemoteProcess:
+        try:
+            sender = current.get().pid
+        except LookupError:
+            return  # an exit signal needs a sending process across nodes
+        target.node.exit(sender, target, reason)
+        return
     try:
         me: Process | None = current.get()
     except LookupError:
@@ -245,8 +266,11 @@ def trap_exit(flag: bool) -> bool:
     return previous
 
 
-def monitor(target: Pid | str) -> Ref:
-    """Watch ``target`` (a pid or a registered name): ``DownMessage`` when it ends.
+def monitor(target: Pid | str | tuple[str, str]) -> Ref:
+    """Watch ``target`` (a pid, a registered name or ``(name, node)``): ``DownMessage``.
+
+    ``DownMessage`` comes when the target ends, or with ``noconnection`` when its node is
+    lost; for ``(name, node)`` its ``pid`` is that tuple.
 
     A target that does not exist gives ``DownMessage(ref, target, "noproc")`` at once.
     """
@@ -268,7 +292,13 @@ async def wait_ended(pids: Iterable[Pid]) -> None:
     A process has ended once its task has unwound and its links and monitors were told.
     """
     node = current_node()
-    pending = [pid._process for pid in pids if pid._process is not None]
+    pending: list[Process] = []
+    for pid in pids:
+        proc = pid._process
+        if type(proc) is RemoteProcess:
+            raise ValueError(f"wait_ended takes local pids; {pid!r} is on another node")
+        if proc is not None:
+            pending.append(proc)
     if not pending:
         return
     left = len(pending)
@@ -286,9 +316,49 @@ async def wait_ended(pids: Iterable[Pid]) -> None:
 
 
 def is_alive(pid: Pid) -> bool:
-    """True while the process runs and has not been doomed by an exit signal."""
+    """True while the process runs and has not been doomed by an exit signal.
+
+    Raises:
+        ValueError: ``pid`` is on another node (OTP's ``badarg``): monitor it instead.
+    """
     proc = pid._process
+    if type(proc) is RemoteProcess:
+        raise ValueError(f"is_alive takes a local pid; {pid!r} is on another node")
     return proc is not None and proc.alive
+
+
+def node(of: Pid | None = None) -> str:
+    """The name of this node (``nonode@nohost`` when not distributed), or of ``of``'s node."""
+    if of is not None:
+        proc = of._process
+        if type(proc) is RemoteProcess:
+            return proc.node.name
+    return current_node().node_name
+
+
+def nodes(kind: Literal["visible", "hidden", "connected"] = "visible") -> list[str]:
+    """The nodes connected to this one: visible ones (OTP's ``nodes()``), hidden, or all."""
+    return sorted(
+        remote.name
+        for remote in current_node().remote_nodes.values()
+        if remote.connected and (kind == "connected" or (kind == "hidden") == remote.hidden)
+    )
+
+
+def monitor_node(name: str, flag: bool = True) -> None:
+    """Get ``NodeDownMessage(name)`` when the node ``name`` is lost (``flag=False`` ends it).
+
+    Monitoring a node that cannot be reached delivers ``NodeDownMessage`` at once; each
+    call with ``True`` adds one monitor (and one message at the end).
+
+    Raises:
+        NoProcessError: called outside a process.
+    """
+    me = _me("monitor_node")
+    node = current_node()
+    if name == node.node_name:
+        return
+    node.remote_node(name).monitor_node(me, flag)
 
 
 def register(name: str, pid: Pid) -> None:
@@ -304,6 +374,8 @@ def register(name: str, pid: Pid) -> None:
     if holder is not None:
         raise RegistrationError(name, f"the name is taken by {holder.pid}")
     proc = pid._process
+    if type(proc) is RemoteProcess:
+        raise RegistrationError(name, f"{pid} is on another node: register names locally")
     if proc is None or not proc.alive:
         raise RegistrationError(name, f"{pid} is not alive")
     if proc.name is not None:

@@ -53,7 +53,7 @@ def processes() -> list[Pid]:
 def process_info(pid: Pid) -> ProcessInfo | None:
     """A snapshot of ``pid``, or None when it is not alive."""
     proc = pid._process
-    if proc is None or not proc.alive:
+    if type(proc) is not Process or not proc.alive:
         return None
     labels = tuple((k, v) for k, v in (proc.info or {}).items() if not k.startswith("_"))
     return ProcessInfo(
@@ -87,7 +87,7 @@ def set_label(key: str, value: Any) -> None:
 def get_label(pid: Pid, key: str, default: Any = None) -> Any:
     """A label of ``pid`` (see ``set_label``), or ``default``."""
     proc = pid._process
-    if proc is None or proc.info is None:
+    if type(proc) is not Process or proc.info is None:
         return default
     return proc.info.get(key, default)
 
@@ -100,8 +100,8 @@ def process_frames(pid: Pid) -> list[FrameType]:
     including one an ``async for`` is suspended in).
     A running or finished process has no suspended stack and gives an empty list.
     """
-    proc: Process | None = pid._process
-    if proc is None or proc.task is None:
+    proc = pid._process
+    if type(proc) is not Process or proc.task is None:
         return []
     return _frames_of(proc.task)
 
@@ -114,8 +114,8 @@ def process_globals(pid: Pid) -> list[dict[str, Any]]:
     the function it will call next. The code server compares them with a module's old
     version to tell whether the process runs old code.
     """
-    proc: Process | None = pid._process
-    if proc is None or proc.task is None:
+    proc = pid._process
+    if type(proc) is not Process or proc.task is None:
         return []
     task = proc.task
     if task.done():

@@ -26,11 +26,13 @@ import itertools
 import logging
 import math
 import traceback
+import weakref
 from types import CoroutineType
-from typing import TYPE_CHECKING, Any, TypeVar, final
+from typing import TYPE_CHECKING, Any, TypeVar, cast, final
 
 from server.errors import NoProcError, ProcessError
 from server.kernel._process import Process, current
+from server.kernel._remote import RemoteNode, RemoteProcess
 from server.kernel._types import (
     KILL,
     KILLED,
@@ -47,6 +49,8 @@ from server.kernel._types import (
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine
     from types import TracebackType
+
+    from server.kernel._remote import Distribution
 
 __all__ = ["Node", "current_node"]
 
@@ -108,6 +112,47 @@ class Node:
         self._plain_tasks = False
         self._task_done_callback = self._on_task_done  # bound once, shared by every task
         self.spawned = 0
+        #: The distribution layer, once this node is part of a cluster (``server.dist``).
+        self.distribution: Distribution | None = None
+        self.remote_nodes: dict[str, RemoteNode] = {}
+        #: Local refs that went to another node, so one coming back is the same object.
+        self.exported_refs: weakref.WeakValueDictionary[int, Ref] = weakref.WeakValueDictionary()
+
+    def local_pid(self, number: int) -> Pid:
+        """The pid of local process ``number``: its own, or a dead pid if it has ended.
+
+        A pid of an ended process coming back from another node is a new object: it takes
+        no messages, like the original, but is not identical to it.
+        """
+        proc = self.processes.get(number)
+        return proc.pid if proc is not None else Pid(number, None)
+
+    def export_ref(self, ref: Ref) -> int:
+        """Remember a local ref that goes to another node; returns its number."""
+        number = ref.number
+        self.exported_refs[number] = ref
+        return number
+
+    def local_ref(self, number: int) -> Ref:
+        """The local ref ``number`` that went to another node (or a fresh, unmatched one)."""
+        ref = self.exported_refs.get(number)
+        if ref is None:
+            ref = Ref.__new__(Ref)
+            ref.number = number
+        return ref
+
+    def remote_node(self, name: str) -> RemoteNode:
+        """The kernel's record of the node called ``name`` (made on first use)."""
+        remote = self.remote_nodes.get(name)
+        if remote is None:
+            remote = self.remote_nodes[name] = RemoteNode(self, name)
+        return remote
+
+    @property
+    def node_name(self) -> str:
+        """This node's name in a cluster (``nonode@nohost`` while not distributed)."""
+        distribution = self.distribution
+        return distribution.name if distribution is not None else "nonode@nohost"
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -298,6 +343,9 @@ class Node:
         if links:
             proc.links = None
             for other in links:
+                if type(other) is RemoteProcess:
+                    other.node.process_ended(proc, other, reason)
+                    continue
                 if other.links is not None:
                     other.links.discard(proc)
                 self.exit_signal(other, pid, reason, from_link=True)
@@ -305,15 +353,25 @@ class Node:
         if held:
             proc.monitors = None
             for ref, target in held.items():
-                if target.monitored_by is not None:
+                if type(target) is RemoteNode:
+                    target.watcher_ended(proc, ref)
+                elif target.monitored_by is not None:
                     target.monitored_by.pop(ref, None)
         watchers = proc.monitored_by
         if watchers:
             proc.monitored_by = None
-            for ref, watcher in watchers.items():
+            for key, watcher in watchers.items():
+                if type(watcher) is RemoteProcess:
+                    watcher.node.target_ended(key, proc, reason)
+                    continue
+                local_ref = cast("Ref", key)  # a local watcher's monitor has a local ref
                 if watcher.monitors is not None:
-                    watcher.monitors.pop(ref, None)
-                watcher.deliver(DownMessage(ref, pid, reason))
+                    watcher.monitors.pop(local_ref, None)
+                watcher.deliver(DownMessage(local_ref, pid, reason))
+        if self.remote_nodes:
+            for remote in self.remote_nodes.values():
+                if remote.unlinking or remote.node_monitors:
+                    remote.forget(proc)
         callbacks = proc.info.pop("_exit_callbacks", None) if proc.info else None
         proc.task = None
         proc.context = None
@@ -343,6 +401,9 @@ class Node:
         other = pid._process
         if other is proc:
             return
+        if type(other) is RemoteProcess:
+            other.node.link(proc, other)
+            return
         if other is None or not other.alive:
             if proc.trap_exit:
                 proc.deliver(ExitMessage(pid, "noproc"))
@@ -353,15 +414,33 @@ class Node:
     def unlink(self, proc: Process, pid: Pid) -> None:
         """Remove the link between ``proc`` and ``pid`` (both ways), if any."""
         other = pid._process
+        if type(other) is RemoteProcess:
+            other.node.unlink(proc, other)
+            return
         if proc.links is not None and other is not None:
             proc.links.discard(other)
         if other is not None and other.links is not None:
             other.links.discard(proc)
 
-    def monitor(self, proc: Process, target: Pid | str) -> Ref:
-        """``proc`` watches ``target``; a missing target gives ``DOWN noproc`` at once."""
+    def monitor(self, proc: Process, target: Pid | str | tuple[str, str]) -> Ref:
+        """``proc`` watches ``target``; a missing target gives ``DOWN noproc`` at once.
+
+        ``target`` is a pid (local or remote), a local name, or ``(name, node)``.
+        """
         ref = Ref()
-        other = target._process if type(target) is Pid else self.registry.get(target)
+        if type(target) is Pid:
+            other = target._process
+        elif type(target) is tuple:
+            name, node_name = target
+            if node_name != self.node_name:
+                self.remote_node(node_name).monitor(proc, name, ref)
+                return ref
+            other = self.registry.get(name)
+        else:
+            other = self.registry.get(target)  # type: ignore[arg-type]
+        if type(other) is RemoteProcess:
+            other.node.monitor(proc, other.pid, ref)
+            return ref
         if other is None or not other.alive:
             proc.deliver(DownMessage(ref, target, "noproc"))
             return ref
@@ -376,7 +455,9 @@ class Node:
     def demonitor(self, proc: Process, ref: Ref, *, flush: bool = False) -> bool:
         """Stop a monitor; with ``flush`` also drop its ``DownMessage`` if already queued."""
         target = proc.monitors.pop(ref, None) if proc.monitors else None
-        if target is not None and target.monitored_by is not None:
+        if type(target) is RemoteNode:
+            target.demonitor(proc, ref)
+        elif target is not None and target.monitored_by is not None:
             target.monitored_by.pop(ref, None)
         if flush and proc.mailbox:
             proc.take(lambda m: type(m) is DownMessage and m.ref is ref)

@@ -29,7 +29,7 @@ import contextvars
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn, final
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, final
 
 from server.kernel._types import Pid, Ref
 
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from server.kernel._node import Node
+    from server.kernel._remote import RemoteNode, RemoteProcess
 
 __all__ = ["Matcher", "Process", "Receipt", "current"]
 
@@ -77,6 +78,9 @@ class Process:
         "waiter",
     )
 
+    #: Tells a local process from the stand-in of a remote one (``pid._process``).
+    is_remote: ClassVar[bool] = False
+
     def __init__(self, node: Node, number: int, loop: asyncio.AbstractEventLoop) -> None:
         self.node = node
         self.loop = loop  # the node's, kept here for the receive path
@@ -88,9 +92,9 @@ class Process:
         self.matcher: Matcher | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.deadline = math.inf
-        self.links: set[Process] | None = None
-        self.monitors: dict[Ref, Process] | None = None
-        self.monitored_by: dict[Ref, Process] | None = None
+        self.links: set[Process | RemoteProcess] | None = None
+        self.monitors: dict[Ref, Process | RemoteNode] | None = None
+        self.monitored_by: dict[object, Process | RemoteProcess] | None = None
         self.trap_exit = False
         self.name: str | None = None
         self.exit_reason: object = None

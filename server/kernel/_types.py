@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from server.kernel._process import Process
+    from server.kernel._remote import RemoteProcess
 
 __all__ = [
     "KILL",
@@ -50,21 +51,25 @@ def is_normal_exit(reason: object) -> bool:
 class Pid:
     """A process identifier: unique for the life of the node, never reused.
 
-    Pids compare by identity (each process has exactly one ``Pid`` object); copying one,
-    deep or shallow, returns the same object, so state that holds pids survives
-    ``copy.deepcopy``.
+    Pids compare by identity (each process has exactly one ``Pid`` object, and the pids of
+    another node are interned); copying one, deep or shallow, returns the same object, so
+    state that holds pids survives ``copy.deepcopy``. A pid of a process on another node
+    shows as ``<node@host.id.serial>``.
     """
 
     __slots__ = ("_process", "number")
 
     number: int
-    _process: Process | None
+    _process: Process | RemoteProcess | None
 
-    def __init__(self, _number: int, _process: Process) -> None:
+    def __init__(self, _number: int, _process: Process | RemoteProcess | None) -> None:
         self.number = _number
         self._process = _process
 
     def __repr__(self) -> str:
+        proc = self._process
+        if proc is not None and proc.is_remote:
+            return repr(proc)
         return f"<0.{self.number}.0>"
 
     def __copy__(self) -> Pid:
@@ -84,7 +89,7 @@ _ref_numbers = itertools.count(1)
 class Ref:
     """A unique reference (monitor, call tag, timer), compared by identity."""
 
-    __slots__ = ("number",)
+    __slots__ = ("__weakref__", "number")
 
     def __init__(self) -> None:
         self.number = next(_ref_numbers)
@@ -128,7 +133,7 @@ class DownMessage:
     """Sent to the owner of a monitor when the monitored process ends (OTP's ``'DOWN'``)."""
 
     ref: Ref
-    pid: Pid | str
+    pid: Pid | str | tuple[str, str]
     reason: ExitReason
 
 
