@@ -127,6 +127,18 @@ class Node:
         proc = self.processes.get(number)
         return proc.pid if proc is not None else Pid(number, None)
 
+    def dead_pid(self, number: int) -> Pid:
+        """A pid that takes nothing (a process of an earlier incarnation of this node)."""
+        return Pid(number, None)
+
+    def pid_parts(self, pid: Pid) -> tuple[str | None, int, int, int]:
+        """``(node, id, serial, creation)`` of a pid; ``node`` None and creation 0 if local."""
+        proc = pid._process
+        if type(proc) is RemoteProcess:
+            return proc.node.name, proc.id, proc.serial, proc.creation
+        number = pid.number
+        return None, number & 0xFFFFFFFF, number >> 32, 0
+
     def export_ref(self, ref: Ref) -> int:
         """Remember a local ref that goes to another node; returns its number."""
         number = ref.number

@@ -40,6 +40,7 @@ How this works (OTP's rules, ``erl_dist_protocol`` and the reference notes §1.6
 from __future__ import annotations
 
 import itertools
+import logging
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Final, Protocol, final
@@ -48,6 +49,8 @@ from server.kernel._process import current
 from server.kernel._types import NOPROC, DownMessage, Pid, Ref
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from server.kernel._node import Node
     from server.kernel._process import Process
 
@@ -63,6 +66,8 @@ __all__ = [
 ]
 
 NOCONNECTION: Final = "noconnection"
+
+logger = logging.getLogger("server.kernel")
 
 
 @final
@@ -91,6 +96,9 @@ class RemoteTag:
     """
 
     term: object
+    #: For a ``sys`` request from another node: how OTP's caller expects the answer
+    #: (``"ok"``: the atom ``ok``; ``"value"``: the value itself). None for other calls.
+    system: str | None = None
 
 
 class Channel(Protocol):
@@ -106,7 +114,7 @@ class Channel(Protocol):
     def send_named(self, sender: Pid | None, name: str, message: object) -> None:
         """A message to a name registered on the remote node."""
 
-    def reply(self, sender: Pid | None, to: Pid, tag: object, value: object) -> None:
+    def reply(self, sender: Pid | None, to: Pid, tag: RemoteTag, value: object) -> None:
         """The reply to a remote caller's request tagged ``tag``."""
 
     def link(self, sender: Pid, to: Pid) -> None:
@@ -214,34 +222,49 @@ class RemoteNode:
     @property
     def connected(self) -> bool:
         """True while a connection to the node is up."""
-        return self.channel is not None
+        channel = self.channel
+        return channel is not None and type(channel) is not _PendingChannel
 
     def attach(self, channel: Channel, creation: int, *, hidden: bool) -> None:
-        """A connection is up: signals go out through ``channel`` from now on."""
+        """A connection is up: signals go out through ``channel`` from now on.
+
+        The signals issued while it was being made go out first, in their order.
+        """
+        pending = self.channel
         self.channel = channel
         self.creation = creation
         self.hidden = hidden
         self.connecting = False
+        if type(pending) is _PendingChannel:
+            pending.replay(channel)
 
     def channel_for(self, target: RemoteProcess | None) -> Channel | None:
         """The channel for a signal to ``target`` (None: the signal is dropped).
 
-        Connects when no connection is up (OTP's auto-connect); signals issued meanwhile
-        are dropped, and links and monitors made meanwhile fire ``noconnection``.
+        With no connection up, this starts one (OTP's auto-connect) and returns a pending
+        channel that keeps the signals, in order, until the connection is up; if it cannot
+        be made, they are dropped and the links and monitors made meanwhile fire
+        ``noconnection``. None when this node is not distributed, or for a pid of an
+        earlier incarnation of the node.
         """
         channel = self.channel
         if channel is None:
-            self._connect()
-            return None
-        if target is not None and target.creation != self.creation:
+            if not self._connect():
+                return None
+            channel = self.channel
+        if target is not None and target.creation != self.creation and self.creation is not None:
             return None  # a pid of an earlier incarnation of the node: gone
         return channel
 
-    def _connect(self) -> None:
+    def _connect(self) -> bool:
         distribution = self.kernel_node.distribution
-        if distribution is not None and not self.connecting:
+        if distribution is None:
+            return False
+        if self.channel is None:
+            self.channel = _PendingChannel()
             self.connecting = True
             distribution.connect(self)
+        return True
 
     # -- outgoing signals, from the kernel's API -------------------------------------------
 
@@ -310,7 +333,7 @@ class RemoteNode:
         """Answer a remote caller."""
         channel = self.channel_for(remote)
         if channel is not None:
-            channel.reply(_sender(), remote.pid, tag.term, value)
+            channel.reply(_sender(), remote.pid, tag, value)
 
     def monitor_node(self, proc: Process, flag: bool) -> None:
         """``monitor_node(node, flag)``: ``NodeDownMessage`` when the node is lost."""
@@ -321,11 +344,9 @@ class RemoteNode:
             else:
                 self.node_monitors[proc] = count - 1
             return
-        if self.channel is None:
-            self._connect()
-            if not self.connecting:
-                proc.deliver(NodeDownMessage(self.name))
-                return
+        if self.channel is None and not self._connect():
+            proc.deliver(NodeDownMessage(self.name))
+            return
         self.node_monitors[proc] = self.node_monitors.get(proc, 0) + 1
 
     # -- the end of a local process --------------------------------------------------------
@@ -519,6 +540,33 @@ class RemoteNode:
         for proc, count in monitors.items():
             for _ in range(count):
                 proc.deliver(NodeDownMessage(self.name))
+
+
+@final
+class _PendingChannel:
+    """The signals issued while a connection is being made, replayed once it is up."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[object, ...], dict[str, object]]] = []
+
+    def replay(self, channel: Channel) -> None:
+        calls, self.calls = self.calls, []
+        for method, args, kwargs in calls:
+            try:
+                getattr(channel, method)(*args, **kwargs)
+            except (TypeError, ValueError) as exc:  # a message that is not a term
+                logger.warning("a signal to %s could not be sent: %s", channel, exc)
+
+    def __getattr__(self, method: str) -> Callable[..., None]:
+        if method.startswith("_"):
+            raise AttributeError(method)
+
+        def record(*args: object, **kwargs: object) -> None:
+            self.calls.append((method, args, kwargs))
+
+        return record
 
 
 def _local(pid: Pid) -> Process | None:
