@@ -717,12 +717,12 @@ class HandshakeRefused(HandshakeError):
 
 
 class SimultaneousConnect(HandshakeRefused):
-    """The peer answered ``nok``: it is dialing us too and its connection wins; use that one."""
+    """``nok``: the two nodes dial each other at once and the other connection wins."""
 
     def __init__(self, peer: str) -> None:
         super().__init__(
             peer,
             "nok",
-            "the peer is connecting to us at the same time and its connection wins "
-            "(the greater node name wins); wait for that connection",
+            "both nodes are connecting to each other at once and this connection loses to "
+            "the other one (the greater node name's dial wins); use that connection",
         )

@@ -85,13 +85,13 @@ def load_cookie(explicit: str | None = None, *, path: Path | None = None) -> str
 
 def _read(path: Path) -> str:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise
     except OSError as exc:
         raise CookieError(str(path), f"cannot be read ({exc.strerror}); fix its owner") from exc
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
+    try:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise CookieError(str(path), "is not a regular file; replace it with one")
         if info.st_mode & 0o077:
@@ -100,7 +100,9 @@ def _read(path: Path) -> str:
                 f"must be accessible by its owner only (mode is {stat.S_IMODE(info.st_mode):04o}"
                 f"); run chmod 400 {path}",
             )
-        raw = file.read(4096)
+        raw = os.read(fd, 4096)
+    finally:
+        os.close(fd)
     first = raw.split(b"\n", 1)[0].rstrip(b" \t\r")
     try:
         text = first.decode("ascii")
