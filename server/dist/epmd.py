@@ -100,7 +100,7 @@ def _pack_alive2(name: str, port: int, *, hidden: bool, extra: bytes = b"") -> b
     raw = name.encode("utf-8")
     node_type = NODE_TYPE_HIDDEN if hidden else NODE_TYPE_NORMAL
     return _request(
-        struct.pack(">BHBBHHH", _ALIVE2_REQ, port, node_type, PROTOCOL_TCP_IPV4, VERSION, VERSION)
+        struct.pack(">BHBBHH", _ALIVE2_REQ, port, node_type, PROTOCOL_TCP_IPV4, VERSION, VERSION)
         + struct.pack(">H", len(raw))
         + raw
         + struct.pack(">H", len(extra))
