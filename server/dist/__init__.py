@@ -12,15 +12,15 @@ from server.dist.handshake import Handshake, accept, initiate
 from server.dist.names import NodeName
 
 __all__ = [
-    "HIDDEN_FLAGS",
-    "MANDATORY",
-    "VISIBLE_FLAGS",
     "DistFlag",
     "EpmdClient",
     "EpmdRegistration",
+    "HIDDEN_FLAGS",
     "Handshake",
+    "MANDATORY",
     "NodeAddress",
     "NodeName",
+    "VISIBLE_FLAGS",
     "accept",
     "ensure_epmd",
     "initiate",

@@ -22,7 +22,13 @@ from typing import Final
 from server.dist._handshake_wire import digest, digest_matches
 from server.errors import CookieError
 
-__all__ = ["cookie_path", "digest", "digest_matches", "load_cookie", "validate_cookie"]
+__all__ = [
+    "cookie_path",
+    "digest",
+    "digest_matches",
+    "load_cookie",
+    "validate_cookie",
+]
 
 _COOKIE_LENGTH: Final = 20
 _MAX_COOKIE: Final = 255  # erts keeps the cookie as an atom

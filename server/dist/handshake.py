@@ -50,7 +50,12 @@ if TYPE_CHECKING:
 
     from anyio.streams.buffered import BufferedByteStream
 
-__all__ = ["Arbitration", "Handshake", "accept", "initiate"]
+__all__ = [
+    "Arbitration",
+    "Handshake",
+    "accept",
+    "initiate",
+]
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,10 @@ from typing import Final, final
 
 from server.errors import NodeNameError
 
-__all__ = ["NodeName", "default_host"]
+__all__ = [
+    "NodeName",
+    "default_host",
+]
 
 _ALIVE: Final = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _HOST: Final = re.compile(r"[A-Za-z0-9_.:-]{1,255}")  # ':' for IPv6 addresses
