@@ -492,7 +492,7 @@ async def test_a_silent_peer_fails_within_the_setup_time(role: str) -> None:
         with anyio.fail_after(STEP), pytest.raises(HandshakeTimeout) as caught:
             await run(ours, setup_timeout=0.2)
         elapsed = anyio.current_time() - start
-        assert 0.2 <= elapsed < 1.0
+        assert 0.2 <= elapsed < 1.5  # the bound plus closing, with room for a loaded CI machine
         assert isinstance(caught.value, TimeoutError)
         assert caught.value.timeout == 0.2
         assert await ScriptedPeer(theirs).closed()
