@@ -46,9 +46,18 @@
     │   ├── ProtocolViolation        the node sent a line that is not a valid message
     │   └── RemoteError              the node answered with an error (type, message)
     ├── ProjectError                 ``server new`` cannot create the project
-    └── HeartError                   the watchdog behind ``server start``
-        ├── HeartAlreadyRunning      a heart, or the node of a heart that died, holds the root
-        └── HeartStartFailed         a detached heart ended, or said nothing, before its node
+    ├── HeartError                   the watchdog behind ``server start``
+    │   ├── HeartAlreadyRunning      a heart, or the node of a heart that died, holds the root
+    │   └── HeartStartFailed         a detached heart ended, or said nothing, before its node
+    └── DistributionError            Erlang distribution (``server.dist``)
+        ├── NodeNameError            a node name is malformed, or short and long names mixed
+        ├── CookieError              no usable cookie: unreadable, unsafe or malformed file
+        ├── EpmdError                EPMD unreachable, or its reply is malformed
+        │   └── NodeNameTaken        another node holds the name at this EPMD
+        └── HandshakeError           a handshake failed midway: bad message, lost, too slow
+            ├── HandshakeTimeout     the setup did not finish within ``setup_timeout``
+            └── HandshakeRefused     one side refused the connection (status, digest, name)
+                └── SimultaneousConnect  ``nok``: the other connection between the two wins
 
 Exit reasons are values, never raised across processes: a process ends with a reason and
 its links and monitors see that value. These exceptions are what a *caller* sees when an
@@ -77,6 +86,12 @@ __all__ = [
     "ControlError",
     "ControlSocketError",
     "ControlTimeout",
+    "CookieError",
+    "DistributionError",
+    "EpmdError",
+    "HandshakeError",
+    "HandshakeRefused",
+    "HandshakeTimeout",
     "HeartAlreadyRunning",
     "HeartError",
     "HeartStartFailed",
@@ -89,6 +104,8 @@ __all__ = [
     "NoProcError",
     "NoProcessError",
     "NodeAlreadyRunning",
+    "NodeNameError",
+    "NodeNameTaken",
     "NodeNotRunning",
     "NotPurged",
     "NotRegisteredError",
@@ -101,6 +118,7 @@ __all__ = [
     "ServerError",
     "SignatureRefused",
     "SigningKeyError",
+    "SimultaneousConnect",
     "SocketInUse",
     "SpecError",
     "StartError",
@@ -619,3 +637,92 @@ class HeartStartFailed(HeartError):
     def __init__(self, root: Path, why: str) -> None:
         self.root = root
         super().__init__(f"the heart for {root} {why}; see {root / 'log' / 'node.log'}")
+
+
+class DistributionError(ServerError):
+    """Errors of the Erlang distribution: node names, cookies, EPMD, the handshake."""
+
+
+class NodeNameError(DistributionError, ValueError):
+    """A node name is malformed, or a short name was given where a long one is needed."""
+
+    def __init__(self, name: str, why: str) -> None:
+        self.name = name
+        self.why = why
+        super().__init__(f"bad node name {name!r}: {why}")
+
+
+class CookieError(DistributionError):
+    """No usable cookie: the cookie file cannot be read or created, is unsafe, or is malformed.
+
+    ``path`` is the cookie file (None for an explicit cookie).
+    """
+
+    def __init__(self, path: str | None, why: str) -> None:
+        self.path = path
+        self.why = why
+        where = f"cookie file {path}" if path is not None else "the cookie"
+        super().__init__(f"{where}: {why}")
+
+
+class EpmdError(DistributionError):
+    """EPMD did not answer, refused a request, or sent a malformed reply."""
+
+    def __init__(self, host: str, port: int, why: str) -> None:
+        self.host = host
+        self.port = port
+        self.why = why
+        super().__init__(f"EPMD at {host}:{port}: {why}")
+
+
+class NodeNameTaken(EpmdError):
+    """Another node is registered under the name at this EPMD; nothing was registered."""
+
+    def __init__(self, host: str, port: int, name: str) -> None:
+        self.name = name
+        super().__init__(
+            host,
+            port,
+            f"the name {name!r} is already registered by another node; stop that node "
+            "or choose another name",
+        )
+
+
+class HandshakeError(DistributionError):
+    """The distribution handshake with ``peer`` failed midway; the connection is closed.
+
+    ``peer`` is the peer's node name when known (else its address or ``"?"``).
+    """
+
+    def __init__(self, peer: str, why: str) -> None:
+        self.peer = peer
+        self.why = why
+        super().__init__(f"handshake with {peer} failed: {why}")
+
+
+class HandshakeTimeout(HandshakeError, TimeoutError):
+    """The handshake did not finish within the setup time (Erlang's ``net_setuptime``)."""
+
+    def __init__(self, peer: str, timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(peer, f"not finished within {timeout:g} s; is the peer a node?")
+
+
+class HandshakeRefused(HandshakeError):
+    """One side refused the connection; ``reason`` says why (a status, ``"bad digest"``, ...)."""
+
+    def __init__(self, peer: str, reason: str, why: str) -> None:
+        self.reason = reason
+        super().__init__(peer, why)
+
+
+class SimultaneousConnect(HandshakeRefused):
+    """``nok``: the two nodes dial each other at once and the other connection wins."""
+
+    def __init__(self, peer: str) -> None:
+        super().__init__(
+            peer,
+            "nok",
+            "both nodes are connecting to each other at once and this connection loses to "
+            "the other one (the greater node name's dial wins); use that connection",
+        )
