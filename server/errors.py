@@ -37,6 +37,8 @@
     ├── SpecError                    malformed specs and configuration files
     ├── NetError                     HTTP served from processes
     │   └── HttpProtocolError        the bytes received are not an acceptable HTTP/1.1 request
+    ├── DistributionError            Erlang distribution: talking to Erlang nodes
+    │   └── TermDecodeError          bytes are not a valid external term (what, at which offset)
     ├── ControlError                 the control socket and the CLI
     │   ├── ControlSocketError       the socket's path is unusable (too long, unsafe, taken)
     │   │   └── SocketInUse          another live node answers on the socket
@@ -77,6 +79,7 @@ __all__ = [
     "ControlError",
     "ControlSocketError",
     "ControlTimeout",
+    "DistributionError",
     "HeartAlreadyRunning",
     "HeartError",
     "HeartStartFailed",
@@ -107,6 +110,7 @@ __all__ = [
     "StatusRefused",
     "SupervisorError",
     "SystemCallError",
+    "TermDecodeError",
     "UnknownModule",
     "UnpackError",
     "UnsignedPackage",
@@ -488,6 +492,27 @@ class HttpProtocolError(NetError):
         except ValueError:
             phrase = ""
         super().__init__(f"{status} {phrase}: {detail}")
+
+
+class DistributionError(ServerError):
+    """Errors of the Erlang distribution: terms, connections and peers."""
+
+
+class TermDecodeError(DistributionError, ValueError):
+    """Bytes received are not a valid external term (or exceed the decoder's limits).
+
+    Nothing was decoded: the caller drops the input (and, for a connection, the peer).
+
+    Attributes:
+        reason: what is wrong with the input.
+        offset: where in the input it was found (into the decompressed data for a
+            compressed term, as ``reason`` says).
+    """
+
+    def __init__(self, reason: str, offset: int) -> None:
+        self.reason = reason
+        self.offset = offset
+        super().__init__(f"invalid external term: {reason} at offset {offset}")
 
 
 class ControlError(ServerError):
