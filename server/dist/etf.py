@@ -638,7 +638,10 @@ def decode(
 _Writer = Callable[["_Encoder", bytearray, object], None]
 _ATOM_BYTES: dict[str, bytes] = {}
 _SMALL_MAP = 32
+# Keys of these types that are distinct in a dict are distinct Erlang terms too, as long as
+# atoms do not meet True/False/None (``Atom("true")`` and ``True`` are the same atom).
 _SAFE_KEY_TYPES = frozenset({int, float, bool, type(None), Atom, str})
+_ATOM_LIKE = frozenset({bool, type(None)})
 
 
 def _atom_bytes(text: str) -> bytes:
@@ -819,12 +822,16 @@ def _write_pairs(
                 if not checked:
                     _check_distinct([k for k, _ in keyed], pairs)
                 pairs = [pairs[i] for _, i in keyed]
-    elif not checked and not set(map(type, (k for k, _ in pairs))) <= _SAFE_KEY_TYPES:
+    elif not checked and not _distinct_by_type({type(k) for k, _ in pairs}):
         _check_distinct([term_key(k, enc.ids) for k, _ in pairs], pairs)
     write = enc.write
     for key, value in pairs:
         write(out, key)
         write(out, value)
+
+
+def _distinct_by_type(types: set[type]) -> bool:
+    return types <= _SAFE_KEY_TYPES and not (Atom in types and types & _ATOM_LIKE)
 
 
 def _first(item: tuple[tuple[object, ...], int]) -> tuple[object, ...]:

@@ -12,9 +12,12 @@ import os
 import shutil
 import struct
 import subprocess
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 _LENGTH = struct.Struct(">I")
 

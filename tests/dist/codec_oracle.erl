@@ -161,7 +161,9 @@ fixtures() ->
         {port, binary_to_term(<<131, 89, 119, 3, "a@b", 5:32, 6:32>>)},
         {port_v4, binary_to_term(<<131, 120, 119, 3, "a@b", (1 bsl 40):64, 6:32>>)},
         {export, fun lists:map/2},
-        {gen_call, {'$gen_call', {Pid, [alias | Ref]}, {incr, <<"key">>}}}
+        {gen_call, {'$gen_call', {Pid, [alias | Ref]}, {incr, <<"key">>}}},
+        {local_fun, fun local_fun/1},
+        {closure, fun(X) -> {X, Pid, <<"free">>} end}
     ],
     [io:format("    \"~s\": ~s,~n", [Name, py_bytes(term_to_binary(T, [{minor_version, 2}]))])
      || {Name, T} <- Terms],
