@@ -134,10 +134,11 @@ class _Decoder:
         self.limits = limits
         self.atoms = 0
 
-    def need(self, off: int, n: int, what: str) -> None:
-        if n > self.end - off:
+    def need(self, pos: int, n: int, what: str, at: int) -> None:
+        """Check that ``n`` bytes from ``pos`` are there, else blame the tag at ``at``."""
+        if n > self.end - pos:
             raise TermDecodeError(
-                f"{what} of {n} bytes does not fit in the {max(self.end - off, 0)} left", off
+                f"{what} of {n} bytes does not fit in the {max(self.end - pos, 0)} left", at
             )
 
     # -- atoms ------------------------------------------------------------------------
@@ -291,7 +292,7 @@ class _Decoder:
 
     def fun_head(self, off: int) -> tuple[int, int, object]:
         size, arity, uniq, index, num_free = _FUN_HEAD.unpack_from(self.data, off + 1)
-        self.need(off + 1, size, "NEW_FUN_EXT")
+        self.need(off + 1, size, "NEW_FUN_EXT", off)
         stop = off + 1 + size
         module, pos = self.atom(off + 30)
         old_index, pos = self.small_int(pos)
@@ -348,25 +349,25 @@ def _integer(dec: _Decoder, data: bytes, off: int) -> tuple[object, int]:
     return _I32.unpack_from(data, off)[0], off + 4
 
 
-def _digits(dec: _Decoder, data: bytes, off: int, n: int, sign: int) -> tuple[int, int]:
+def _digits(dec: _Decoder, data: bytes, off: int, n: int, sign: int, at: int) -> tuple[int, int]:
     if n > dec.limits.max_big_bytes:
         raise TermDecodeError(
-            f"bignum of {n} bytes exceeds the limit of {dec.limits.max_big_bytes}", off
+            f"bignum of {n} bytes exceeds the limit of {dec.limits.max_big_bytes}", at
         )
     if sign > 1:
-        raise TermDecodeError(f"bignum sign byte is {sign}, not 0 or 1", off)
-    dec.need(off, n, "bignum")
+        raise TermDecodeError(f"bignum sign byte is {sign}, not 0 or 1", at)
+    dec.need(off, n, "bignum", at)
     value = int.from_bytes(data[off : off + n], "little")
     return (-value if sign else value), off + n
 
 
 def _small_big(dec: _Decoder, data: bytes, off: int) -> tuple[int, int]:
-    return _digits(dec, data, off + 2, data[off], data[off + 1])
+    return _digits(dec, data, off + 2, data[off], data[off + 1], off - 1)
 
 
 def _large_big(dec: _Decoder, data: bytes, off: int) -> tuple[object, int]:
     n, sign = _U32U8.unpack_from(data, off)
-    return _digits(dec, data, off + 5, n, sign)
+    return _digits(dec, data, off + 5, n, sign, off - 1)
 
 
 def _new_float(dec: _Decoder, data: bytes, off: int) -> tuple[object, int]:
@@ -377,7 +378,7 @@ def _new_float(dec: _Decoder, data: bytes, off: int) -> tuple[object, int]:
 
 
 def _old_float(dec: _Decoder, data: bytes, off: int) -> tuple[object, int]:
-    dec.need(off, 31, "FLOAT_EXT")
+    dec.need(off, 31, "FLOAT_EXT", off - 1)
     text = data[off : off + 31].split(b"\0", 1)[0]
     try:
         value = float(text.decode("ascii"))
@@ -394,7 +395,7 @@ def _nil(dec: _Decoder, data: bytes, off: int) -> tuple[object, int]:
 
 def _string(dec: _Decoder, data: bytes, off: int) -> tuple[object, int]:
     n = _U16.unpack_from(data, off)[0]
-    dec.need(off + 2, n, "STRING_EXT")
+    dec.need(off + 2, n, "STRING_EXT", off - 1)
     return list(data[off + 2 : off + 2 + n]), off + 2 + n
 
 
@@ -403,7 +404,7 @@ def _binary(dec: _Decoder, data: bytes, off: int) -> tuple[object, int]:
     start = off + 4
     stop = start + n
     if stop > dec.end:
-        dec.need(start, n, "binary")
+        dec.need(start, n, "binary", off - 1)
     raw = data[start:stop]
     try:
         return raw.decode("utf-8"), stop
@@ -414,7 +415,7 @@ def _binary(dec: _Decoder, data: bytes, off: int) -> tuple[object, int]:
 def _bit_binary(dec: _Decoder, data: bytes, off: int) -> tuple[object, int]:
     n, bits = _U32U8.unpack_from(data, off)
     start = off + 5
-    dec.need(start, n, "bit string")
+    dec.need(start, n, "bit string", off - 1)
     raw = data[start : start + n]
     if not raw or not 1 <= bits <= 8:
         raise TermDecodeError(f"bit string of {n} bytes with {bits} bits in its last", off - 1)
@@ -452,7 +453,7 @@ def _new_ref(dec: _Decoder, data: bytes, off: int) -> tuple[object, int]:
 def _ref(
     dec: _Decoder, data: bytes, off: int, node: Atom, creation: int, n: int, pos: int
 ) -> tuple[object, int]:
-    dec.need(pos, 4 * n, "reference words")
+    dec.need(pos, 4 * n, "reference words", off - 1)
     shape = _WORDS[n] if n < len(_WORDS) else struct.Struct(f">{n}I")
     words = shape.unpack_from(data, pos)
     return dec.ids.ref(node, creation, words), pos + 4 * n

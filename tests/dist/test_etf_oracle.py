@@ -33,6 +33,7 @@ from server.dist import (
     encode,
     term_key,
 )
+from tests._support import erlang
 from tests._support.erlang import ErlPort
 
 if TYPE_CHECKING:
@@ -250,3 +251,14 @@ def test_terms_round_trip_in_python(term: object) -> None:
     check_binary_rule(decoded)
     if not has_big_map(term):
         assert encode(decoded) == encode(term)
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "fail"), ("", "skip")])
+def test_a_missing_erl_fails_on_ci_and_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, ci: str, outcome: str
+) -> None:
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    monkeypatch.setenv("CI", ci)
+    expected = pytest.fail.Exception if outcome == "fail" else pytest.skip.Exception
+    with pytest.raises(expected):
+        erlang.require_erl()
