@@ -111,6 +111,9 @@ _ATOM_LIMIT = 1 << 16
 _UTF8_ATOMS: dict[bytes, Atom] = {}
 _LATIN1_ATOMS: dict[bytes, Atom] = {}
 _SPECIAL: dict[str, object] = {"true": True, "false": False, "undefined": None}
+# SMALL_ATOM_UTF8_EXT bodies -> the term they decode to (an Atom, True, False or None).
+_TERM_ATOMS: dict[bytes, object] = {}
+_MISSING: Final = object()
 
 
 class _Truncated(Exception):
@@ -191,7 +194,10 @@ class _Decoder:
 
     def term_atom(self, data: bytes, off: int) -> tuple[object, int]:
         atom, stop = self.atom(off - 1)
-        return _SPECIAL.get(atom, atom), stop
+        value = _SPECIAL.get(atom, atom)
+        if data[off - 1] == 119 and len(_TERM_ATOMS) < _ATOM_LIMIT:
+            _TERM_ATOMS[data[off + 1 : stop]] = value
+        return value, stop
 
     # -- fixed-size parts of pids, funs -----------------------------------------------
 
@@ -227,15 +233,27 @@ class _Decoder:
         # A frame: [kind, elements still to come, elements so far, extra].
         stack: list[list[object]] = []
         start = off
+        term_atoms = _TERM_ATOMS
+        max_atoms = self.limits.max_atoms
         try:
             while True:
                 start = off
                 tag = data[off]
-                extra: object = start
-                reader = scalars.get(tag)
-                if reader is not None:
+                if tag == 119:
+                    # The common case inline: a small UTF-8 atom seen before.
+                    stop = off + 2 + data[off + 1]
+                    value = term_atoms.get(data[off + 2 : stop], _MISSING)
+                    if value is _MISSING or stop > end:
+                        value, off = self.term_atom(data, off + 1)
+                    else:
+                        off = stop
+                        self.atoms += 1
+                        if self.atoms > max_atoms:
+                            raise TermDecodeError(f"more than {max_atoms} atoms", start)
+                elif (reader := scalars.get(tag)) is not None:
                     value, off = reader(self, data, off + 1)
                 else:
+                    extra: object = start
                     if len(stack) >= max_depth:
                         raise TermDecodeError(f"terms nested deeper than {max_depth}", off)
                     if tag == 104:

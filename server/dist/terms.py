@@ -154,10 +154,13 @@ class ImproperList:
     def __post_init__(self) -> None:
         if not self.items:
             raise ValueError("an improper list needs at least one element before its tail")
-        if isinstance(self.tail, list | ImproperList):
+        if type(self.tail) in _LIST_TYPES or isinstance(self.tail, list):
             raise ValueError("the tail of an ImproperList cannot be a list")
         if type(self.items) is not tuple:
             object.__setattr__(self, "items", tuple(self.items))
+
+
+_LIST_TYPES = frozenset({list, ImproperList})
 
 
 @final
@@ -171,10 +174,13 @@ class ExternalPid:
     creation: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "node", _atom(self.node))
-        _check_u("pid id", self.id, _U32)
-        _check_u("pid serial", self.serial, _U32)
-        _check_u("pid creation", self.creation, _U32)
+        node: str = self.node  # a plain str is accepted too
+        if type(node) is not Atom:
+            object.__setattr__(self, "node", Atom(node))
+        if not (0 <= self.id < _U32 and 0 <= self.serial < _U32 and 0 <= self.creation < _U32):
+            _check_u("pid id", self.id, _U32)
+            _check_u("pid serial", self.serial, _U32)
+            _check_u("pid creation", self.creation, _U32)
 
 
 @final
@@ -187,14 +193,17 @@ class ExternalRef:
     words: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "node", _atom(self.node))
+        node: str = self.node  # a plain str is accepted too
+        if type(node) is not Atom:
+            object.__setattr__(self, "node", Atom(node))
         _check_u("reference creation", self.creation, _U32)
         if type(self.words) is not tuple:
             object.__setattr__(self, "words", tuple(self.words))
         if len(self.words) > 0xFFFF:
             raise ValueError("a reference has at most 65535 words")
-        for word in self.words:
-            _check_u("reference word", word, _U32)
+        if self.words and not (0 <= min(self.words) and max(self.words) < _U32):
+            for word in self.words:
+                _check_u("reference word", word, _U32)
 
 
 @final

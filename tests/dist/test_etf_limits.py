@@ -10,8 +10,20 @@ import pytest
 from server.dist import Limits, TermDecodeError, decode, decode_at
 from tests.dist.fixtures.erts_otp25 import ERTS_OTP25
 
-TRUNCATABLE = ["gen_call", "closure", "map_collision", "large_big", "bits_long", "atom_255",
-               "port_v4", "large_tuple", "alias_tag", "export", "float", "string"]
+TRUNCATABLE = [
+    "gen_call",
+    "closure",
+    "map_collision",
+    "large_big",
+    "bits_long",
+    "atom_255",
+    "port_v4",
+    "large_tuple",
+    "alias_tag",
+    "export",
+    "float",
+    "string",
+]
 
 
 @pytest.mark.parametrize("name", TRUNCATABLE)
@@ -47,8 +59,20 @@ U32_MAX = b"\xff\xff\xff\xff"
         b"\x83Z\xff\xffw\x03a@b\x00\x00\x00\x01",
         b"\x83p" + U32_MAX + b"\x01" + bytes(30),
     ],
-    ids=["list", "small tuple", "large tuple", "map", "binary", "bit string", "string",
-         "small atom", "atom", "large big", "reference words", "fun size"],
+    ids=[
+        "list",
+        "small tuple",
+        "large tuple",
+        "map",
+        "binary",
+        "bit string",
+        "string",
+        "small atom",
+        "atom",
+        "large big",
+        "reference words",
+        "fun size",
+    ],
 )
 def test_length_fields_beyond_the_input_are_refused_at_once(data: bytes) -> None:
     with pytest.raises(TermDecodeError) as caught:
