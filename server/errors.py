@@ -50,6 +50,7 @@
     │   ├── HeartAlreadyRunning      a heart, or the node of a heart that died, holds the root
     │   └── HeartStartFailed         a detached heart ended, or said nothing, before its node
     └── DistributionError            Erlang distribution (``server.dist``)
+        ├── TermDecodeError          bytes are not a valid external term (what, at which offset)
         ├── NodeNameError            a node name is malformed, or short and long names mixed
         ├── CookieError              no usable cookie: unreadable, unsafe or malformed file
         ├── EpmdError                EPMD unreachable, or its reply is malformed
@@ -125,6 +126,7 @@ __all__ = [
     "StatusRefused",
     "SupervisorError",
     "SystemCallError",
+    "TermDecodeError",
     "UnknownModule",
     "UnpackError",
     "UnsignedPackage",
@@ -641,6 +643,23 @@ class HeartStartFailed(HeartError):
 
 class DistributionError(ServerError):
     """Errors of the Erlang distribution: node names, cookies, EPMD, the handshake."""
+
+
+class TermDecodeError(DistributionError, ValueError):
+    """Bytes received are not a valid external term (or exceed the decoder's limits).
+
+    Nothing was decoded: the caller drops the input (and, for a connection, the peer).
+
+    Attributes:
+        reason: what is wrong with the input.
+        offset: where in the input it was found (into the decompressed data for a
+            compressed term, as ``reason`` says).
+    """
+
+    def __init__(self, reason: str, offset: int) -> None:
+        self.reason = reason
+        self.offset = offset
+        super().__init__(f"invalid external term: {reason} at offset {offset}")
 
 
 class NodeNameError(DistributionError, ValueError):
