@@ -338,7 +338,7 @@ async def _idle() -> None:
 
 def _parked(pid: Pid) -> bool:
     proc = pid._process
-    return proc is not None and proc.waiter is not None
+    return proc is not None and not proc.is_remote and proc.waiter is not None  # type: ignore[union-attr]
 
 
 async def _spawn_rate(n: int, warmup: int) -> float:

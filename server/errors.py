@@ -55,10 +55,11 @@
         ├── CookieError              no usable cookie: unreadable, unsafe or malformed file
         ├── EpmdError                EPMD unreachable, or its reply is malformed
         │   └── NodeNameTaken        another node holds the name at this EPMD
-        └── HandshakeError           a handshake failed midway: bad message, lost, too slow
-            ├── HandshakeTimeout     the setup did not finish within ``setup_timeout``
-            └── HandshakeRefused     one side refused the connection (status, digest, name)
-                └── SimultaneousConnect  ``nok``: the other connection between the two wins
+        ├── HandshakeError           a handshake failed midway: bad message, lost, too slow
+        │   ├── HandshakeTimeout     the setup did not finish within ``setup_timeout``
+        │   └── HandshakeRefused     one side refused the connection (status, digest, name)
+        │       └── SimultaneousConnect  ``nok``: the other connection between the two wins
+        └── RpcError                 the other node answered an rpc with ``{badrpc, Reason}``
 
 Exit reasons are values, never raised across processes: a process ends with a reason and
 its links and monitors see that value. These exceptions are what a *caller* sees when an
@@ -745,3 +746,17 @@ class SimultaneousConnect(HandshakeRefused):
             "both nodes are connecting to each other at once and this connection loses to "
             "the other one (the greater node name's dial wins); use that connection",
         )
+
+
+class RpcError(DistributionError):
+    """An ``rpc.call`` was answered ``{badrpc, Reason}``: refused, undefined or crashed there.
+
+    ``reason`` is the term the other node gave (``{not_allowed, {M, F, A}}`` when the
+    function is not in that node's ``[node.dist] rpc_allow``).
+    """
+
+    def __init__(self, node: str, function: str, reason: object) -> None:
+        self.node = node
+        self.function = function
+        self.reason = reason
+        super().__init__(f"rpc {function} on {node} failed: {reason!r}")

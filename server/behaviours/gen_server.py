@@ -153,8 +153,17 @@ async def _start(
     )
 
 
-async def call(server: Pid | str, request: object, *, timeout: float = DEFAULT_CALL_TIMEOUT) -> Any:
+async def call(
+    server: Pid | str | tuple[str, str],
+    request: object,
+    *,
+    timeout: float = DEFAULT_CALL_TIMEOUT,
+) -> Any:
     """Send ``request`` and wait for the answer of ``handle_call``.
+
+    ``server`` is a pid (of this node or another), a registered name, or ``(name, node)``
+    for a name registered on another node. A request to another node must be a term (see
+    ``server.dist``).
 
     ``timeout`` is in seconds (``math.inf`` waits for ever). The server is monitored for
     the length of the call: a missing or dead server fails at once, and a reply that comes
@@ -172,7 +181,7 @@ async def call(server: Pid | str, request: object, *, timeout: float = DEFAULT_C
     )
 
 
-def cast(server: Pid | str, request: object) -> None:
+def cast(server: Pid | str | tuple[str, str], request: object) -> None:
     """Send ``request`` to ``handle_cast`` without waiting. Never fails (as in OTP)."""
     with contextlib.suppress(LookupError):
         kernel.send(server, CastMessage(request))

@@ -69,16 +69,20 @@ def show(console: Console, name: str, result: Any) -> None:
         console.print(table)
     elif name == "processes":
         table = Table(title=f"{len(result)} processes")
-        for column in ("pid", "name", "behaviour", "module", "vsn", "mailbox", "status"):
+        columns = ("pid", "name", "behaviour", "module", "vsn", "mailbox", "status")
+        remote = any(row.get("remote") for row in result)
+        for column in columns:
             table.add_column(column)
+        if remote:
+            table.add_column("other nodes")
         for row in result:
-            table.add_row(
-                *(
-                    str(row[c]) if row[c] is not None else ""
-                    for c in ("pid", "name", "behaviour", "module", "vsn", "mailbox", "status")
-                )
-            )
+            cells = [str(row[c]) if row[c] is not None else "" for c in columns]
+            if remote:
+                cells.append(", ".join(row.get("remote") or ()))
+            table.add_row(*cells)
         console.print(table)
+    elif name == "nodes":
+        _nodes_table(console, result)
     elif name == "env":
         table = Table(title="env")
         for column in ("key", "value", "source"):
@@ -158,3 +162,25 @@ def _branch(parent: Tree, node: dict[str, Any]) -> None:
     child = parent.add(label + (" [dim]supervisor[/dim]" if node["type"] == "supervisor" else ""))
     for grandchild in node.get("children", []):
         _branch(child, grandchild)
+
+
+def _nodes_table(console: Console, result: Any) -> None:
+    """``server nodes``: this node's name and its connections."""
+    if not result["name"]:
+        console.print("this node is not distributed: add a [node.dist] table to sys.config")
+        return
+    rows = result["connections"]
+    table = Table(title=f"{result['name']} ({result['mode']}): {len(rows)} connected nodes")
+    for column in ("node", "state", "type", "direction", "ticks in/out", "frames in/out", "queued"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["node"],
+            row["state"],
+            "hidden" if row["hidden"] else "visible",
+            row["direction"],
+            f"{row['ticks_in']}/{row['ticks_out']}",
+            f"{row['frames_in']}/{row['frames_out']}",
+            f"{row['queued_bytes']:,} B",
+        )
+    console.print(table)

@@ -93,3 +93,10 @@ __all__ = [
     "start_link",
     "term_key",
 ]
+
+# The names of the private modules give this package as their home, in reprs and docs.
+for _name in __all__:
+    _value = globals()[_name]
+    if getattr(_value, "__module__", "").startswith("server.dist._"):
+        _value.__module__ = __name__
+del _name, _value

@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from typing import Final, final
 
 __all__ = [
+    "MAX_BODY",
+    "STATUSES",
     "Challenge",
     "ChallengeReply",
     "Complement",
-    "MAX_BODY",
-    "STATUSES",
     "SendName",
     "Status",
     "WireError",

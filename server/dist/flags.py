@@ -12,11 +12,11 @@ import enum
 from typing import Final
 
 __all__ = [
-    "DistFlag",
     "HIDDEN_FLAGS",
     "MANDATORY",
     "MANDATORY_25",
     "VISIBLE_FLAGS",
+    "DistFlag",
     "describe",
     "missing_mandatory",
 ]

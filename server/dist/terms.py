@@ -201,7 +201,7 @@ class ExternalRef:
             object.__setattr__(self, "words", tuple(self.words))
         if len(self.words) > 0xFFFF:
             raise ValueError("a reference has at most 65535 words")
-        if self.words and not (0 <= min(self.words) and max(self.words) < _U32):
+        if self.words and not (min(self.words) >= 0 and max(self.words) < _U32):
             for word in self.words:
                 _check_u("reference word", word, _U32)
 

@@ -11,14 +11,14 @@ from server.errors import NoProcessError
 from server.kernel import _process as _process_module
 from server.kernel._node import current_node
 from server.kernel._process import Process, current
-from server.kernel._types import Continue
+from server.kernel._remote import RemoteNode
+from server.kernel._types import Continue, Pid
 
 if TYPE_CHECKING:
     import asyncio
     from collections.abc import AsyncGenerator
     from types import FrameType
 
-    from server.kernel._types import Pid
 
 __all__ = [
     "ProcessInfo",
@@ -42,6 +42,8 @@ class ProcessInfo:
     links: tuple[Pid, ...]
     monitored_by: int
     trap_exit: bool
+    #: What the process monitors: pids (local or remote) and ``(name, node)`` pairs.
+    monitors: tuple[Pid | str | tuple[str, str], ...]
     labels: tuple[tuple[str, Any], ...]
 
 
@@ -63,8 +65,22 @@ def process_info(pid: Pid) -> ProcessInfo | None:
         links=tuple(other.pid for other in proc.links or ()),
         monitored_by=len(proc.monitored_by or ()),
         trap_exit=proc.trap_exit,
+        monitors=tuple(_monitored(proc)),
         labels=labels,
     )
+
+
+def _monitored(proc: Process) -> list[Pid | str | tuple[str, str]]:
+    found: list[Pid | str | tuple[str, str]] = []
+    for ref, target in (proc.monitors or {}).items():
+        if type(target) is RemoteNode:
+            entry = target.watching.get(ref)
+            if entry is not None:
+                watched = entry[1]
+                found.append(watched if type(watched) is Pid else (str(watched), target.name))
+        elif type(target) is Process:
+            found.append(target.pid)
+    return found
 
 
 def set_label(key: str, value: Any) -> None:

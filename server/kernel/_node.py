@@ -292,7 +292,7 @@ class Node:
                     reason = proc.exit_reason
                 elif isinstance(exc, ProcessExit):
                     reason = exc.reason
-                    if not is_normal_exit(reason):
+                    if exc.report and not is_normal_exit(reason):
                         self._crash_report(proc, reason, None)
                 else:
                     reason = exc

@@ -144,8 +144,11 @@ class ProcessExit(BaseException):
     swallow a deliberate exit.
     """
 
-    def __init__(self, reason: ExitReason) -> None:
+    def __init__(self, reason: ExitReason, *, report: bool = True) -> None:
         self.reason = reason
+        #: False: an abnormal reason that is the process's answer, not a crash (an rpc's
+        #: result travels as its exit reason): no crash report is written.
+        self.report = report
         super().__init__(reason)
 
 

@@ -26,9 +26,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import anyio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from server import code_server, kernel
+from server import code_server, dist, kernel
 from server.errors import ReleaseError
 from server.net import http_server
 from server.net.http_server import HttpDefaults
@@ -214,6 +215,39 @@ async def run_node(
     http_server.configure(HttpDefaults(**config.node.http.model_dump()))
     trusted = TrustedKeys(tuple(config.node.trusted_keys))
     announce_policy(trusted)
+    # the node's name in a cluster outlives the reboots of its release, as OTP's kernel does
+    distribution = await dist.start_link(config.node.dist) if config.node.dist else None
+    try:
+        return await _boot_loop(
+            root,
+            tree,
+            embedded,
+            services,
+            on_booted,
+            unpack_timeout,
+            config,
+            first,
+            node_env,
+            trusted,
+        )
+    finally:
+        if distribution is not None:
+            with anyio.CancelScope(shield=True):
+                await stop_in_reverse([distribution])
+
+
+async def _boot_loop(
+    root: Path,
+    tree: SourceTree | None,
+    embedded: str | None,
+    services: list[Callable[[Path], Awaitable[Pid]]] | None,
+    on_booted: Callable[[str], None] | None,
+    unpack_timeout: float | None,
+    config: SysConfig,
+    first: ReleasesFile | None,
+    node_env: NodeEnv,
+    trusted: TrustedKeys,
+) -> object:
     while True:
         record = read_releases(root)
         unwritten = record is None

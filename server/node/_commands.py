@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
 
-from server import code_server, kernel
+from server import code_server, dist, kernel
 from server.app import controller, get_all_env
 from server.behaviours import supervisor, system_messages
 from server.control import ProgressInfo
@@ -197,6 +197,7 @@ async def _rollback(boot: Pid, args: dict[str, Any], progress: ProgressCallback)
 
 async def _processes(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
     rows: list[dict[str, Any]] = []
+    here = kernel.node()
     for pid in kernel.processes():
         info = kernel.process_info(pid)
         if info is None:
@@ -210,6 +211,14 @@ async def _processes(boot: Pid, args: dict[str, Any], progress: ProgressCallback
             "vsn": None,
             "mailbox": info.message_queue_len,
             "status": "running",
+            # links and monitors that cross to other nodes (the local ones are the tree)
+            "remote": [f"link {other!r}" for other in info.links if kernel.node(other) != here]
+            + [
+                f"monitor {target!r}"
+                for target in info.monitors
+                if (type(target) is tuple)
+                or (isinstance(target, kernel.Pid) and kernel.node(target) != here)
+            ],
         }
         if labels.get("behaviour") == "gen_server":
             try:
@@ -298,6 +307,10 @@ async def _env(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> A
     return rows
 
 
+async def _nodes(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    return await dist.node_report()
+
+
 async def _stop(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
     # the boot stops the control server last, after the applications: the reply leaves
     kernel.send(boot, ("stop",))
@@ -326,6 +339,13 @@ _TABLE: Final = (
         _processes,
         read_only=True,
         timeout=30.0,
+    ),
+    Command(
+        "nodes",
+        "this node's name in the cluster and the nodes connected to it",
+        _nodes,
+        read_only=True,
+        timeout=10.0,
     ),
     Command(
         "code",

@@ -12,12 +12,13 @@ from server.spec.appup import AppUp, AppUpEntry, HighInstruction
 from server.spec.release_spec import ReleaseApp, ReleaseSpec
 from server.spec.release_view import ReleaseView
 from server.spec.relup import LowInstruction, Relup, RelupEntry
-from server.spec.sys_config import NodeSettings, SysConfig, read_sys_config
+from server.spec.sys_config import DistSettings, NodeSettings, SysConfig, read_sys_config
 
 __all__ = [
     "AppSpec",
     "AppUp",
     "AppUpEntry",
+    "DistSettings",
     "HighInstruction",
     "LowInstruction",
     "NodeSettings",

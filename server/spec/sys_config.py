@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENV_PREFIX",
+    "DistSettings",
     "HttpSettings",
     "NodeSettings",
     "PublicKeyText",
@@ -99,6 +100,46 @@ class HttpSettings(pydantic.BaseModel):
     send_timeout: Annotated[float, pydantic.Field(gt=0)] = 30.0
 
 
+class DistSettings(pydantic.BaseModel):
+    """The ``[node.dist]`` table: this node in a cluster (Erlang's distribution).
+
+    Present means distributed. ``name`` is ``alive@host`` or just ``alive`` (the host is
+    then this machine's short name, or its full name with ``longnames``). ``cookie`` left
+    out means ``~/.erlang.cookie``, as Erlang does. ``listen_host`` is where peers connect
+    (loopback by default: give an address peers can reach, on a private network or with
+    TLS). ``rpc_allow`` lists the ``module:function`` pairs that peers may call through
+    ``rpc``/``erpc``; nothing else can be run from another node.
+    """
+
+    model_config = SPEC_MODEL_CONFIG
+
+    name: _Text
+    longnames: bool = False
+    cookie: _Text | None = None
+    hidden: bool = True
+    net_ticktime: Annotated[float, pydantic.Field(gt=0)] = 60.0
+    setup_timeout: Annotated[float, pydantic.Field(gt=0)] = 7.0
+    listen_host: _Text = "127.0.0.1"
+    listen_port_min: Annotated[int, pydantic.Field(ge=0, le=65535)] = 0
+    listen_port_max: Annotated[int, pydantic.Field(ge=0, le=65535)] = 0
+    epmd_host: _Text = "127.0.0.1"
+    epmd_port: Annotated[int, pydantic.Field(ge=1, le=65535)] | None = None
+    start_epmd: bool = True
+    rpc_allow: list[_Text] = []
+    busy_limit: Annotated[int, pydantic.Field(ge=1024)] = 1024 * 1024
+    max_message: Annotated[int, pydantic.Field(ge=1024)] = 256 * 1024 * 1024
+
+    @pydantic.model_validator(mode="after")
+    def _ports(self) -> DistSettings:
+        if self.listen_port_max and self.listen_port_max < self.listen_port_min:
+            raise ValueError("listen_port_max is below listen_port_min")
+        for entry in self.rpc_allow:
+            module, _, function = entry.partition(":")
+            if not module or not function:
+                raise ValueError(f"rpc_allow entry {entry!r} is not 'module:function'")
+        return self
+
+
 class NodeSettings(pydantic.BaseModel):
     """The ``[node]`` table."""
 
@@ -114,6 +155,7 @@ class NodeSettings(pydantic.BaseModel):
     trusted_keys: list[PublicKeyText] = []
     unpack_timeout: Annotated[float, pydantic.Field(gt=0)] = 300.0
     http: HttpSettings = HttpSettings()
+    dist: DistSettings | None = None
 
 
 class SysConfig(pydantic.BaseModel):

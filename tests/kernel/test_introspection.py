@@ -41,8 +41,12 @@ async def test_process_info_describes_a_process(node: Node) -> None:
             links=(me,),
             monitored_by=2,
             trap_exit=True,
+            monitors=(),
             labels=(),
         )
+        watcher_info = kernel.process_info(me)
+        assert watcher_info is not None
+        assert watcher_info.monitors == (pid, pid)
         idler = kernel.spawn(idle)
         kernel.send(idler, "waits")
         info = kernel.process_info(idler)
