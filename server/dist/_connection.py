@@ -38,7 +38,7 @@ import anyio
 from server.dist import etf
 from server.dist._records import WireForms, reason_to_term, reply_tag
 from server.dist.flags import DistFlag
-from server.dist.terms import Atom, ImproperList
+from server.dist.terms import Atom, ExternalRef, ImproperList
 from server.errors import DistributionError, TermDecodeError
 from server.kernel import Pid, Ref, RemoteTag
 
@@ -318,7 +318,13 @@ class Connection:
                     nonlocal reason
                     try:
                         reason = await part  # type: ignore[misc]
-                    except (anyio.EndOfStream, anyio.BrokenResourceError, OSError) as exc:
+                    except (
+                        anyio.EndOfStream,
+                        anyio.IncompleteRead,
+                        anyio.BrokenResourceError,
+                        anyio.ClosedResourceError,
+                        OSError,
+                    ) as exc:
                         reason = f"connection lost ({type(exc).__name__})"
                     except (TermDecodeError, DistributionError) as exc:
                         reason = f"protocol error: {exc}"
@@ -620,10 +626,10 @@ def _half_byte(flags: bytes, index: int) -> int:
     return byte >> 4 if index % 2 else byte & 0x0F
 
 
-def _alias_of(tag: object) -> Ref | None:
+def _alias_of(tag: object) -> object:
     """The alias a reply tag names: ``[alias | Ref]``, or ``[[alias | Ref] | _]``."""
     if type(tag) is ImproperList:
-        if tag.items == (Atom("alias"),) and type(tag.tail) is Ref:
+        if tag.items == (Atom("alias"),) and type(tag.tail) in (ExternalRef, Ref):
             return tag.tail
         if len(tag.items) == 1:
             return _alias_of(tag.items[0])

@@ -34,7 +34,7 @@ from anyio.streams.buffered import BufferedByteStream
 from server import kernel
 from server.behaviours import acceptor
 from server.behaviours.acceptor import AcceptorSpec, ConnectionBudget
-from server.behaviours.gen_server_callbacks import NoReply, Reply
+from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply
 from server.dist import handshake
 from server.dist._connection import Connection, ConnectionLimits
 from server.dist._identities import KernelIdentities
@@ -138,6 +138,13 @@ class _Up:
 
 @final
 @dataclass(frozen=True, slots=True)
+class _Ended:
+    node: str
+    pid: Pid
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class _Superseded:
     """To a losing dialer: the peer's connection took its place."""
 
@@ -223,7 +230,7 @@ async def init(settings: DistSettings) -> object:
         "hidden" if settings.hidden else "visible",
         extra={"node": name, "port": port, "creation": registration.creation},
     )
-    return state
+    return Ok(state)
 
 
 def _open_listener(settings: DistSettings) -> _Listening:
@@ -289,9 +296,9 @@ async def handle_info(message: object, state: NetKernelState) -> object:
             if entry is not None and entry.pid is pid:
                 entry.state = "up"
                 _tell(state, NodeUpMessage(node))
-        case ExitMessage(pid=pid, reason=reason):
-            if pid is state.listener:
-                raise ProcessExit(("dist_listener_ended", reason))
+        case _Ended(pid=pid) | ExitMessage(pid=pid):
+            if type(message) is ExitMessage and pid is state.listener:
+                raise ProcessExit(("dist_listener_ended", message.reason))
             for node, entry in list(state.table.items()):
                 if entry.pid is pid:
                     del state.table[node]
@@ -424,16 +431,24 @@ async def _accepted(state: NetKernelState, io: SocketIO) -> None:
             arbitrate=lambda peer: _arbitrate(state, peer, me),
             setup_timeout=state.settings.setup_timeout,
         )
-    except (OSError, TimeoutError, DistributionError, HandshakeError) as exc:
-        logger.debug("an incoming connection failed its handshake: %s", exc)
-        return
+    except BaseException as exc:
+        for peer, entry in list(state.table.items()):
+            if entry.pid is me:  # arbitrated, then failed: the name is free again
+                del state.table[peer]
+                remote = kernel.current_node().remote_node(peer)
+                if remote.channel is not None and not remote.connected:
+                    remote.connection_lost()
+        if isinstance(exc, OSError | TimeoutError | DistributionError | HandshakeError):
+            logger.debug("an incoming connection failed its handshake: %s", exc)
+            return
+        raise
     remote = kernel.current_node().remote_node(result.peer_name)
-    entry = state.table.get(result.peer_name)
-    if result.status == "alive" and entry is not None and entry.pid is not me:
+    current = state.table.get(result.peer_name)
+    if result.status == "alive" and current is not None and current.pid is not me:
         # the peer says its old connection is dead: so is ours
-        if entry.connection is not None:
-            entry.connection.abort("replaced: the peer reconnected")
-        kernel.exit(entry.pid, "kill")
+        if current.connection is not None:
+            current.connection.abort("replaced: the peer reconnected")
+        kernel.exit(current.pid, "kill")
         state.table[result.peer_name] = _Entry(me, "in")
     await _connected(state, remote, me, stream, result)
 
@@ -483,7 +498,10 @@ async def _connected(
         "incoming" if entry.direction == "in" else "outgoing",
         extra={"peer": remote.name, "event": "nodeup"},
     )
-    why = await connection.run()
+    try:
+        why = await connection.run()
+    finally:
+        kernel.send(NAME, _Ended(remote.name, me))
     logger.info(
         "node %s disconnected: %s",
         remote.name,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from server import kernel
 from server.behaviours import gen_server
-from server.behaviours.gen_server_callbacks import NoReply, Reply
+from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply
 from server.dist._records import reason_to_term
 from server.dist.terms import Atom
 from server.errors import RpcError
@@ -164,7 +164,7 @@ async def _execute_call(
 
 async def init(allow: frozenset[str]) -> object:
     """The ``rex`` server: answers ``{call, M, F, A, GroupLeader}`` from other nodes."""
-    return allow
+    return Ok(allow)
 
 
 async def handle_call(request: object, from_: From, allow: frozenset[str]) -> object:

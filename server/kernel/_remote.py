@@ -268,10 +268,17 @@ class RemoteNode:
 
     # -- outgoing signals, from the kernel's API -------------------------------------------
 
+    def stale(self, remote: RemoteProcess) -> bool:
+        """True for a pid of an earlier incarnation of the node: that process is gone."""
+        return self.creation is not None and remote.creation != self.creation
+
     def link(self, proc: Process, remote: RemoteProcess) -> None:
         """``proc`` links to ``remote``: a LINK, or ``noconnection`` at once if unreachable."""
         pair = (proc, remote)
         self.unlinking.pop(pair, None)
+        if self.stale(remote):
+            proc.node.exit_signal(proc, remote.pid, NOPROC, from_link=True)
+            return
         channel = self.channel_for(remote)
         if channel is None:
             proc.node.exit_signal(proc, remote.pid, NOCONNECTION, from_link=True)
@@ -306,8 +313,11 @@ class RemoteNode:
     def monitor(self, proc: Process, target: Pid | str, ref: Ref) -> None:
         """``proc`` monitors a remote pid or a name on this node."""
         remote = target._process if type(target) is Pid else None
-        channel = self.channel_for(remote if type(remote) is RemoteProcess else None)
         shown: Pid | tuple[str, str] = target if type(target) is Pid else (str(target), self.name)
+        if type(remote) is RemoteProcess and self.stale(remote):
+            proc.deliver(DownMessage(ref, shown, NOPROC))
+            return
+        channel = self.channel_for(remote if type(remote) is RemoteProcess else None)
         if channel is None:
             proc.deliver(DownMessage(ref, shown, NOCONNECTION))
             return
