@@ -362,7 +362,7 @@ async def _answer(host: SystemHost, message: SystemMessage, status: str) -> None
 
 
 async def _system_call(
-    pid: Pid | str, request: SystemRequest, timeout: float, operation: str
+    pid: Pid | str | tuple[str, str], request: SystemRequest, timeout: float, operation: str
 ) -> object:
     answer = await kernel.request(
         pid,
@@ -374,7 +374,14 @@ async def _system_call(
         return answer.value
     if isinstance(answer, Refused):
         raise SystemCallError(pid, operation, answer.reason)
-    assert isinstance(answer, Failed)
+    if not isinstance(answer, Failed):
+        # a process of another node answers as OTP's sys does: the value, ``ok``, or
+        # ``{error, Reason}`` (a state that is itself such a tuple reads as one, as in OTP)
+        if type(answer) is tuple and len(answer) == 2 and answer[0] == "error":
+            raise SystemCallError(pid, operation, answer[1])
+        if answer == "ok" and not isinstance(request, GetState | GetStatus):
+            return None
+        return answer
     if isinstance(request, ChangeCode):
         raise CodeChangeFailed(pid, request.module, answer.reason, answer.traceback_text)
     raise SystemCallError(pid, operation, answer.reason)
@@ -501,7 +508,7 @@ async def change_code_many(
     return await _system_call_many(pids, [request] * len(pids), wait, "change_code")
 
 
-async def suspend(pid: Pid | str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+async def suspend(pid: Pid | str | tuple[str, str], *, timeout: float = DEFAULT_TIMEOUT) -> None:
     """Suspend a behaviour process: it answers system messages only until ``resume``.
 
     Raises:
@@ -511,7 +518,7 @@ async def suspend(pid: Pid | str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
     await _system_call(pid, Suspend(), timeout, "suspend")
 
 
-async def resume(pid: Pid | str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+async def resume(pid: Pid | str | tuple[str, str], *, timeout: float = DEFAULT_TIMEOUT) -> None:
     """Resume a suspended process; its queued messages are then handled in order.
 
     Raises:
@@ -521,7 +528,7 @@ async def resume(pid: Pid | str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
     await _system_call(pid, Resume(), timeout, "resume")
 
 
-async def get_state(pid: Pid | str, *, timeout: float = DEFAULT_TIMEOUT) -> Any:
+async def get_state(pid: Pid | str | tuple[str, str], *, timeout: float = DEFAULT_TIMEOUT) -> Any:
     """The behaviour's state.
 
     Raises:
@@ -544,7 +551,9 @@ async def replace_state(
     return await _system_call(pid, ReplaceState(fn), timeout, "replace_state")
 
 
-async def get_status(pid: Pid | str, *, timeout: float = DEFAULT_TIMEOUT) -> ProcessStatus:
+async def get_status(
+    pid: Pid | str | tuple[str, str], *, timeout: float = DEFAULT_TIMEOUT
+) -> ProcessStatus:
     """Status, module, parent and state of a behaviour process.
 
     Raises:
@@ -557,7 +566,7 @@ async def get_status(pid: Pid | str, *, timeout: float = DEFAULT_TIMEOUT) -> Pro
 
 
 async def change_code(
-    pid: Pid | str,
+    pid: Pid | str | tuple[str, str],
     module: str,
     old_vsn: object,
     extra: object = None,

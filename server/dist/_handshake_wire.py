@@ -74,18 +74,21 @@ class WireError(ValueError):
     """A handshake body is malformed (wrong tag, length or field)."""
 
 
-def frame(body: bytes) -> bytes:
-    """``body`` with its 2-byte length in front."""
+def frame(body: bytes, length_size: int = 2) -> bytes:
+    """``body`` with its length in front: 2 bytes over TCP, 4 over TLS (``inet_tls``)."""
     if len(body) > 0xFFFF:
         raise ValueError(f"a handshake message is at most 65535 bytes, not {len(body)}")
-    return struct.pack(">H", len(body)) + body
+    return len(body).to_bytes(length_size, "big") + body
 
 
-def parse_length(header: bytes) -> int:
-    """The body length a 2-byte header announces; refuses zero and more than ``MAX_BODY``."""
-    if len(header) != 2:
-        raise WireError(f"a length header is 2 bytes, not {len(header)}")
-    (length,) = struct.unpack(">H", header)
+def parse_length(header: bytes, length_size: int = 2) -> int:
+    """The body length a header announces; refuses zero and more than ``MAX_BODY``.
+
+    Over TCP the header has 2 bytes; OTP's TLS distribution frames the handshake with 4.
+    """
+    if len(header) != length_size:
+        raise WireError(f"a length header is {length_size} bytes, not {len(header)}")
+    length = int.from_bytes(header, "big")
     if length == 0 or length > MAX_BODY:
         raise WireError(f"a handshake message of {length} bytes (1 to {MAX_BODY} expected)")
     return int(length)

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, final
 
 import anyio
 from anyio.streams.buffered import BufferedByteStream
+from anyio.streams.tls import TLSStream
 
 from server import kernel
 from server.behaviours import acceptor
@@ -38,6 +40,7 @@ from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply
 from server.dist import handshake
 from server.dist._connection import Connection, ConnectionLimits
 from server.dist._identities import KernelIdentities
+from server.dist._tls import TlsContexts
 from server.dist.cookie import load_cookie
 from server.dist.epmd import EpmdClient, EpmdRegistration, ensure_epmd
 from server.dist.flags import HIDDEN_FLAGS, VISIBLE_FLAGS
@@ -105,6 +108,7 @@ class NetKernelState:
     subscribers: dict[Pid, kernel.Ref] = field(default_factory=dict)
     rpc_allow: frozenset[str] = frozenset()
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    tls: TlsContexts | None = None
 
 
 @final
@@ -173,6 +177,7 @@ async def init(settings: DistSettings) -> object:
     kernel.trap_exit(True)
     node_name = NodeName.parse(settings.name, long=settings.longnames)
     cookie = load_cookie(settings.cookie)
+    tls = TlsContexts(settings.tls) if settings.tls is not None else None
     epmd = EpmdClient(settings.epmd_host, settings.epmd_port)
     if settings.start_epmd:
         await ensure_epmd(settings.epmd_host, epmd.port)
@@ -201,6 +206,7 @@ async def init(settings: DistSettings) -> object:
             busy_limit=settings.busy_limit,
             max_queue=max(settings.max_message, 4 * settings.busy_limit),
         ),
+        tls=tls,
     )
     _state = state
     try:
@@ -268,10 +274,14 @@ async def handle_call(request: object, from_: From, state: NetKernelState) -> ob
             kernel.send(kernel.self(), _Connect(node))
             return Reply(None, state)
         case ("disconnect", str(node)):
-            entry = state.table.get(node)
+            entry = state.table.pop(node, None)
             if entry is None:
                 return Reply(False, state)
+            if entry.connection is not None:  # at once: what is sent next reconnects
+                entry.connection.abort("disconnected by disconnect_node")
             kernel.exit(entry.pid, "kill")
+            if entry.state == "up":
+                _tell(state, NodeDownMessage(node))
             return Reply(True, state)
         case ("monitor_nodes", bool(flag)):
             subscriber = from_.pid
@@ -381,6 +391,7 @@ async def _dialer(state: NetKernelState, node: str) -> None:
             cookie=state.cookie,
             alive_answer=lambda: True,
             setup_timeout=settings.setup_timeout,
+            length_size=4 if state.tls is not None else 2,  # OTP's inet_tls: {packet, 4}
         )
     except SimultaneousConnect:
         # the peer's own attempt wins: wait for it to take our place in the table
@@ -391,7 +402,14 @@ async def _dialer(state: NetKernelState, node: str) -> None:
             pass
         _failed(state, remote, me, "lost a simultaneous connect and the peer never came")
         return
-    except (OSError, TimeoutError, DistributionError, HandshakeError) as exc:
+    except (
+        OSError,
+        TimeoutError,
+        DistributionError,
+        HandshakeError,
+        anyio.BrokenResourceError,
+        anyio.EndOfStream,
+    ) as exc:
         _failed(state, remote, me, str(exc) or type(exc).__name__)
         return
     await _connected(state, remote, me, stream, result)
@@ -404,7 +422,20 @@ async def _open(state: NetKernelState, node: str) -> BufferedByteStream:
     if address is None:
         raise DistributionError(f"no node {name.alive} is registered with epmd on {name.host}")
     raw = await anyio.connect_tcp(name.host, address.port)
-    return BufferedByteStream(raw)
+    if state.tls is None:
+        return BufferedByteStream(raw)
+    try:
+        secured = await TLSStream.wrap(
+            raw,
+            server_side=False,
+            hostname=name.host,
+            ssl_context=state.tls.client,
+            standard_compatible=False,
+        )
+    except BaseException:
+        await raw.aclose()
+        raise
+    return BufferedByteStream(secured)
 
 
 def _failed(state: NetKernelState, remote: RemoteNode, me: Pid, why: str) -> None:
@@ -418,10 +449,15 @@ def _failed(state: NetKernelState, remote: RemoteNode, me: Pid, why: str) -> Non
 
 
 async def _accepted(state: NetKernelState, io: SocketIO) -> None:
-    raw = await anyio.abc.SocketStream.from_socket(io.socket)
-    stream = BufferedByteStream(raw)
+    raw: anyio.abc.ByteStream = await anyio.abc.SocketStream.from_socket(io.socket)
     me = kernel.self()
     try:
+        if state.tls is not None:
+            with anyio.fail_after(state.settings.setup_timeout):
+                raw = await TLSStream.wrap(
+                    raw, server_side=True, ssl_context=state.tls.server, standard_compatible=False
+                )
+        stream = BufferedByteStream(raw)
         result = await handshake.accept(
             stream,
             our_name=state.name,
@@ -430,14 +466,24 @@ async def _accepted(state: NetKernelState, io: SocketIO) -> None:
             cookie_for=lambda peer: state.cookie,
             arbitrate=lambda peer: _arbitrate(state, peer, me),
             setup_timeout=state.settings.setup_timeout,
+            length_size=4 if state.tls is not None else 2,
         )
     except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            await raw.aclose()  # the acceptor closes the socket; this closes its transport
         for peer, entry in list(state.table.items()):
             if entry.pid is me:  # arbitrated, then failed: the name is free again
                 del state.table[peer]
                 remote = kernel.current_node().remote_node(peer)
                 if remote.channel is not None and not remote.connected:
                     remote.connection_lost()
+        if isinstance(exc, ssl.SSLError | anyio.BrokenResourceError | anyio.EndOfStream):
+            logger.warning(
+                "an incoming distribution connection failed TLS: %s",
+                exc,
+                extra={"reason": str(exc)},
+            )
+            return
         if isinstance(exc, OSError | TimeoutError | DistributionError | HandshakeError):
             logger.debug("an incoming connection failed its handshake: %s", exc)
             return

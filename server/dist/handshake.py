@@ -98,23 +98,25 @@ class Handshake:
 class _Conversation:
     """One handshake's stream: framed send and receive, errors that name the peer."""
 
-    def __init__(self, stream: BufferedByteStream, peer: str) -> None:
+    def __init__(self, stream: BufferedByteStream, peer: str, length_size: int = 2) -> None:
         self.stream = stream
         self.peer = peer
+        self.length_size = length_size
 
     def fail(self, why: str) -> NoReturn:
         raise HandshakeError(self.peer, why)
 
     async def send(self, body: bytes) -> None:
         try:
-            await self.stream.send(wire.frame(body))
+            await self.stream.send(wire.frame(body, self.length_size))
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             self.fail(f"the connection broke while sending ({exc})")
 
     async def receive(self, step: str, parse: Callable[[bytes], _T]) -> _T:
         """The next message, read by ``parse``; a missing or malformed one fails."""
         try:
-            length = wire.parse_length(await self.stream.receive_exactly(2))
+            size = self.length_size
+            length = wire.parse_length(await self.stream.receive_exactly(size), size)
             body = await self.stream.receive_exactly(length)
             return parse(body)
         except (anyio.EndOfStream, anyio.IncompleteRead):
@@ -138,9 +140,10 @@ async def _run(
     peer: str,
     setup_timeout: float,
     steps: Callable[[_Conversation], Awaitable[Handshake]],
+    length_size: int = 2,
 ) -> Handshake:
     """Run ``steps`` under the setup deadline; close the stream if they fail."""
-    conversation = _Conversation(stream, peer)
+    conversation = _Conversation(stream, peer, length_size)
     try:
         with anyio.move_on_after(setup_timeout):
             return await steps(conversation)
@@ -181,6 +184,7 @@ async def initiate(
     cookie: str,
     alive_answer: Callable[[], bool] = lambda: False,
     setup_timeout: float = 7.0,
+    length_size: int = 2,
 ) -> Handshake:
     """Run the handshake as the dialing node (A) on a freshly connected ``stream``.
 
@@ -195,6 +199,8 @@ async def initiate(
             node of our name): return True if our old connection is dead, so this one
             replaces it, False to give up.
         setup_timeout: the bound on the whole handshake, in seconds.
+        length_size: the bytes of each message's length: 2 over TCP, 4 over TLS (OTP's
+            ``inet_tls`` frames the handshake as ``{packet, 4}``).
 
     Returns:
         The peer's identity and the connection's flags; the stream stays open.
@@ -280,7 +286,7 @@ async def initiate(
             status=status.status,
         )
 
-    return await _run(stream, peer_name, setup_timeout, steps)
+    return await _run(stream, peer_name, setup_timeout, steps, length_size)
 
 
 async def accept(
@@ -293,6 +299,7 @@ async def accept(
     arbitrate: Callable[[str], Arbitration],
     allow: Callable[[str], bool] = lambda name: True,
     setup_timeout: float = 7.0,
+    length_size: int = 2,
 ) -> Handshake:
     """Run the handshake as the accepting node (B) on a freshly accepted ``stream``.
 
@@ -309,6 +316,8 @@ async def accept(
             ``"alive"``: replace the old connection).
         allow: whether a peer of that name may connect at all (``not_allowed`` if not).
         setup_timeout: the bound on the whole handshake, in seconds.
+        length_size: the bytes of each message's length: 2 over TCP, 4 over TLS (OTP's
+            ``inet_tls`` frames the handshake as ``{packet, 4}``).
 
     Returns:
         The peer's identity and the connection's flags; the stream stays open.
@@ -395,7 +404,7 @@ async def accept(
             status=status,
         )
 
-    return await _run(stream, "?", setup_timeout, steps)
+    return await _run(stream, "?", setup_timeout, steps, length_size)
 
 
 def _log_missing(peer: str, missing: DistFlag) -> None:

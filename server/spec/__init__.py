@@ -12,13 +12,20 @@ from server.spec.appup import AppUp, AppUpEntry, HighInstruction
 from server.spec.release_spec import ReleaseApp, ReleaseSpec
 from server.spec.release_view import ReleaseView
 from server.spec.relup import LowInstruction, Relup, RelupEntry
-from server.spec.sys_config import DistSettings, NodeSettings, SysConfig, read_sys_config
+from server.spec.sys_config import (
+    DistSettings,
+    DistTlsSettings,
+    NodeSettings,
+    SysConfig,
+    read_sys_config,
+)
 
 __all__ = [
     "AppSpec",
     "AppUp",
     "AppUpEntry",
     "DistSettings",
+    "DistTlsSettings",
     "HighInstruction",
     "LowInstruction",
     "NodeSettings",

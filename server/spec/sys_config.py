@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENV_PREFIX",
     "DistSettings",
+    "DistTlsSettings",
     "HttpSettings",
     "NodeSettings",
     "PublicKeyText",
@@ -100,6 +101,24 @@ class HttpSettings(pydantic.BaseModel):
     send_timeout: Annotated[float, pydantic.Field(gt=0)] = 30.0
 
 
+class DistTlsSettings(pydantic.BaseModel):
+    """The ``[node.dist.tls]`` table: the distribution over TLS (Erlang's ``inet_tls``).
+
+    Both sides present a certificate and check the other's against ``cafile`` (mutual
+    TLS): the cookie's MD5 challenge then only names the cluster, TLS authenticates and
+    encrypts. ``check_hostname`` also matches the peer's certificate against the host part
+    of its node name. Paths are relative to the node's working directory.
+    """
+
+    model_config = SPEC_MODEL_CONFIG
+
+    certfile: _Text
+    keyfile: _Text
+    cafile: _Text
+    verify_peer: bool = True
+    check_hostname: bool = False
+
+
 class DistSettings(pydantic.BaseModel):
     """The ``[node.dist]`` table: this node in a cluster (Erlang's distribution).
 
@@ -128,6 +147,7 @@ class DistSettings(pydantic.BaseModel):
     rpc_allow: list[_Text] = []
     busy_limit: Annotated[int, pydantic.Field(ge=1024)] = 1024 * 1024
     max_message: Annotated[int, pydantic.Field(ge=1024)] = 256 * 1024 * 1024
+    tls: DistTlsSettings | None = None
 
     @pydantic.model_validator(mode="after")
     def _ports(self) -> DistSettings:

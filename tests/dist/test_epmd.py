@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
+import os
+import signal
 import struct
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
@@ -217,22 +219,40 @@ async def test_ensure_epmd_starts_a_daemon_when_none_answers() -> None:
 
 
 async def kill_epmd(port: int) -> None:
-    """Stop the daemon ``ensure_epmd`` started on the test's own port (KILL_REQ; the daemon
-    is not our child, so it cannot be stopped by pid)."""
-    with anyio.fail_after(STEP):
-        for _ in range(200):
-            try:
-                stream = await anyio.connect_tcp("127.0.0.1", port)
-            except OSError:
-                return  # gone
-            async with stream:
-                await stream.send(b"\x00\x01\x6b")
-                with contextlib.suppress(anyio.EndOfStream):
-                    assert await stream.receive() == b"OK"
-            await anyio.sleep(0.01)  # polling until the port is free
-    raise AssertionError(f"the epmd on port {port} does not stop")
+    """Stop the daemon ``ensure_epmd`` started on the test's own port.
+
+    The daemon detached itself (it is not our child): find its pid by its command line
+    (``-port <port>``, which only this test uses), signal that pid, and wait for its end
+    through a pidfd.
+    """
+    for pid in _daemons_on(port):
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            os.kill(pid, signal.SIGTERM)
+            with anyio.fail_after(STEP):
+                await anyio.wait_readable(pidfd)  # readable once the process has ended
+        finally:
+            os.close(pidfd)
 
 
 async def test_ensure_epmd_reports_a_missing_executable() -> None:
     with anyio.fail_after(STEP), pytest.raises(EpmdError, match="cannot run"):
         await ensure_epmd("127.0.0.1", free_port(), epmd="/nonexistent/epmd")
+
+
+def _daemons_on(port: int) -> list[int]:
+    """The pids of ``epmd -daemon`` processes started with ``-port <port>``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"-daemon" in argv and str(port).encode() in argv and argv[0].endswith(b"epmd"):
+            found.append(int(entry.name))
+    return found

@@ -431,3 +431,29 @@ async def test_after_a_peer_restart_its_old_pids_are_gone(
                 assert await erl.eval("is_process_alive(whereis(victim))") == "true"
 
     await node.run_process(body)
+
+
+async def test_sys_calls_reach_processes_of_the_other_node_both_ways(
+    node: Node, epmd: Epmd, tmp_path: Path
+) -> None:
+    from server.behaviours import system_messages
+
+    async def body() -> None:
+        async with (
+            distributed(settings(epmd)),
+            running_erl_shell("e1", epmd=epmd, cookie=COOKIE, home=tmp_path) as erl,
+        ):
+            await _echo_server()
+            target = f"{{echo, '{PY}'}}"
+            assert await erl.eval(f"sys:suspend({target})") == "ok"
+            assert await erl.eval(f"sys:resume({target})") == "ok"
+            state = await erl.eval(f"sys:get_state({target})")
+            assert state == '#{<<"calls">> => 0,<<"held">> => []}'
+            # and Python asks erl's processes
+            erl_state = await system_messages.get_state(("rex", E1))
+            assert erl_state is not None
+            await system_messages.suspend(("rex", E1))
+            await system_messages.resume(("rex", E1))
+            assert await dist.rpc_call(E1, "erlang", "node") == E1  # rex serves again
+
+    await node.run_process(body)
