@@ -83,6 +83,14 @@ def show(console: Console, name: str, result: Any) -> None:
         console.print(table)
     elif name == "nodes":
         _nodes_table(console, result)
+    elif name == "connect":
+        if result["connected"]:
+            console.print(f"connected to {result['node']} (pong)")
+        else:
+            console.print(
+                f"[red]cannot connect to {result['node']} (pang)[/red]: is it running, with the "
+                "same cookie, and reachable (its epmd, its listen_host)?"
+            )
     elif name == "env":
         table = Table(title="env")
         for column in ("key", "value", "source"):

@@ -27,7 +27,7 @@ from server.app import controller, get_all_env
 from server.behaviours import supervisor, system_messages
 from server.control import ProgressInfo
 from server.control import start_link as start_control
-from server.errors import CallError, InstallRefused, ReleaseError, ServerError
+from server.errors import CallError, DistributionError, InstallRefused, ReleaseError, ServerError
 from server.node._env_layers import ENV_LAYERS_LABEL, NodeEnv, reload_config
 from server.release import current_release, handler
 from server.release.boot import parse_release_name
@@ -311,6 +311,17 @@ async def _nodes(boot: Pid, args: dict[str, Any], progress: ProgressCallback) ->
     return await dist.node_report()
 
 
+async def _connect(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    node = args.get("node")
+    if not isinstance(node, str) or "@" not in node:
+        raise DistributionError(f"connect takes a node name such as b@localhost, not {node!r}")
+    if not dist.is_distributed():
+        raise DistributionError(
+            "this node is not distributed: add a [node.dist] table to sys.config"
+        )
+    return {"node": node, "connected": await dist.ping(node)}
+
+
 async def _stop(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
     # the boot stops the control server last, after the applications: the reply leaves
     kernel.send(boot, ("stop",))
@@ -346,6 +357,13 @@ _TABLE: Final = (
         _nodes,
         read_only=True,
         timeout=10.0,
+    ),
+    Command(
+        "connect",
+        "connect to another node and check it answers (Erlang's net_adm:ping)",
+        _connect,
+        argument="node",
+        timeout=15.0,
     ),
     Command(
         "code",
