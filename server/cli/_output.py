@@ -175,7 +175,9 @@ def _branch(parent: Tree, node: dict[str, Any]) -> None:
 def _nodes_table(console: Console, result: Any) -> None:
     """``server nodes``: this node's name and its connections."""
     if not result["name"]:
-        console.print("this node is not distributed: add a [node.dist] table to sys.config")
+        console.print(
+            "this node is not distributed: add a [node.dist] table to sys.config", markup=False
+        )
         return
     rows = result["connections"]
     table = Table(title=f"{result['name']} ({result['mode']}): {len(rows)} connected nodes")

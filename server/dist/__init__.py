@@ -14,6 +14,7 @@ from __future__ import annotations
 from server.dist._api import (
     connections,
     disconnect_node,
+    drained,
     is_distributed,
     monitor_nodes,
     node_report,
@@ -78,6 +79,7 @@ __all__ = [
     "decode",
     "decode_at",
     "disconnect_node",
+    "drained",
     "encode",
     "encode_into",
     "ensure_epmd",

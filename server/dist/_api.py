@@ -19,6 +19,7 @@ from server.errors import CallError
 __all__ = [
     "connections",
     "disconnect_node",
+    "drained",
     "is_distributed",
     "monitor_nodes",
     "node_report",
@@ -47,6 +48,18 @@ async def ping(node: str, *, timeout: float = 7.0) -> bool:
     except CallError:
         return False
     return bool(answer == "yes")
+
+
+async def drained(node: str) -> None:
+    """Wait while the connection to ``node`` holds more than its busy limit unsent.
+
+    ``send`` never blocks (a message is queued at once, as in Erlang); a process that sends
+    a stream of messages to another node awaits this between them, so a slow peer slows
+    the sender instead of growing the queue. Remote calls do it by themselves.
+    """
+    channel = kernel.current_node().remote_node(node).channel
+    if channel is not None and channel.busy:
+        await channel.drained()
 
 
 async def disconnect_node(node: str) -> bool:

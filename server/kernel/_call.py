@@ -165,6 +165,9 @@ async def _remote_request(
     """``request`` to a process on another node: a remote monitor whose ref is the tag."""
     node = me.node
     ref = node.monitor(me, dest)
+    channel = node.remote_node(node_of(dest)).channel
+    if channel is not None and channel.busy:  # back-pressure: wait for the writer
+        await channel.drained()
     if me.mailbox:  # an unreachable node answers the monitor at once with noconnection
         found, answer = me.take(lambda m: type(m) is DownMessage and m.ref is ref)
         if found:
@@ -194,6 +197,15 @@ async def _remote_request(
         me.take(lambda m: type(m) is ReplyMessage and m.ref is ref)
         raise
     return _unwrap(dest, what, answer)
+
+
+def node_of(dest: Pid | tuple[str, str]) -> str:
+    """The node a remote destination is on."""
+    if type(dest) is tuple:
+        return dest[1]
+    proc = dest._process  # type: ignore[union-attr]
+    assert type(proc) is RemoteProcess
+    return proc.node.name
 
 
 def _unwrap(dest: object, what: object, answer: object) -> object:

@@ -138,6 +138,13 @@ class Channel(Protocol):
     def monitor_exit(self, target: Pid | str, watcher: Pid, ref: object, reason: object) -> None:
         """A monitor held by a remote ``watcher`` fired: ``target`` ended with ``reason``."""
 
+    @property
+    def busy(self) -> bool:
+        """More is queued than the connection's busy limit (the peer reads slowly)."""
+
+    async def drained(self) -> None:
+        """Wait until the queue is back under the busy limit, or the connection is gone."""
+
 
 class Distribution(Protocol):
     """The distribution layer as the kernel sees it (the net kernel of ``server.dist``)."""
@@ -560,6 +567,11 @@ class _PendingChannel:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[object, ...], dict[str, object]]] = []
+
+    busy = False
+
+    async def drained(self) -> None:
+        return
 
     def replay(self, channel: Channel) -> None:
         calls, self.calls = self.calls, []

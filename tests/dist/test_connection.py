@@ -16,7 +16,7 @@ import anyio
 import pytest
 from anyio.streams.buffered import BufferedByteStream
 
-from server import kernel
+from server import dist, kernel
 from server.dist import HIDDEN_FLAGS, Atom, DistFlag, etf
 from server.dist._connection import Connection, ConnectionLimits
 from server.dist._identities import KernelIdentities
@@ -321,5 +321,35 @@ async def test_ticks_keep_it_up_and_silence_takes_it_down(node: Node) -> None:
             # now the peer says nothing at all
             with step("net_tick_timeout", 3.0):
                 assert await _ended() == "net_tick_timeout"
+
+    await node.run_process(body)
+
+
+async def test_a_peer_that_does_not_read_makes_the_connection_busy_until_it_drains(
+    node: Node,
+) -> None:
+    async def body() -> None:
+        limits = ConnectionLimits(busy_limit=256 * 1024, max_queue=64 * 1024 * 1024)
+        async with _pair(node, HIDDEN_FLAGS, limits=limits) as (connection, peer):
+            await _running(connection)
+            pid = connection.remote.pid(9, 0, CREATION)
+            chunk = b"\x01" * 65536
+            for _ in range(64):  # 4 MB: far more than the socket buffers hold
+                kernel.send(pid, chunk)
+            assert connection.busy
+            assert connection.queued_bytes > limits.busy_limit
+
+            async def waiter() -> None:
+                await dist.drained(PEER)
+                kernel.send(owner, "drained")
+
+            owner = kernel.self()
+            kernel.spawn(waiter)
+            for _ in range(64):
+                with step("the peer reads"):
+                    frame = await peer.read_frame()
+                assert frame.endswith(chunk)
+            await recv(lambda m: m == "drained", step="drained")
+            assert not connection.busy
 
     await node.run_process(body)

@@ -37,6 +37,11 @@ class Recording:
     """A channel that records what the kernel sends, in order."""
 
     calls: list[tuple[object, ...]] = field(default_factory=list)
+    busy: bool = False
+
+    async def drained(self) -> None:
+        self.calls.append(("drained",))
+        self.busy = False
 
     def send(self, sender: Pid | None, to: Pid, message: object) -> None:
         self.calls.append(("send", sender, to, message))
@@ -422,3 +427,15 @@ def kernel_registration_error() -> type[Exception]:
     from server.errors import RegistrationError
 
     return RegistrationError
+
+
+async def test_a_call_waits_for_a_busy_connection_to_drain(node: Node) -> None:
+    async def body() -> None:
+        remote, channel = _connected(node)
+        pid = remote.pid(5, 0, 7)
+        channel.busy = True
+        with pytest.raises(CallTimeout):
+            await kernel.request(pid, lambda from_: ("q", from_), 0.01)
+        assert channel.kinds()[:3] == ["monitor", "drained", "send"]
+
+    await _run(node, body)

@@ -134,3 +134,16 @@ def test_server_env_says_where_each_value_came_from(demo_tree: Path) -> None:
 def run_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``server ARGS --root ROOT`` as a user runs it; its exit code not checked."""
     return _cli(root, *args, check=False)
+
+
+@pytest.mark.node
+def test_a_node_that_is_not_distributed_says_how_to_make_it_so(demo_node: NodeProcess) -> None:
+    nodes = _cli(demo_node.root, "nodes")
+    assert "not distributed: add a [node.dist] table to sys.config" in nodes.stdout
+    report = json.loads(_cli(demo_node.root, "nodes", "--json").stdout)
+    assert report == {"name": None, "mode": None, "port": None, "connections": []}
+    connect = _cli(demo_node.root, "connect", "b@localhost", check=False)
+    assert connect.returncode != 0
+    assert "not distributed" in connect.stderr
+    assert len(connect.stderr.strip().splitlines()) == 1
+    assert demo_node.request("GET", "/health")[0] == 200
