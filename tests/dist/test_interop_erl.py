@@ -86,6 +86,13 @@ async def test_gen_server_calls_both_ways(node: Node, epmd: Epmd, tmp_path: Path
                 assert await dist.rpc_call("e1@localhost", "lists", "seq", [1, 4]) == [1, 2, 3, 4]
             with pytest.raises(RpcError):
                 await dist.rpc_call("e1@localhost", "nosuch_module", "f")
+            rex = await dist.rpc_call("e1@localhost", "erlang", "whereis", [Atom("rex")])
+            assert isinstance(rex, Pid)
+            with step("call erl's rex by its pid"):
+                reply = await gen_server.call(
+                    rex, (Atom("call"), Atom("erlang"), Atom("length"), [[1, 2]], kernel.self())
+                )
+            assert reply == 2
 
     await node.run_process(body)
 
@@ -455,5 +462,25 @@ async def test_sys_calls_reach_processes_of_the_other_node_both_ways(
             await system_messages.suspend(("rex", E1))
             await system_messages.resume(("rex", E1))
             assert await dist.rpc_call(E1, "erlang", "node") == E1  # rex serves again
+
+    await node.run_process(body)
+
+
+async def test_a_visible_node_is_in_erlangs_nodes_and_global_does_not_hang(
+    node: Node, epmd: Epmd, tmp_path: Path
+) -> None:
+    async def body() -> None:
+        async with (
+            distributed(settings(epmd, hidden=False)),
+            running_erl_shell("e1", epmd=epmd, cookie=COOKIE, home=tmp_path) as erl,
+        ):
+            await _echo_server()
+            assert await erl.eval(f"net_adm:ping('{PY}')") == "pong"
+            assert await erl.eval("nodes()") == f"[{PY}]"
+            assert await erl.eval("nodes(hidden)") == "[]"
+            # global and rex talk to a visible node; what we drop must not block them
+            assert await erl.eval("global:registered_names()", limit=10) == "[]"
+            answer = await erl.eval(f"gen_server:call({{echo, '{PY}'}}, still_fine)")
+            assert answer == "{echo,still_fine}"
 
     await node.run_process(body)
