@@ -484,3 +484,33 @@ async def test_a_visible_node_is_in_erlangs_nodes_and_global_does_not_hang(
             assert answer == "{echo,still_fine}"
 
     await node.run_process(body)
+
+
+async def test_signals_from_one_erlang_process_arrive_in_the_order_sent(
+    node: Node, epmd: Epmd, tmp_path: Path
+) -> None:
+    async def body() -> None:
+        async with (
+            distributed(settings(epmd)),
+            running_erl_shell("e1", epmd=epmd, cookie=COOKIE, home=tmp_path) as erl,
+        ):
+            await _py_victim("collector", trap=True)
+            # an erl process links to the collector, sends 2,000 messages, then exits:
+            # every message must be in the mailbox before the exit signal
+            await erl.eval(
+                f"spawn(fun() -> {{collector, '{PY}'}} ! {{whoami, self()}}, "
+                "P = receive {pid, X} -> X end, link(P), "
+                "[P ! {n, I} || I <- lists:seq(1, 2000)], exit(done) end)"
+            )
+            got = []
+            while True:
+                message = await recv(lambda m: type(m) is tuple and m[0] == "got", step="next")
+                assert isinstance(message, tuple)
+                inner = message[1]
+                if type(inner) is ExitMessage:
+                    assert inner.reason == "done"
+                    break
+                got.append(inner[1])
+            assert got == list(range(1, 2001))
+
+    await node.run_process(body)
