@@ -237,6 +237,8 @@ async def test_monitors_both_ways_by_pid_and_by_name(
             assert down == DownMessage(ref, pid, "boom")
             await erl.eval(VICTIM)
             ref = kernel.monitor(("victim", E1))
+            # the shell's message comes from another sender: let the monitor arrive first
+            await dist.rpc_call(E1, "erlang", "node")
             await erl.eval("victim ! {exit, {shutdown, later}}")
             down = await recv(lambda m: type(m) is DownMessage, step="DOWN by name")
             assert down == DownMessage(ref, ("victim", E1), ("shutdown", "later"))
