@@ -57,6 +57,7 @@ _U32: Final = struct.Struct(">I")
 _U64: Final = struct.Struct(">Q")
 _TICK: Final = b"\0\0\0\0"
 _ATOM_CACHE_SIZE: Final = 2048
+_READ_SIZE: Final = 256 * 1024
 #: The control messages (``erl_dist_protocol``), by opcode.
 LINK, SEND, EXIT, UNLINK, REG_SEND, GROUP_LEADER, EXIT2 = 1, 2, 3, 4, 6, 7, 8
 SEND_TT, EXIT_TT, REG_SEND_TT, EXIT2_TT = 12, 13, 16, 18
@@ -402,20 +403,40 @@ class Connection:
                 return "net_tick_timeout"
 
     async def _read_loop(self) -> str:
+        # Whatever the socket has is read at once and every whole frame in it handled in
+        # order before the next read (one receive per read, not two per frame: each of the
+        # stream's receives is a trip through the event loop).
         stream = self.stream
         limit = self.limits.max_frame
         stats = self.stats
+        unpack = _U32.unpack_from
+        buffer = bytearray()
+        wanted = 4  # bytes needed before the next frame can be handled
         while True:
-            (size,) = _U32.unpack(await stream.receive_exactly(4))
-            if size == 0:
-                stats.ticks_in += 1
-                continue
-            if size > limit:
-                raise DistributionError(f"a frame of {size} bytes is over the limit of {limit}")
-            frame = await stream.receive_exactly(size)
-            stats.frames_in += 1
-            stats.bytes_in += size + 4
-            self._frame(frame)
+            buffer += await stream.receive(max(wanted - len(buffer), _READ_SIZE))
+            end = len(buffer)
+            offset = 0
+            while end - offset >= 4:
+                (size,) = unpack(buffer, offset)
+                if size == 0:
+                    stats.ticks_in += 1
+                    offset += 4
+                    continue
+                if size > limit:
+                    raise DistributionError(f"a frame of {size} bytes is over the limit of {limit}")
+                if end - offset - 4 < size:
+                    break
+                start = offset + 4
+                offset = start + size
+                stats.frames_in += 1
+                stats.bytes_in += size + 4
+                with memoryview(buffer) as view:  # one copy of the frame, not two
+                    frame = bytes(view[start:offset])
+                self._frame(frame)
+                if self._closed:
+                    return self.down_reason or "closed"
+            del buffer[:offset]
+            wanted = 4 + unpack(buffer)[0] if len(buffer) >= 4 else 4
 
     # -- framing in ------------------------------------------------------------------------
 
