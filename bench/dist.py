@@ -44,6 +44,7 @@ The table goes to stdout (to stderr with ``--json``).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import dataclasses
 import io
@@ -51,6 +52,7 @@ import json
 import os
 import platform
 import pstats
+import socket
 import statistics
 import subprocess
 import sys
@@ -455,7 +457,60 @@ async def _measure_all(config: Config, tmp: Path, samples: Samples) -> None:
                     rate, throughput = await measure
                     samples.add(key, rate)
                     samples.add_bytes(key, throughput)
+            samples.add("pingpong_bare_asyncio", await bare_asyncio_rate(config.calls[1] * 2))
         samples.profile = await py_profile(("echo", PYB), config.profile_calls)
+
+
+_ECHO_SERVER = """
+import asyncio, socket, sys
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transport = transport
+    def data_received(self, data):
+        self.transport.write(data)
+async def main():
+    server = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.sleep(3600)
+asyncio.run(main())
+"""
+
+
+async def bare_asyncio_rate(n: int) -> float:
+    """Round trips/s of a bare asyncio protocol ping-pong (100 bytes) with another OS
+    process over loopback: what any pure-Python node pays per message round trip."""
+    process = await anyio.open_process([sys.executable, "-c", _ECHO_SERVER])
+    try:
+        assert process.stdout is not None
+        port = int((await process.stdout.receive()).split()[0])
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[float] = loop.create_future()
+
+        class Client(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.transport = transport
+                self.left = n
+                self.started = perf_counter()
+                self.transport.write(b"x" * 100)  # type: ignore[attr-defined]
+
+            def data_received(self, data: bytes) -> None:
+                self.left -= 1
+                if self.left == 0:
+                    done.set_result(n / (perf_counter() - self.started))
+                else:
+                    self.transport.write(b"x" * 100)  # type: ignore[attr-defined]
+
+        transport, _ = await loop.create_connection(Client, "127.0.0.1", port)
+        try:
+            return await done
+        finally:
+            transport.close()
+    finally:
+        process.kill()
+        await process.wait()
 
 
 def measure(config: Config) -> Samples:
@@ -519,6 +574,23 @@ def results(config: Config, samples: Samples) -> list[Result]:
                 (
                     f"Erlang -> Erlang, {callers}: {1e6 / erl:.1f} us per call, timed in erl; "
                     f"{spread(f'call_erl_erl_{c}')}",
+                ),
+            )
+        )
+    if "pingpong_bare_asyncio" in median and "call_erl_erl_c1" in median:
+        bare, erl = median["pingpong_bare_asyncio"], median["call_erl_erl_c1"]
+        rows.append(
+            Result(
+                "pingpong_bare_asyncio",
+                bare,
+                "round trips/s",
+                "Erlang -> Erlang remote gen_server:call, 1 caller, calls/s",
+                erl,
+                bare / erl,
+                (
+                    "bare asyncio protocol ping-pong (100 B) with another OS process over "
+                    f"loopback: {1e6 / bare:.1f} us per round trip, the floor of any pure-Python "
+                    f"node's remote call; {spread('pingpong_bare_asyncio')}",
                 ),
             )
         )

@@ -27,6 +27,7 @@ How this works:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import struct
@@ -148,6 +149,7 @@ class Connection:
         self._drained: anyio.Event | None = None
         self._wrote = False
         self._closed = False
+        self._wire: _TransportWire | None = None
         self._scope: anyio.CancelScope | None = None
         self._atom_cache: list[Atom | None] = [None] * _ATOM_CACHE_SIZE
         self._fragments: dict[int, _Fragments] = {}
@@ -265,9 +267,21 @@ class Connection:
         self._push(bytes(out))
 
     def _push(self, frame: bytes) -> None:
+        self.stats.frames_out += 1
+        wire = self._wire
+        if wire is not None:
+            wire.write(frame)
+            if wire.queued > self.limits.max_queue:
+                logger.error(
+                    "connection to %s dropped: %d bytes queued and not read",
+                    self.remote.name,
+                    wire.queued,
+                    extra={"peer": self.remote.name, "queued": wire.queued},
+                )
+                self.abort("the peer reads nothing: the send queue passed its limit")
+            return
         self._queue.append(frame)
         self._queued += len(frame)
-        self.stats.frames_out += 1
         self._wake.set()
         if self._queued > self.limits.max_queue:
             logger.error(
@@ -286,18 +300,21 @@ class Connection:
         self._queued = 0
         if self.remote.channel is self:
             self.remote.connection_lost()
+        if self._wire is not None:
+            self._wire.end(why)
         if self._scope is not None:
             self._scope.cancel()
 
     @property
     def busy(self) -> bool:
         """True while more than ``busy_limit`` bytes wait to be written."""
-        return self._queued > self.limits.busy_limit
+        return self.queued_bytes > self.limits.busy_limit
 
     @property
     def queued_bytes(self) -> int:
         """Bytes encoded and not yet written."""
-        return self._queued
+        wire = self._wire
+        return wire.queued if wire is not None else self._queued
 
     async def drained(self) -> None:
         """Wait until the queue is back under ``busy_limit`` (or the connection is gone)."""
@@ -306,11 +323,23 @@ class Connection:
                 self._drained = anyio.Event()
             await self._drained.wait()
 
+    def _wrote_some(self) -> None:
+        """Bytes left the queue: wake who waits for it to drain, once it is under the limit."""
+        self._wrote = True
+        drained = self._drained
+        if drained is not None and not self.busy:
+            self._drained = None
+            drained.set()
+
     # -- running ---------------------------------------------------------------------------
 
     async def run(self) -> str:
         """Read, write and tick until the connection ends; returns why it ended."""
+        wire = _TransportWire.take_over(self)
+        self._wire = wire  # first: the signals queued while connecting go out through it
         self.remote.attach(self, self.handshake.peer_creation, hidden=self.handshake.peer_hidden)
+        if wire is not None:
+            return await self._run_on_transport(wire)
         reason = "closed"
         try:
             async with anyio.create_task_group() as group:
@@ -384,10 +413,13 @@ class Connection:
         while True:
             await anyio.sleep(period)
             if not self._wrote and not self._queue:
-                self._queue.append(_TICK)
-                self._queued += 4
                 self.stats.ticks_out += 1
-                self._wake.set()
+                if self._wire is not None:
+                    self._wire.write(_TICK)
+                else:
+                    self._queue.append(_TICK)
+                    self._queued += 4
+                    self._wake.set()
             self._wrote = False
             now_seen = self.stats.frames_in + self.stats.ticks_in
             silent = silent + 1 if now_seen == seen else 0
@@ -407,15 +439,30 @@ class Connection:
         # order before the next read (one receive per read, not two per frame: each of the
         # stream's receives is a trip through the event loop).
         stream = self.stream
-        limit = self.limits.max_frame
-        stats = self.stats
-        unpack = _U32.unpack_from
         buffer = bytearray()
         wanted = 4  # bytes needed before the next frame can be handled
         while True:
             buffer += await stream.receive(max(wanted - len(buffer), _READ_SIZE))
-            end = len(buffer)
-            offset = 0
+            wanted = self._consume(buffer)
+            if self._closed:
+                return self.down_reason or "closed"
+
+    def _consume(self, buffer: bytearray) -> int:
+        """Handle every whole frame at the start of ``buffer`` (and remove them), in order.
+
+        Returns:
+            How many bytes the buffer needs before the next frame can be handled.
+
+        Raises:
+            DistributionError: a frame is over the limit or malformed (then the
+                connection ends).
+        """
+        limit = self.limits.max_frame
+        stats = self.stats
+        unpack = _U32.unpack_from
+        end = len(buffer)
+        offset = 0
+        try:
             while end - offset >= 4:
                 (size,) = unpack(buffer, offset)
                 if size == 0:
@@ -434,9 +481,42 @@ class Connection:
                     frame = bytes(view[start:offset])
                 self._frame(frame)
                 if self._closed:
-                    return self.down_reason or "closed"
+                    break
+        finally:
             del buffer[:offset]
-            wanted = 4 + unpack(buffer)[0] if len(buffer) >= 4 else 4
+        return 4 + unpack(buffer)[0] if len(buffer) >= 4 else 4
+
+    # -- plain TCP: straight from the transport --------------------------------------------
+
+    async def _run_on_transport(self, wire: _TransportWire) -> str:
+        """Run on the socket's transport (the fast path of plain TCP).
+
+        Frames in are handled as their bytes arrive, frames out are written once per turn
+        of the event loop, and a task ticks.
+        """
+        try:
+            wire.start()
+            async with anyio.create_task_group() as group:
+
+                async def ticks() -> None:
+                    reason = await self._tick_loop()
+                    wire.end(reason)
+
+                async def ended() -> None:
+                    await wire.ended.wait()
+                    group.cancel_scope.cancel()
+
+                self._scope = group.cancel_scope
+                group.start_soon(ticks)
+                group.start_soon(ended)
+        finally:
+            self._closed = True
+            if self.remote.channel is self:
+                self.remote.connection_lost()
+            wire.close()
+            with anyio.CancelScope(shield=True):
+                await self.stream.aclose()
+        return self.down_reason or wire.reason
 
     # -- framing in ------------------------------------------------------------------------
 
@@ -640,6 +720,132 @@ class Connection:
 
 class _Malformed(Exception):
     pass
+
+
+@final
+class _TransportWire(asyncio.Protocol):
+    """The fast path of a plain TCP connection: the socket's asyncio transport calls it.
+
+    After the handshake it replaces the stream's protocol on the same transport (bytes the
+    stream had already read are handled first), so each arrival is parsed and delivered in
+    the transport's callback, with no task in between, and frames out are joined and
+    written once per turn of the event loop, in order. The transport's write buffer is the
+    queue: ``pause_writing`` and ``resume_writing`` drive back-pressure.
+    """
+
+    def __init__(self, connection: Connection, transport: asyncio.Transport) -> None:
+        self.connection = connection
+        self.transport = transport
+        self.loop = asyncio.get_running_loop()
+        self.buffer = bytearray()
+        self.out: list[bytes] = []
+        self.pending = 0
+        self.scheduled = False
+        self.ended = anyio.Event()
+        self.reason = "closed"
+
+    @classmethod
+    def take_over(cls, connection: Connection) -> _TransportWire | None:
+        """The fast path for ``connection``'s stream, or None when it is not plain TCP."""
+        stream = connection.stream
+        inner = getattr(stream, "receive_stream", None)
+        transport = getattr(inner, "_transport", None)
+        protocol = getattr(inner, "_protocol", None)
+        if not isinstance(transport, asyncio.Transport) or not hasattr(protocol, "read_queue"):
+            return None  # TLS, or another stream: the general path
+        wire = cls(connection, transport)
+        wire.buffer += stream.buffer
+        for chunk in protocol.read_queue:  # type: ignore[union-attr]
+            wire.buffer += chunk
+        protocol.read_queue.clear()  # type: ignore[union-attr]
+        if getattr(protocol, "is_at_eof", False) or transport.is_closing():
+            wire.end("connection lost (EndOfStream)")
+        return wire
+
+    def start(self) -> None:
+        limit = self.connection.limits.busy_limit
+        self.transport.set_protocol(self)
+        self.transport.set_write_buffer_limits(high=limit, low=limit // 2)
+        if self.buffer:
+            self._handle()
+        if not self.ended.is_set():
+            self.transport.resume_reading()
+
+    # -- in --
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._handle()
+
+    def _handle(self) -> None:
+        connection = self.connection
+        try:
+            connection._consume(self.buffer)
+        except (TermDecodeError, DistributionError) as exc:
+            logger.warning(
+                "distribution connection to %s broken: %s",
+                connection.remote.name,
+                exc,
+                extra={"peer": connection.remote.name},
+            )
+            self.end(f"protocol error: {exc}")
+        except Exception as exc:  # a bug must end this connection, not the event loop
+            logger.exception("distribution connection to %s failed", connection.remote.name)
+            self.end(f"internal error: {exc!r}")
+        if connection._closed:
+            self.end(connection.down_reason or "closed")
+
+    def eof_received(self) -> bool:
+        self.end("connection lost (EndOfStream)")
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.end(f"connection lost ({type(exc).__name__ if exc else 'closed'})")
+
+    # -- out --
+
+    @property
+    def queued(self) -> int:
+        return self.pending + self.transport.get_write_buffer_size()
+
+    def write(self, frame: bytes) -> None:
+        if self.ended.is_set():
+            return
+        self.out.append(frame)
+        self.pending += len(frame)
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self.scheduled = False
+        if not self.out or self.ended.is_set():
+            return
+        frames, self.out = self.out, []
+        size, self.pending = self.pending, 0
+        self.connection.stats.bytes_out += size
+        self.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        self.connection._wrote_some()
+
+    def pause_writing(self) -> None:
+        pass  # ``queued`` reads the buffer's size; ``busy`` follows it
+
+    def resume_writing(self) -> None:
+        self.connection._wrote_some()
+
+    # -- the end --
+
+    def end(self, reason: str) -> None:
+        if not self.ended.is_set():
+            self.reason = reason
+            self.ended.set()
+
+    def close(self) -> None:
+        self.end("closed")
+        self.out.clear()
+        self.pending = 0
+        if not self.transport.is_closing():
+            self.transport.abort()
 
 
 def _half_byte(flags: bytes, index: int) -> int:

@@ -422,6 +422,7 @@ async def _open(state: NetKernelState, node: str) -> BufferedByteStream:
     if address is None:
         raise DistributionError(f"no node {name.alive} is registered with epmd on {name.host}")
     raw = await anyio.connect_tcp(name.host, address.port)
+    _no_delay(raw)
     if state.tls is None:
         return BufferedByteStream(raw)
     try:
@@ -438,6 +439,12 @@ async def _open(state: NetKernelState, node: str) -> BufferedByteStream:
     return BufferedByteStream(secured)
 
 
+def _no_delay(stream: anyio.abc.SocketStream) -> None:
+    """No Nagle delay: a call is two small writes, the second must not wait for an ACK."""
+    sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def _failed(state: NetKernelState, remote: RemoteNode, me: Pid, why: str) -> None:
     entry = state.table.get(remote.name)
     if entry is not None and entry.pid is me:
@@ -449,6 +456,7 @@ def _failed(state: NetKernelState, remote: RemoteNode, me: Pid, why: str) -> Non
 
 
 async def _accepted(state: NetKernelState, io: SocketIO) -> None:
+    io.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     raw: anyio.abc.ByteStream = await anyio.abc.SocketStream.from_socket(io.socket)
     me = kernel.self()
     try:
