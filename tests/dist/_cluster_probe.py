@@ -8,7 +8,7 @@ messages rather than polling:
 
 - ``watch(name, node, report_to)``: a process that links to the process registered as
   ``name`` on ``node``, monitors it by pid and by name and monitors the node; it reports
-  ``("watching", me, pid)`` once set, then ``("exit", me, reason)``, ``("down", me,
+  ``("watching", me, pid)`` once that node has them, then ``("exit", me, reason)``, ``("down", me,
   "pid" | "name", reason)`` and ``("nodedown", me, node)`` as they come.
 - ``call(name, node, request, report_to)``: a ``gen_server.call`` from this node;
   ``("reply", me, value)`` or ``("call_failed", me, error type, reason)``.
@@ -65,6 +65,8 @@ async def _watcher(name: str, node: str, report_to: Pid) -> None:
     by_pid = kernel.monitor(pid)
     by_name = kernel.monitor((name, node))
     kernel.monitor_node(node)
+    # a round trip from this process after its LINK and MONITORs: they have arrived
+    await dist.rpc_call(node, MODULE, "whereis", [name])
     kernel.send(report_to, ("watching", me, pid))
     while True:
         message = await kernel.receive()

@@ -13,6 +13,7 @@ call reconnects.
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import time
@@ -42,6 +43,8 @@ TICK = 2.0
 NAMES = ("a", "b", "c")
 #: the process the watchers link to and monitor (it traps exits: a link does not kill it)
 TARGET = "probe_target"
+#: ``link <a@10.77.1.11.20.0>`` -> ``link a@10.77.1.11``
+_PID_NUMBERS = re.compile(r"<([^<>]+)\.\d+\.\d+>")
 
 
 @dataclass
@@ -85,6 +88,14 @@ class Cluster:
         node = self.nodes[alias]
         answer: dict[str, Any] = await anyio.to_thread.run_sync(node.control, "nodes")
         return answer
+
+    async def remote_of(self, alias: str, name: str) -> set[str]:
+        """The cross-node links and monitors of process ``name`` on node ``alias`` (as
+        ``server processes`` shows them), each with the other process's node only."""
+        node = self.nodes[alias]
+        rows = await anyio.to_thread.run_sync(node.control, "processes")
+        (row,) = [row for row in rows if row["name"] == name]
+        return {_PID_NUMBERS.sub(r"\1", entry) for entry in row["remote"]}
 
     async def peers_up(self, alias: str) -> set[str]:
         report = await self.report(alias)
@@ -240,7 +251,7 @@ async def test_three_nodes_in_namespaces_form_a_cluster(node: Node, cluster: Clu
             for here, there in ((a, b), (a, c), (b, c), (b, a), (c, a), (c, b)):
                 await _ping(here, there)
             assert set(kernel.nodes("visible")) == {a, b, c}
-            report = await anyio.to_thread.run_sync(_cli_nodes, cluster.nodes["a"].root)
+            report = await anyio.to_thread.run_sync(cli_json, cluster.nodes["a"].root, "nodes")
             assert report["name"] == a
             assert report["mode"] == "visible"
             assert report["net_ticktime"] == TICK
@@ -259,11 +270,6 @@ async def test_three_nodes_in_namespaces_form_a_cluster(node: Node, cluster: Clu
     await node.run_process(body)
 
 
-def _cli_nodes(root: Path) -> dict[str, Any]:
-    report: dict[str, Any] = cli_json(root, "nodes")
-    return report
-
-
 async def test_a_partition_fires_noconnection_and_the_cluster_reforms_after_healing(
     node: Node, cluster: Cluster
 ) -> None:
@@ -280,6 +286,7 @@ async def test_a_partition_fires_noconnection_and_the_cluster_reforms_after_heal
             b_watches_a = await _watch(b, TARGET, a)
             a_watches_c = await _watch(a, TARGET, c)
             c_watches_b = await _watch(c, TARGET, b)
+            assert await cluster.remote_of("b", TARGET) == {f"link {a}", f"link {c}"}
             holder = await _rpc(b, "hold", "probe_hold", kernel.self())
             assert isinstance(holder, Pid)
             caller = await _rpc(a, "call", "probe_hold", b, ("question",), kernel.self(), 60.0)
@@ -309,10 +316,13 @@ async def test_a_partition_fires_noconnection_and_the_cluster_reforms_after_heal
             assert failed == ("call_failed", caller, "CalleeExited", "noconnection")
             assert TICK * 0.5 <= waited <= TICK * 1.25 + 1.5, waited
 
-            # the rest of the cluster stays connected: same connections, still up
+            # the rest of the cluster stays connected (the same connections: see the end)
             assert await cluster.peers_up("a") == {c, cluster.test_name}
             assert await cluster.peers_up("b") == {c, cluster.test_name}
             assert await cluster.peers_up("c") == {a, b, cluster.test_name}
+            # the links across the cut are gone from `server processes`, the others remain
+            assert await cluster.remote_of("b", TARGET) == {f"link {c}"}
+            assert await cluster.remote_of("a", TARGET) == set()
             assert await _call(a, "counter_store", c, ("incr", "x")) == {"value": 1}
             assert await _call(b, "counter_store", c, ("incr", "x")) == {"value": 2}
             quiet = [m for m in drain() if _from(a_watches_c)(m) or _from(c_watches_b)(m)]
@@ -332,5 +342,11 @@ async def test_a_partition_fires_noconnection_and_the_cluster_reforms_after_heal
             assert await cluster.peers_up("b") == {a, c, cluster.test_name}
             await _watch(a, TARGET, b)
             assert [m for m in drain() if _from(a_watches_c)(m) or _from(c_watches_b)(m)] == []
+            # c never lost a or b: each connected to it once
+            c_log = cluster.nodes["c"].tail(100_000).splitlines()
+            connects = {
+                peer: sum(f"node {peer} connected" in line for line in c_log) for peer in (a, b)
+            }
+            assert connects == {a: 1, b: 1}
 
     await node.run_process(body)
