@@ -3,6 +3,9 @@
 - A pid of this node is written with this node's name and creation, its number split into
   the 32-bit id and serial of ``NEW_PID_EXT``; read back, it is the process's own ``Pid``
   (or a dead pid when that process has ended, or when it names an earlier incarnation).
+  A dead pid of an earlier incarnation keeps the creation it came with, so it goes back
+  out as it came: a peer that monitors or links to such a pid gets ``noproc`` about the
+  very pid it named (``{'DOWN', Ref, process, Old, noproc}`` matches ``Old``).
 - A pid of another node is that node's interned ``Pid`` (``RemoteNode.pid``), so the same
   remote process is always the same object.
 - A reference of this node is written as three words (18 + 32 + 32 bits of its number)
@@ -24,6 +27,8 @@ if TYPE_CHECKING:
 __all__ = ["KernelIdentities"]
 
 _ID_BITS = 0xFFFFFFFF
+#: How many pids of earlier incarnations keep their creation at once (oldest forgotten).
+_EARLIER_MAX = 1024
 
 
 @final
@@ -34,15 +39,29 @@ class KernelIdentities:
         self.kernel_node = kernel_node
         self.name = Atom(name)
         self.creation = creation
+        #: pids of earlier incarnations of this node, by (number, creation), and back
+        self._earlier: dict[tuple[int, int], Pid] = {}
+        self._earlier_creation: dict[int, int] = {}
 
     def pid(self, node: Atom, id: int, serial: int, creation: int) -> object:  # noqa: A002
         """The kernel pid a ``NEW_PID_EXT`` names."""
         if node == self.name:
             number = id | serial << 32
             if creation != self.creation:
-                return self.kernel_node.dead_pid(number)
+                return self._earlier_pid(number, creation)
             return self.kernel_node.local_pid(number)
         return self.kernel_node.remote_node(str(node)).pid(id, serial, creation)
+
+    def _earlier_pid(self, number: int, creation: int) -> Pid:
+        key = (number, creation)
+        pid = self._earlier.get(key)
+        if pid is None:
+            if len(self._earlier) >= _EARLIER_MAX:
+                oldest = self._earlier.pop(next(iter(self._earlier)))
+                del self._earlier_creation[id(oldest)]
+            pid = self._earlier[key] = self.kernel_node.dead_pid(number)
+            self._earlier_creation[id(pid)] = creation
+        return pid
 
     def ref(self, node: Atom, creation: int, words: tuple[int, ...]) -> object:
         """The reference a ``NEWER_REFERENCE_EXT`` names."""
@@ -61,7 +80,8 @@ class KernelIdentities:
             return None
         node, id_, serial, creation = self.kernel_node.pid_parts(value)
         if node is None:
-            return self.name, id_, serial & _ID_BITS, self.creation
+            creation = self._earlier_creation.get(id(value), self.creation)
+            return self.name, id_, serial & _ID_BITS, creation
         return Atom(node), id_, serial, creation
 
     def ref_parts(self, value: object) -> tuple[Atom, int, tuple[int, ...]] | None:

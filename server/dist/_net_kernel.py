@@ -17,6 +17,8 @@ A gen_server registered as ``net_kernel`` (so an Erlang node's ``net_adm:ping`` 
    ours is dropped, its links and monitors fired with ``noconnection``).
 4. A dialing attempt that loses a simultaneous connect waits, up to the setup time, for the
    peer's connection to take its place; the signals queued meanwhile go out on that one.
+   An attempt whose place the peer's connection took before the peer answered it (the
+   peer then says ``alive``) answers ``false``: the live connection is that one.
    An attempt that fails fires ``noconnection`` for what was queued.
 5. Subscribers of ``monitor_nodes`` get ``NodeUpMessage`` and ``NodeDownMessage``.
 """
@@ -389,7 +391,7 @@ async def _dialer(state: NetKernelState, node: str) -> None:
             our_flags=state.flags,
             our_creation=state.creation,
             cookie=state.cookie,
-            alive_answer=lambda: True,
+            alive_answer=lambda: _pending(state, node, me),
             setup_timeout=settings.setup_timeout,
             length_size=4 if state.tls is not None else 2,  # OTP's inet_tls: {packet, 4}
         )
@@ -413,6 +415,17 @@ async def _dialer(state: NetKernelState, node: str) -> None:
         _failed(state, remote, me, str(exc) or type(exc).__name__)
         return
     await _connected(state, remote, me, stream, result)
+
+
+def _pending(state: NetKernelState, node: str, dialer: Pid) -> bool:
+    """Whether ``dialer`` is still this node's attempt to ``node`` (Erlang's ``is_pending``).
+
+    A dialer told ``alive`` answers true (the peer's old connection is dead: replace it)
+    only then; if the peer's own connection took its place meanwhile, that is the live
+    connection the peer means, and the answer is false.
+    """
+    entry = state.table.get(node)
+    return entry is not None and entry.pid is dialer
 
 
 async def _open(state: NetKernelState, node: str) -> BufferedByteStream:
