@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 #: building the wheel and installing it with its dependencies takes a while
-pytestmark = [pytest.mark.node, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.node, pytest.mark.slow, pytest.mark.timeout(600)]  # builds a wheel
 
 
 class InstalledNode(NodeProcess):

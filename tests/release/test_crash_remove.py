@@ -88,6 +88,7 @@ STEPS = [
 
 
 @pytest.mark.node
+@pytest.mark.slow  # about 75 s: CI runs it (RUN_SLOW=1)
 @pytest.mark.timeout(300)  # 13 kills, each followed by an unpack of ~3,000 files (~4 s each)
 def test_a_kill_at_any_step_of_a_remove_leaves_releases_and_folders_agreeing(
     heart: HeartNode,
