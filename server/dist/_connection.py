@@ -56,6 +56,22 @@ logger = logging.getLogger("server.dist")
 
 _U32: Final = struct.Struct(">I")
 _U64: Final = struct.Struct(">Q")
+_U32X3: Final = struct.Struct(">III")
+_U32X4: Final = struct.Struct(">IIII")
+_REF_HEAD: Final = struct.Struct(">BH")
+_ATOMS: dict[str, bytes] = {}
+
+
+def _atom_bytes(text: str) -> bytes:
+    """An atom's bytes, kept: connections write the same names again and again."""
+    cached = _ATOMS.get(text)
+    if cached is None:
+        cached = etf.encode(Atom(text))[1:]
+        if len(_ATOMS) < 4096:
+            _ATOMS[text] = cached
+    return cached
+
+
 _TICK: Final = b"\0\0\0\0"
 _ATOM_CACHE_SIZE: Final = 2048
 _READ_SIZE: Final = 256 * 1024
@@ -239,6 +255,40 @@ class Connection:
 
     # -- framing out -----------------------------------------------------------------------
 
+    def _encode_control(self, out: bytearray, control: tuple[object, ...]) -> None:
+        """A control tuple written directly (small ints, atoms, pids and local refs).
+
+        The general encoder's dispatch is skipped; the bytes are the ones it writes, and
+        anything else in the tuple goes through it.
+        """
+        start = len(out)
+        out.append(104)  # SMALL_TUPLE_EXT
+        out.append(len(control))
+        identities = self.identities
+        for item in control:
+            kind = type(item)
+            if kind is int and 0 <= item < 256:  # type: ignore[operator]
+                out.append(97)
+                out.append(item)  # type: ignore[arg-type]
+            elif kind is Atom:
+                out += _atom_bytes(item)  # type: ignore[arg-type]
+            elif kind is Pid:
+                parts = identities.pid_parts(item)
+                assert parts is not None
+                node, id_, serial, creation = parts
+                out.append(88)
+                out += _atom_bytes(node)
+                out += _U32X3.pack(id_, serial, creation)
+            elif kind is Ref:
+                node, creation, words = identities.ref_parts(item)  # type: ignore[misc]
+                out += _REF_HEAD.pack(90, 3)
+                out += _atom_bytes(node)
+                out += _U32X4.pack(creation, *words)
+            else:  # anything else (remote refs, reasons, ...): the general encoder
+                del out[start:]
+                etf.encode_into(out, control, identities=identities, fallback=self.forms.to_term)
+                return
+
     def _encode(self, term: object) -> bytes:
         out = bytearray()
         etf.encode_into(out, term, identities=self.identities, fallback=self.forms.to_term)
@@ -254,12 +304,12 @@ class Connection:
         out = bytearray(4)
         if self._header:
             out += b"\x83D\x00"
-            etf.encode_into(out, control, identities=self.identities, fallback=self.forms.to_term)
+            self._encode_control(out, control)
             if payload is not None:
                 out += payload
         else:
             out += b"p\x83"
-            etf.encode_into(out, control, identities=self.identities, fallback=self.forms.to_term)
+            self._encode_control(out, control)
             if payload is not None:
                 out.append(131)
                 out += payload

@@ -353,3 +353,34 @@ async def test_a_peer_that_does_not_read_makes_the_connection_busy_until_it_drai
             assert not connection.busy
 
     await node.run_process(body)
+
+
+async def test_control_tuples_are_written_as_the_general_encoder_writes_them(node: Node) -> None:
+    async def body() -> None:
+        async with _pair(node, HIDDEN_FLAGS) as (connection, _peer):
+            remote = connection.remote
+            other = remote.pid(5, 1, CREATION)
+            me = kernel.self()
+            ref = kernel.Ref()
+            controls: list[tuple[object, ...]] = [
+                (19, me, Atom("echo"), ref),
+                (6, me, Atom(""), Atom("echo")),
+                (22, me, other),
+                (35, 12_345_678_901, me, other),  # a big int: the general path
+                (20, other, me, ref),
+                (3, me, other, Atom("normal")),
+                (29, 7, me, me, (Atom("m"), Atom("f"), 1), []),  # nested: the general path
+            ]
+            for control in controls:
+                fast = bytearray()
+                connection._encode_control(fast, control)
+                general = bytearray()
+                etf.encode_into(
+                    general,
+                    control,
+                    identities=connection.identities,
+                    fallback=connection.forms.to_term,
+                )
+                assert fast == general, control
+
+    await node.run_process(body)
