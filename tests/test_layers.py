@@ -65,7 +65,12 @@ DESIGN = SERVER.parents[1] / "shared" / "DESIGN.md"
 #: Packages that DESIGN.md's table does not list, with the row they sit just below (``None``:
 #: above every row). ``testing`` drives whole nodes; ``dev`` is started by the CLI; ``node``
 #: holds the node's boot and its control commands, so it sits above release and control.
-EXTRA_ROWS: dict[str, str | None] = {"testing": None, "dev": "cli", "node": "heart"}
+EXTRA_ROWS: dict[str, str | None] = {
+    "testing": None,
+    "dev": "cli",
+    "node": "heart",
+    "cluster": "control",  # release handling across nodes: above dist, below the node's boot
+}
 
 #: Top-level modules every layer may import (the error tree) and the entry point (top).
 BOTTOM_MODULES = {"errors"}

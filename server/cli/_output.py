@@ -83,6 +83,8 @@ def show(console: Console, name: str, result: Any) -> None:
         console.print(table)
     elif name == "nodes":
         _nodes_table(console, result)
+    elif name == "cluster":
+        _cluster_table(console, result)
     elif name == "connect":
         if result["connected"]:
             console.print(f"connected to {result['node']} (pong)")
@@ -194,3 +196,32 @@ def _nodes_table(console: Console, result: Any) -> None:
             f"{row['queued_bytes']:,} B",
         )
     console.print(table)
+
+
+def _cluster_table(console: Console, result: Any) -> None:
+    """``server cluster releases``: releases (rows) by node (columns), disagreements flagged."""
+    nodes = result["nodes"]
+    vsns = sorted({row["vsn"] for entry in nodes for row in entry["releases"]})
+    table = Table(title=f"releases of {len(nodes)} nodes")
+    table.add_column("release")
+    for entry in nodes:
+        flag = " (!)" if entry["node"] in result["disagreeing"] else ""
+        table.add_column(entry["node"] + flag)
+    for vsn in vsns:
+        cells = []
+        for entry in nodes:
+            statuses = [row["status"] for row in entry["releases"] if row["vsn"] == vsn]
+            cells.append(statuses[0] if statuses else ("?" if entry["error"] else "-"))
+        table.add_row(vsn, *cells)
+    console.print(table)
+    for entry in nodes:
+        if entry["error"]:
+            console.print(f"{entry['node']}: no answer ({entry['error']})", markup=False)
+    if result["disagreeing"]:
+        console.print(
+            f"nodes that disagree with the cluster (running {result['running']}, permanent "
+            f"{result['permanent']}): {', '.join(result['disagreeing'])}",
+            markup=False,
+        )
+    else:
+        console.print(f"every node runs {result['running']} (permanent {result['permanent']})")

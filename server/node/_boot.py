@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import anyio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from server import code_server, dist, kernel
+from server import cluster, code_server, dist, kernel
 from server.errors import ReleaseError
 from server.net import http_server
 from server.net.http_server import HttpDefaults
@@ -217,6 +217,7 @@ async def run_node(
     announce_policy(trusted)
     # the node's name in a cluster outlives the reboots of its release, as OTP's kernel does
     distribution = await dist.start_link(config.node.dist) if config.node.dist else None
+    agent = await cluster.start_agent() if distribution is not None else None
     try:
         return await _boot_loop(
             root,
@@ -233,7 +234,7 @@ async def run_node(
     finally:
         if distribution is not None:
             with anyio.CancelScope(shield=True):
-                await stop_in_reverse([distribution])
+                await stop_in_reverse([distribution, *([agent] if agent else [])])
 
 
 async def _boot_loop(

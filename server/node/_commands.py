@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
 
-from server import code_server, dist, kernel
+from server import cluster, code_server, dist, kernel
 from server.app import controller, get_all_env
 from server.behaviours import supervisor, system_messages
 from server.control import ProgressInfo
@@ -311,6 +311,17 @@ async def _nodes(boot: Pid, args: dict[str, Any], progress: ProgressCallback) ->
     return await dist.node_report()
 
 
+async def _cluster(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    action = args.get("action")
+    if action != "releases":
+        raise DistributionError(f"server cluster takes releases, not {action!r}")
+    if not dist.is_distributed():
+        raise DistributionError(
+            "this node is not distributed: add a [node.dist] table to sys.config"
+        )
+    return (await cluster.cluster_releases()).to_json()
+
+
 async def _connect(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
     node = args.get("node")
     if not isinstance(node, str) or "@" not in node:
@@ -357,6 +368,14 @@ _TABLE: Final = (
         _nodes,
         read_only=True,
         timeout=10.0,
+    ),
+    Command(
+        "cluster",
+        "the cluster: `server cluster releases` shows every node's releases side by side",
+        _cluster,
+        argument="action",
+        read_only=True,
+        timeout=15.0,
     ),
     Command(
         "connect",

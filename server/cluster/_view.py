@@ -1,0 +1,131 @@
+"""The cluster's releases side by side, and the nodes that disagree.
+
+``cluster_releases`` asks this node's release handler and every connected node's release
+agent at once (each under its own timeout: a node that does not answer is reported as
+such, it does not hold up the others). A node *disagrees* when the release it runs or its
+permanent release is not the one most nodes have.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, final
+
+import anyio
+
+from server import kernel
+from server.behaviours import gen_server
+from server.cluster._agent import AGENT
+from server.dist import Atom
+from server.errors import CallError, ServerError
+from server.release import handler
+
+__all__ = ["ClusterReleases", "NodeReleases", "cluster_releases"]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class NodeReleases:
+    """One node's answer: its releases (rows of ``which_releases``), or why there is none."""
+
+    node: str
+    releases: tuple[dict[str, Any], ...] = ()
+    error: str | None = None
+
+    @property
+    def running(self) -> str | None:
+        """The release the node runs: its current one, else its permanent one."""
+        by_status = {row["status"]: row["vsn"] for row in self.releases}
+        return by_status.get("current") or by_status.get("permanent")
+
+    @property
+    def permanent(self) -> str | None:
+        """The release the node boots."""
+        return next((row["vsn"] for row in self.releases if row["status"] == "permanent"), None)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ClusterReleases:
+    """Every node's releases, and which nodes disagree with the rest."""
+
+    nodes: tuple[NodeReleases, ...]
+    running: str | None = None
+    permanent: str | None = None
+    disagreeing: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return {
+            "running": self.running,
+            "permanent": self.permanent,
+            "disagreeing": list(self.disagreeing),
+            "nodes": [
+                {
+                    "node": entry.node,
+                    "running": entry.running,
+                    "permanent": entry.permanent,
+                    "releases": list(entry.releases),
+                    "error": entry.error,
+                }
+                for entry in self.nodes
+            ],
+        }
+
+
+async def cluster_releases(*, timeout: float = 5.0) -> ClusterReleases:
+    """This node's and every connected node's releases, asked all at once."""
+    here = kernel.node()
+    names = [here, *kernel.nodes("connected")]
+    answers: dict[str, NodeReleases] = {}
+
+    async def ask(node: str) -> None:
+        answers[node] = await _releases_of(node, here, timeout)
+
+    async with anyio.create_task_group() as group:
+        for node in names:
+            group.start_soon(ask, node)
+    entries = tuple(answers[node] for node in names)
+    return _agreement(entries)
+
+
+async def _releases_of(node: str, here: str, timeout: float) -> NodeReleases:
+    try:
+        if node == here:
+            return NodeReleases(node, tuple(await handler.which_releases()))
+        answer = await gen_server.call((AGENT, node), (Atom("which_releases"),), timeout=timeout)
+    except (ServerError, CallError) as exc:
+        return NodeReleases(node, error=str(exc))
+    match answer:
+        case (Atom("ok"), list(rows)):
+            return NodeReleases(node, tuple(_row(row) for row in rows))
+        case (Atom("error"), why):
+            return NodeReleases(node, error=str(why))
+    return NodeReleases(node, error=f"unexpected answer {answer!r}")
+
+
+def _row(row: object) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        return {"name": "?", "vsn": "?", "status": "?", "applications": []}
+    return {str(key): value for key, value in row.items()}
+
+
+def _agreement(entries: tuple[NodeReleases, ...]) -> ClusterReleases:
+    """The majority's running and permanent releases, and who differs (pure)."""
+    answered = [entry for entry in entries if entry.error is None]
+    running = _most_common(entry.running for entry in answered)
+    permanent = _most_common(entry.permanent for entry in answered)
+    disagreeing = tuple(
+        entry.node
+        for entry in entries
+        if entry.error is not None or entry.running != running or entry.permanent != permanent
+    )
+    return ClusterReleases(entries, running, permanent, disagreeing)
+
+
+def _most_common(values: Any) -> str | None:
+    counted = Counter(value for value in values if value is not None)
+    if not counted:
+        return None
+    return sorted(counted.items(), key=lambda item: (-item[1], item[0]))[0][0]  # type: ignore[no-any-return]
