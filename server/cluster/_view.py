@@ -78,15 +78,21 @@ async def cluster_releases(*, timeout: float = 5.0) -> ClusterReleases:
     """This node's and every connected node's releases, asked all at once."""
     here = kernel.node()
     names = [here, *kernel.nodes("connected")]
+    me = kernel.self()
+    tag = kernel.Ref()
+
+    async def ask(node: str) -> None:  # one process per node: a call needs its own mailbox
+        kernel.send(me, (tag, await _releases_of(node, here, timeout)))
+
+    for node in names:
+        kernel.spawn(ask, node)
     answers: dict[str, NodeReleases] = {}
-
-    async def ask(node: str) -> None:
-        answers[node] = await _releases_of(node, here, timeout)
-
-    async with anyio.create_task_group() as group:
-        for node in names:
-            group.start_soon(ask, node)
-    entries = tuple(answers[node] for node in names)
+    with anyio.move_on_after(timeout + 1.0):
+        while len(answers) < len(names):
+            message = await kernel.receive(lambda m: type(m) is tuple and m[0] is tag)
+            entry = message[1]  # type: ignore[index]
+            answers[entry.node] = entry
+    entries = tuple(answers.get(node, NodeReleases(node, error="no answer")) for node in names)
     return _agreement(entries)
 
 
