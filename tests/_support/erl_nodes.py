@@ -197,6 +197,34 @@ class ErlNode:
         return any(fragment in text for text in self.output)
 
 
+def erl_command(
+    name: str, *, cookie: str, long: bool, extra_args: Sequence[str], expression: str
+) -> list[str]:
+    """``erl`` distributed as ``name`` on loopback, with no EPMD of its own, running
+    ``expression``."""
+    return [
+        "erl",
+        "-noshell",
+        "-name" if long else "-sname",
+        name,
+        "-setcookie",
+        cookie,
+        "-start_epmd",
+        "false",
+        "-kernel",
+        "inet_dist_use_interface",
+        "{127,0,0,1}",
+        *extra_args,
+        "-eval",
+        expression,
+    ]
+
+
+def erl_env(epmd: Epmd, home: Path) -> dict[str, str]:
+    """The environment of a test's ``erl``: the test's EPMD and a private ``HOME``."""
+    return {**os.environ, "ERL_EPMD_PORT": str(epmd.port), "HOME": str(home)}
+
+
 @asynccontextmanager
 async def running_erl(
     alive: str,
@@ -223,25 +251,11 @@ async def running_erl(
     """
     require_erl()
     name = f"{alive}@{host}"
-    command = [
-        "erl",
-        "-noshell",
-        "-name" if long else "-sname",
-        name,
-        "-setcookie",
-        cookie,
-        "-start_epmd",
-        "false",
-        "-kernel",
-        "inet_dist_use_interface",
-        "{127,0,0,1}",
-        *extra_args,
-        "-eval",
-        expression,
-    ]
-    env = {**os.environ, "ERL_EPMD_PORT": str(epmd.port), "HOME": str(home)}
+    command = erl_command(
+        name, cookie=cookie, long=long, extra_args=extra_args, expression=expression
+    )
     process = await anyio.open_process(
-        command, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env
+        command, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=erl_env(epmd, home)
     )
     try:
         assert process.stdout is not None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 import anyio
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from tests._support.erl_nodes import Epmd, _stop, require_erl
+from tests._support.erl_nodes import Epmd, _stop, erl_command, erl_env, require_erl
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -113,26 +113,13 @@ async def running_erl_shell(
     """An ``erl`` node ``alive@host`` driven through ``ErlShell.eval``; stopped by its pid."""
     require_erl()
     name = f"{alive}@{host}"
-    command = [
-        "erl",
-        "-noshell",
-        "-name" if long else "-sname",
-        name,
-        "-setcookie",
-        cookie,
-        "-start_epmd",
-        "false",
-        "-kernel",
-        "inet_dist_use_interface",
-        "{127,0,0,1}",
+    options = [
         *(["-kernel", "net_ticktime", str(net_ticktime)] if net_ticktime else []),
         *(["-hidden"] if hidden else []),
         *extra_args,
-        "-eval",
-        _REPL,
     ]
-    env = {**os.environ, "ERL_EPMD_PORT": str(epmd.port), "HOME": str(home)}
-    process = await anyio.open_process(command, stderr=subprocess.STDOUT, env=env)
+    command = erl_command(name, cookie=cookie, long=long, extra_args=options, expression=_REPL)
+    process = await anyio.open_process(command, stderr=subprocess.STDOUT, env=erl_env(epmd, home))
     try:
         assert process.stdout is not None
         shell = ErlShell(name, process, BufferedByteReceiveStream(process.stdout))

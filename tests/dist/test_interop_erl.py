@@ -143,6 +143,12 @@ async def _py_victim(name: str = "pyvictim", *, trap: bool = False) -> Pid:
     return pid
 
 
+async def _erl_binds_p(erl: ErlShell) -> None:
+    """The erl shell asks ``pyvictim`` for its pid and binds it to ``P``."""
+    await erl.eval(f"{{pyvictim, '{PY}'}} ! {{whoami, self()}}")
+    await erl.eval("P = receive {pid, X} -> X after 5000 -> timeout end")
+
+
 async def _synced(pid: Pid) -> None:
     """Everything sent to the erl victim before has been handled (its answer comes after)."""
     kernel.send(pid, (Atom("ping"), kernel.self()))
@@ -187,8 +193,7 @@ async def test_an_erlang_process_linked_to_ours_gets_its_exit_reason(
         ):
             await _py_victim()
             await erl.eval("process_flag(trap_exit, true)")
-            await erl.eval(f"{{pyvictim, '{PY}'}} ! {{whoami, self()}}")
-            await erl.eval("P = receive {pid, X} -> X after 5000 -> timeout end")
+            await _erl_binds_p(erl)
             await erl.eval("link(P)")
             if how == "kill":
                 await erl.eval("exit(P, kill)")
@@ -209,8 +214,7 @@ async def test_an_erlang_link_to_a_dead_python_pid_gets_noproc(
             running_erl_shell("e1", epmd=epmd, cookie=COOKIE, home=tmp_path) as erl,
         ):
             pid = await _py_victim()
-            await erl.eval(f"{{pyvictim, '{PY}'}} ! {{whoami, self()}}")
-            await erl.eval("P = receive {pid, X} -> X after 5000 -> timeout end")
+            await _erl_binds_p(erl)
             ref = kernel.monitor(pid)
             kernel.send(pid, ("exit", "normal"))
             await recv(lambda m: type(m) is DownMessage and m.ref is ref, step="victim ends")
@@ -255,8 +259,7 @@ async def test_monitors_both_ways_by_pid_and_by_name(
             )
             assert answer == f"{{{{pyvictim,{PY}}},bye}}"
             await _py_victim()
-            await erl.eval(f"{{pyvictim, '{PY}'}} ! {{whoami, self()}}")
-            await erl.eval("P = receive {pid, X} -> X after 5000 -> timeout end")
+            await _erl_binds_p(erl)
             await erl.eval("R2 = erlang:monitor(process, P), exit(P, kill)")
             answer = await erl.eval(
                 "receive {'DOWN', R2, process, P, W2} -> W2 after 5000 -> timeout end"
@@ -294,8 +297,7 @@ async def test_unlinked_before_the_exit_no_exit_arrives_either_way(
             # and the other way: erl links, unlinks, then the Python process exits
             await _py_victim()
             await erl.eval("process_flag(trap_exit, true)")
-            await erl.eval(f"{{pyvictim, '{PY}'}} ! {{whoami, self()}}")
-            await erl.eval("P = receive {pid, X} -> X after 5000 -> timeout end")
+            await _erl_binds_p(erl)
             answer = await erl.eval(
                 "Ref = erlang:monitor(process, P), link(P), unlink(P), P ! {exit, bye}, "
                 "receive {'DOWN', Ref, _, _, _} -> ok end, "
