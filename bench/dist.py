@@ -79,9 +79,8 @@ from server import dist, kernel  # noqa: E402
 from server.behaviours import gen_server  # noqa: E402
 from server.dist import Atom  # noqa: E402
 from server.kernel import Node, Pid  # noqa: E402
-from server.kernel._node import current_node  # noqa: E402
 from server.spec import DistSettings  # noqa: E402
-from tests._support.erl_nodes import _stop, running_epmd  # noqa: E402
+from tests._support.erl_nodes import _stop, otp_release, running_epmd  # noqa: E402
 from tests._support.erl_shell import ErlShell, running_erl_shell  # noqa: E402
 
 if TYPE_CHECKING:
@@ -339,7 +338,7 @@ async def py_send_rate(node: str, n: int, size: int) -> tuple[float, float]:
     answer = await kernel.receive(lambda m: type(m) is tuple and m[0] == "pid", timeout=STEP)
     assert type(answer) is tuple
     sink: Pid = answer[1]
-    channel = current_node().remote_node(node).channel
+    channel = kernel.current_node().remote_node(node).channel
     connection: Connection = channel  # type: ignore[assignment]
     payload = bytes(range(256)) * (size // 256)
     warmup = max(3, n // 10)
@@ -640,7 +639,7 @@ def summary(config: Config, rows: list[Result], timings: dict[str, float], profi
     title = (
         f"distribution benchmark ({'quick' if config.quick else 'full'}): "
         f"Python {platform.python_version()}, anyio {metadata.version('anyio')}, "
-        f"{_otp()}, {platform.machine()}, {os.cpu_count()} CPUs; "
+        f"OTP {otp_release()}, {platform.machine()}, {os.cpu_count()} CPUs; "
         f"medians of {config.repeats} interleaved repeats"
     )
     lines = [render_table(title, rows, timings, TARGETS), ""]
@@ -654,25 +653,6 @@ def summary(config: Config, rows: list[Result], timings: dict[str, float], profi
     lines += ["", "profile: Python -> Python calls, 1 caller, the caller's node (cProfile):"]
     lines += [f"  {line}" for line in profile.splitlines()]
     return "\n".join(lines)
-
-
-def _otp() -> str:
-    done = subprocess.run(
-        [
-            "erl",
-            "-noshell",
-            "-start_epmd",
-            "false",
-            "-eval",
-            'io:format("~s~n", [erlang:system_info(otp_release)]), halt().',
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    lines = done.stdout.strip().splitlines()
-    return f"OTP {lines[-1]}" if lines else "OTP ?"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,17 +59,6 @@ _U64: Final = struct.Struct(">Q")
 _U32X3: Final = struct.Struct(">III")
 _U32X4: Final = struct.Struct(">IIII")
 _REF_HEAD: Final = struct.Struct(">BH")
-_ATOMS: dict[str, bytes] = {}
-
-
-def _atom_bytes(text: str) -> bytes:
-    """An atom's bytes, kept: connections write the same names again and again."""
-    cached = _ATOMS.get(text)
-    if cached is None:
-        cached = etf.encode(Atom(text))[1:]
-        if len(_ATOMS) < 4096:
-            _ATOMS[text] = cached
-    return cached
 
 
 _TICK: Final = b"\0\0\0\0"
@@ -271,18 +260,18 @@ class Connection:
                 out.append(97)
                 out.append(item)  # type: ignore[arg-type]
             elif kind is Atom:
-                out += _atom_bytes(item)  # type: ignore[arg-type]
+                out += etf.atom_bytes(item)  # type: ignore[arg-type]
             elif kind is Pid:
                 parts = identities.pid_parts(item)
                 assert parts is not None
                 node, id_, serial, creation = parts
                 out.append(88)
-                out += _atom_bytes(node)
+                out += etf.atom_bytes(node)
                 out += _U32X3.pack(id_, serial, creation)
             elif kind is Ref:
                 node, creation, words = identities.ref_parts(item)  # type: ignore[misc]
                 out += _REF_HEAD.pack(90, 3)
-                out += _atom_bytes(node)
+                out += etf.atom_bytes(node)
                 out += _U32X4.pack(creation, *words)
             else:  # anything else (remote refs, reasons, ...): the general encoder
                 del out[start:]

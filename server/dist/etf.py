@@ -58,6 +58,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "VERSION",
     "Limits",
+    "atom_bytes",
     "decode",
     "decode_at",
     "encode",
@@ -667,7 +668,12 @@ _SAFE_KEY_TYPES = frozenset({int, float, bool, type(None), Atom, str})
 _ATOM_LIKE = frozenset({bool, type(None)})
 
 
-def _atom_bytes(text: str) -> bytes:
+def atom_bytes(text: str) -> bytes:
+    """An atom's external form (``SMALL_ATOM_UTF8_EXT``/``ATOM_UTF8_EXT``), cached.
+
+    Raises:
+        ValueError: more than 255 characters.
+    """
     cached = _ATOM_BYTES.get(text)
     if cached is not None:
         return cached
@@ -681,9 +687,9 @@ def _atom_bytes(text: str) -> bytes:
     return encoded
 
 
-_TRUE = _atom_bytes("true")
-_FALSE = _atom_bytes("false")
-_UNDEFINED = _atom_bytes("undefined")
+_TRUE = atom_bytes("true")
+_FALSE = atom_bytes("false")
+_UNDEFINED = atom_bytes("undefined")
 
 
 class _Encoder:
@@ -735,7 +741,7 @@ class _Encoder:
 
 def _write_atom(enc: _Encoder, out: bytearray, term: object) -> None:
     assert isinstance(term, str)
-    out += _atom_bytes(term)
+    out += atom_bytes(term)
 
 
 def _write_bool(enc: _Encoder, out: bytearray, term: object) -> None:
@@ -896,7 +902,7 @@ def _write_pid_parts(
     enc: _Encoder, out: bytearray, node: str, id_: int, serial: int, creation: int
 ) -> None:
     out.append(88)
-    out += _atom_bytes(node)
+    out += atom_bytes(node)
     out += _U32X3.pack(id_, serial, creation)
 
 
@@ -910,7 +916,7 @@ def _write_ref_parts(
 ) -> None:
     n = len(words)
     out += _TAG_U16.pack(90, n)
-    out += _atom_bytes(node)
+    out += atom_bytes(node)
     out += _U32.pack(creation)
     out += (_WORDS[n] if n < len(_WORDS) else struct.Struct(f">{n}I")).pack(*words)
 
@@ -924,19 +930,19 @@ def _write_port(enc: _Encoder, out: bytearray, term: object) -> None:
     assert isinstance(term, Port)
     if term.id < (1 << 28) and not enc.v4_ports:
         out.append(89)
-        out += _atom_bytes(term.node)
+        out += atom_bytes(term.node)
         out += _U32X2.pack(term.id, term.creation)
     else:
         out.append(120)
-        out += _atom_bytes(term.node)
+        out += atom_bytes(term.node)
         out += _U64U32.pack(term.id, term.creation)
 
 
 def _write_export(enc: _Encoder, out: bytearray, term: object) -> None:
     assert isinstance(term, Export)
     out.append(113)
-    out += _atom_bytes(term.module)
-    out += _atom_bytes(term.function)
+    out += atom_bytes(term.module)
+    out += atom_bytes(term.function)
     out.append(97)
     out.append(term.arity)
 
@@ -946,7 +952,7 @@ def _write_fun(enc: _Encoder, out: bytearray, term: object) -> None:
     out.append(112)
     start = len(out)
     out += _FUN_HEAD.pack(0, term.arity, term.uniq, term.index, len(term.free_vars))
-    out += _atom_bytes(term.module)
+    out += atom_bytes(term.module)
     _write_int(enc, out, term.old_index)
     _write_int(enc, out, term.old_uniq)
     enc.write(out, term.pid)
