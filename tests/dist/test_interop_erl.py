@@ -7,6 +7,7 @@ The Python node runs in the test process (``node`` fixture, distributed as
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import anyio
@@ -22,6 +23,7 @@ from tests._support.waits import recv, step
 from tests.dist.conftest import COOKIE, distributed, settings
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
     from pathlib import Path
 
     from tests._support.erl_nodes import Epmd
@@ -29,6 +31,16 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.timeout(120)
 
 PY = "py@localhost"
+
+
+@asynccontextmanager
+async def _py_and_erl(epmd: Epmd, tmp_path: Path) -> AsyncIterator[ErlShell]:
+    """This node distributed as ``py@localhost`` and a real ``e1@localhost``, same cookie."""
+    async with (
+        distributed(settings(epmd)),
+        running_erl_shell("e1", epmd=epmd, cookie=COOKIE, home=tmp_path) as erl,
+    ):
+        yield erl
 
 
 async def _echo_server() -> Pid:
@@ -39,10 +51,7 @@ async def _echo_server() -> Pid:
 
 async def test_ping_both_ways(node: Node, epmd: Epmd, tmp_path: Path) -> None:
     async def body() -> None:
-        async with (
-            distributed(settings(epmd)),
-            running_erl_shell("e1", epmd=epmd, cookie=COOKIE, home=tmp_path) as erl,
-        ):
+        async with _py_and_erl(epmd, tmp_path) as erl:
             assert await erl.eval(f"net_adm:ping('{PY}')") == "pong"
             assert await erl.eval("nodes(hidden)") == f"[{PY}]"
             assert kernel.nodes("visible") == ["e1@localhost"]
@@ -67,10 +76,7 @@ async def test_wrong_cookie_is_refused_both_ways(node: Node, epmd: Epmd, tmp_pat
 
 async def test_gen_server_calls_both_ways(node: Node, epmd: Epmd, tmp_path: Path) -> None:
     async def body() -> None:
-        async with (
-            distributed(settings(epmd)),
-            running_erl_shell("e1", epmd=epmd, cookie=COOKIE, home=tmp_path) as erl,
-        ):
+        async with _py_and_erl(epmd, tmp_path) as erl:
             await _echo_server()
             request = '{hello, <<"world">>, 42, 3.5, [1, a], #{k => v}}'
             answer = await erl.eval(f"gen_server:call({{echo, '{PY}'}}, {request})")
@@ -101,10 +107,7 @@ async def test_calls_to_a_missing_name_fail_at_once_with_noproc(
     node: Node, epmd: Epmd, tmp_path: Path
 ) -> None:
     async def body() -> None:
-        async with (
-            distributed(settings(epmd)),
-            running_erl_shell("e1", epmd=epmd, cookie=COOKIE, home=tmp_path) as erl,
-        ):
+        async with _py_and_erl(epmd, tmp_path) as erl:
             answer = await erl.eval(
                 f"catch gen_server:call({{nosuch, '{PY}'}}, hello, 60000)", limit=10
             )
@@ -162,10 +165,7 @@ async def test_a_link_to_an_erlang_process_carries_its_exit_reason(
     node: Node, epmd: Epmd, tmp_path: Path, how: str, expected: str | None
 ) -> None:
     async def body() -> None:
-        async with (
-            distributed(settings(epmd)),
-            running_erl_shell("e1", epmd=epmd, cookie=COOKIE, home=tmp_path) as erl,
-        ):
+        async with _py_and_erl(epmd, tmp_path) as erl:
             pid = await _erl_victim(erl)
             kernel.trap_exit(True)
             kernel.link(pid)
@@ -187,10 +187,7 @@ async def test_an_erlang_process_linked_to_ours_gets_its_exit_reason(
     node: Node, epmd: Epmd, tmp_path: Path, how: str, expected: str
 ) -> None:
     async def body() -> None:
-        async with (
-            distributed(settings(epmd)),
-            running_erl_shell("e1", epmd=epmd, cookie=COOKIE, home=tmp_path) as erl,
-        ):
+        async with _py_and_erl(epmd, tmp_path) as erl:
             await _py_victim()
             await erl.eval("process_flag(trap_exit, true)")
             await _erl_binds_p(erl)
@@ -209,10 +206,7 @@ async def test_an_erlang_link_to_a_dead_python_pid_gets_noproc(
     node: Node, epmd: Epmd, tmp_path: Path
 ) -> None:
     async def body() -> None:
-        async with (
-            distributed(settings(epmd)),
-            running_erl_shell("e1", epmd=epmd, cookie=COOKIE, home=tmp_path) as erl,
-        ):
+        async with _py_and_erl(epmd, tmp_path) as erl:
             pid = await _py_victim()
             await _erl_binds_p(erl)
             ref = kernel.monitor(pid)
@@ -229,10 +223,7 @@ async def test_monitors_both_ways_by_pid_and_by_name(
     node: Node, epmd: Epmd, tmp_path: Path
 ) -> None:
     async def body() -> None:
-        async with (
-            distributed(settings(epmd)),
-            running_erl_shell("e1", epmd=epmd, cookie=COOKIE, home=tmp_path) as erl,
-        ):
+        async with _py_and_erl(epmd, tmp_path) as erl:
             # Python watches erl: by pid, then by name
             pid = await _erl_victim(erl)
             ref = kernel.monitor(pid)
@@ -278,10 +269,7 @@ async def test_unlinked_before_the_exit_no_exit_arrives_either_way(
     node: Node, epmd: Epmd, tmp_path: Path
 ) -> None:
     async def body() -> None:
-        async with (
-            distributed(settings(epmd)),
-            running_erl_shell("e1", epmd=epmd, cookie=COOKIE, home=tmp_path) as erl,
-        ):
+        async with _py_and_erl(epmd, tmp_path) as erl:
             pid = await _erl_victim(erl)
             kernel.trap_exit(True)
             ref = kernel.monitor(pid)
@@ -310,10 +298,7 @@ async def test_unlinked_before_the_exit_no_exit_arrives_either_way(
 
 async def test_late_replies_are_dropped_both_ways(node: Node, epmd: Epmd, tmp_path: Path) -> None:
     async def body() -> None:
-        async with (
-            distributed(settings(epmd)),
-            running_erl_shell("e1", epmd=epmd, cookie=COOKIE, home=tmp_path) as erl,
-        ):
+        async with _py_and_erl(epmd, tmp_path) as erl:
             await erl.eval(
                 "S = spawn(fun() -> receive {'$gen_call', {Caller, _} = From, _} -> "
                 "receive go -> ok end, gen_server:reply(From, late), Caller ! done end end), "
@@ -338,10 +323,7 @@ async def test_rpc_and_erpc_are_served_from_the_allow_list_only(
     node: Node, epmd: Epmd, tmp_path: Path
 ) -> None:
     async def body() -> None:
-        async with (
-            distributed(settings(epmd)),
-            running_erl_shell("e1", epmd=epmd, cookie=COOKIE, home=tmp_path) as erl,
-        ):
+        async with _py_and_erl(epmd, tmp_path) as erl:
             module = "'tests.dist._targets'"
             assert await erl.eval(f"rpc:call('{PY}', {module}, add, [1, 2])") == "3"
             assert await erl.eval(f"erpc:call('{PY}', {module}, slow_double, [21])") == "42"
@@ -361,10 +343,7 @@ async def test_rpc_and_erpc_are_served_from_the_allow_list_only(
 
 async def test_ten_megabyte_messages_both_ways(node: Node, epmd: Epmd, tmp_path: Path) -> None:
     async def body() -> None:
-        async with (
-            distributed(settings(epmd)),
-            running_erl_shell("e1", epmd=epmd, cookie=COOKIE, home=tmp_path) as erl,
-        ):
+        async with _py_and_erl(epmd, tmp_path) as erl:
             await _echo_server()
             answer = await erl.eval(
                 "B = binary:copy(<<1,2,3,255>>, 2500000), "
@@ -450,10 +429,7 @@ async def test_sys_calls_reach_processes_of_the_other_node_both_ways(
     from server.behaviours import system_messages
 
     async def body() -> None:
-        async with (
-            distributed(settings(epmd)),
-            running_erl_shell("e1", epmd=epmd, cookie=COOKIE, home=tmp_path) as erl,
-        ):
+        async with _py_and_erl(epmd, tmp_path) as erl:
             await _echo_server()
             target = f"{{echo, '{PY}'}}"
             assert await erl.eval(f"sys:suspend({target})") == "ok"
@@ -494,10 +470,7 @@ async def test_signals_from_one_erlang_process_arrive_in_the_order_sent(
     node: Node, epmd: Epmd, tmp_path: Path
 ) -> None:
     async def body() -> None:
-        async with (
-            distributed(settings(epmd)),
-            running_erl_shell("e1", epmd=epmd, cookie=COOKIE, home=tmp_path) as erl,
-        ):
+        async with _py_and_erl(epmd, tmp_path) as erl:
             await _py_victim("collector", trap=True)
             # an erl process links to the collector, sends 2,000 messages, then exits:
             # every message must be in the mailbox before the exit signal
