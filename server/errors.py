@@ -94,6 +94,7 @@ __all__ = [
     "HandshakeError",
     "HandshakeRefused",
     "HandshakeTimeout",
+    "HealthCheckFailed",
     "HeartAlreadyRunning",
     "HeartError",
     "HeartStartFailed",
@@ -117,6 +118,7 @@ __all__ = [
     "RegistrationError",
     "ReleaseError",
     "RemoteError",
+    "RolloutError",
     "ServerError",
     "SignatureRefused",
     "SigningKeyError",
@@ -760,3 +762,11 @@ class RpcError(DistributionError):
         self.function = function
         self.reason = reason
         super().__init__(f"rpc {function} on {node} failed: {reason!r}")
+
+
+class RolloutError(ServerError):
+    """A cluster-wide rollout or reconcile refused to start: nothing was changed on any node."""
+
+
+class HealthCheckFailed(RolloutError):
+    """A node's health check did not pass after its install (the line says what was seen)."""
