@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from server import kernel
 from server.cluster._health import parse_check, run_check
-from server.cluster._rollout import plan_batches
+from server.cluster._rollout import DRIVER, driving, plan_batches
 from server.cluster._transfer import PackageFiles, write_chunk
 from server.errors import HealthCheckFailed, RolloutError
 from server.release.package import build_package
@@ -37,6 +38,8 @@ from tests._support.nodes import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
+
+    from server.kernel import Node
 
 # -- pure ------------------------------------------------------------------------------------
 
@@ -94,6 +97,18 @@ def test_an_incoming_package_is_written_in_order_under_a_package_name(tmp_path: 
         with pytest.raises(RolloutError, match="refusing package file name"):
             write_chunk(tmp_path, name, 0, b"x")
     assert write_chunk(tmp_path, "demo-1.1.0.tar.gz", 0, b"z") == 1  # offset 0 starts afresh
+
+
+async def test_one_rollout_or_reconcile_at_a_time_is_driven_from_a_node(node: Node) -> None:
+    async def body() -> None:
+        with driving():
+            second = driving()
+            with pytest.raises(RolloutError, match="driven from this node is running"):
+                second.__enter__()
+            assert kernel.whereis(DRIVER) == kernel.self()
+        assert kernel.whereis(DRIVER) is None
+
+    await node.run_process(body)
 
 
 def test_a_package_without_its_checksum_is_refused_before_anything(tmp_path: Path) -> None:
