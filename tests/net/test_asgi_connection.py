@@ -258,8 +258,8 @@ async def test_receive_after_the_body_waits_for_the_client_to_go_away(node: Node
             await client.send(b"POST /w HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\n\r\nok")
             await kernel.receive(lambda m: type(m) is tuple and m[0] == "waiting")
             await client.stream.aclose()
-            _, message = await kernel.receive(lambda m: type(m) is tuple and m[0] == "after_body")
-            assert message == {"type": "http.disconnect"}
+            got = await kernel.receive(lambda m: type(m) is tuple and m[0] == "after_body")
+            assert got == ("after_body", {"type": "http.disconnect"})
 
     await node.run_process(body)
 
@@ -270,10 +270,8 @@ async def test_receive_after_a_complete_response_is_a_disconnect_at_once(node: N
         async with connected("reports_disconnect_after_response") as client:
             await client.send(get("/"))
             assert (await client.answer()).status == 200
-            _, message = await kernel.receive(
-                lambda m: type(m) is tuple and m[0] == "after_response"
-            )
-            assert message == {"type": "http.disconnect"}
+            got = await kernel.receive(lambda m: type(m) is tuple and m[0] == "after_response")
+            assert got == ("after_response", {"type": "http.disconnect"})
 
     await node.run_process(body)
 
