@@ -93,3 +93,45 @@ async def reports_disconnect_after_response(
     tester = kernel.whereis("asgi_tester")
     assert tester is not None
     kernel.send(tester, ("after_response", await receive()))
+
+
+def _tell(what: object) -> None:
+    tester = kernel.whereis("asgi_tester")
+    if tester is not None:
+        kernel.send(tester, what)
+
+
+async def lifespan_ok(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """Speaks lifespan: tells the tester at startup and at shutdown."""
+    assert scope["type"] == "lifespan"
+    assert (await receive())["type"] == "lifespan.startup"
+    _tell(("startup", kernel.self()))
+    await send({"type": "lifespan.startup.complete"})
+    assert (await receive())["type"] == "lifespan.shutdown"
+    _tell(("shutdown", kernel.self()))
+    await send({"type": "lifespan.shutdown.complete"})
+
+
+async def lifespan_fails(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    await receive()
+    await send({"type": "lifespan.startup.failed", "message": "the database is unreachable"})
+
+
+async def lifespan_raises(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    await receive()
+    raise RuntimeError("startup exploded")
+
+
+async def http_only(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """An application that knows only the http scope (it refuses lifespan at once)."""
+    if scope["type"] != "http":
+        raise RuntimeError(f"unsupported scope {scope['type']}")
+    await _json(send, {"ok": True})
+
+
+async def lifespan_hangs_at_shutdown(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    await receive()
+    await send({"type": "lifespan.startup.complete"})
+    await receive()
+    _tell(("hanging", kernel.self()))
+    await kernel.receive(lambda m: False)  # never completes its shutdown
