@@ -100,8 +100,11 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def connected(app: str, **options: Any) -> AsyncIterator[Client]:
-    config = AsgiConfig(app=f"{APPS}:{app}", **options)
+async def connected(
+    app: str, *, app_name: str | None = None, **options: Any
+) -> AsyncIterator[Client]:
+    """A client connected to a connection process serving ``APPS:app`` (or ``app_name``)."""
+    config = AsgiConfig(app=app_name or f"{APPS}:{app}", **options)
     listening = socket.create_server(("127.0.0.1", 0))
     try:
         stream = await anyio.connect_tcp("127.0.0.1", listening.getsockname()[1])
