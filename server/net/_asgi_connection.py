@@ -44,6 +44,7 @@ import h11
 from server import kernel
 from server.behaviours import resolve
 from server.behaviours.socket_io import DEFAULT_READ_SIZE
+from server.net._asgi_websocket import ClientDisconnected, WebSocketCycle, is_websocket_upgrade
 from server.net.http import DEFAULT_LIMITS, HttpLimits, http_date
 
 if TYPE_CHECKING:
@@ -66,10 +67,6 @@ Message = dict[str, Any]
 
 _ASGI: Final = {"version": "3.0", "spec_version": "2.3"}
 _SERVER_HEADER: Final = (b"server", b"server-asgi")
-
-
-class ClientDisconnected(OSError):
-    """``send`` on a connection whose client has gone away (ASGI: an ``OSError``)."""
 
 
 @final
@@ -168,6 +165,9 @@ class _Connection:
                 if _head_size(event) > self.config.limits.max_head_bytes:
                     await self.respond_and_close(431, b"Request Header Fields Too Large\n")
                     return
+                if is_websocket_upgrade(event):
+                    await self.websocket(event)
+                    return
                 if not await _Cycle(self, event).run():
                     return
             if self.h11.our_state is h11.MUST_CLOSE or self.h11.their_state is h11.MUST_CLOSE:
@@ -178,6 +178,40 @@ class _Connection:
             except h11.LocalProtocolError:
                 await self.close()
                 return
+
+    async def websocket(self, request: h11.Request) -> None:
+        """Hand the connection to the application's ``websocket`` scope until it ends."""
+        config = self.config
+        pending, _ = self.h11.trailing_data
+        cycle = WebSocketCycle(
+            self.io,
+            request,
+            bytes(pending),
+            client=self.client,
+            server=self.server,
+            root_path=config.root_path,
+            read_size=config.read_size,
+            send_timeout=config.send_timeout,
+        )
+        try:
+            app = resolve_app(config.app)
+            await app(cycle.scope(), cycle.receive, cycle.send)
+        except Exception:
+            logger.exception(
+                "asgi: application %s failed on websocket %s",
+                config.app,
+                request.target.decode("latin-1"),
+                extra={"report": "asgi_app_error", "pid": repr(kernel.self()), "app": config.app},
+            )
+            if not cycle.accepted:
+                await self.respond_and_close(500, b"Internal Server Error\n")
+                return
+            await cycle.close(1011)
+        else:
+            if not cycle.accepted and not cycle.closed:  # returned without accepting: 403
+                await cycle.send({"type": "websocket.close"})
+            await cycle.close(1000)
+        await self.close()
 
     async def next_event(self, timeout: float, *, idle: bool = False) -> Any:
         """The next h11 event, reading as needed; None when the connection is over."""

@@ -135,3 +135,39 @@ async def lifespan_hangs_at_shutdown(scope: dict[str, Any], receive: Receive, se
     await receive()
     _tell(("hanging", kernel.self()))
     await kernel.receive(lambda m: False)  # never completes its shutdown
+
+
+async def ws_echo(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """Accepts (with the first subprotocol offered), echoes each message until a disconnect."""
+    assert scope["type"] == "websocket"
+    assert (await receive())["type"] == "websocket.connect"
+    offered = scope["subprotocols"]
+    await send({"type": "websocket.accept", "subprotocol": offered[0] if offered else None})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            _tell(("ws_disconnect", message["code"]))
+            return
+        if message.get("text") is not None:
+            await send({"type": "websocket.send", "text": "echo: " + message["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"][::-1]})
+
+
+async def ws_refuses(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    await receive()
+    await send({"type": "websocket.close", "code": 1008})
+
+
+async def ws_closes(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    await receive()
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": 4000, "reason": "bye"})
+
+
+async def ws_never_reads(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """Accepts, then never reads again: the client's flood must stay in the network."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    _tell(("ws_accepted", kernel.self()))
+    await kernel.receive(lambda m: m == "stop")
