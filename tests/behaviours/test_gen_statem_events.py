@@ -8,7 +8,7 @@ call may be answered from a later state; ``Stop`` and ``StopAndReply`` run ``ter
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -43,8 +43,10 @@ async def _start(module: object = statem_scripted, **fields: object) -> Pid:
     return pid
 
 
-async def _log(pid: Pid) -> object:
-    return await within(gen_statem.call(pid, "log"), "log")
+async def _log(pid: Pid) -> tuple[Any, ...]:
+    log = await within(gen_statem.call(pid, "log"), "log")
+    assert isinstance(log, tuple)
+    return log
 
 
 # -- starting ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -43,8 +43,10 @@ async def _start(module: object = statem_plain, **fields: object) -> Pid:
     return pid
 
 
-async def _log(pid: Pid) -> object:
-    return await within(gen_statem.call(pid, "log"), "log")
+async def _log(pid: Pid) -> tuple[Any, ...]:
+    log = await within(gen_statem.call(pid, "log"), "log")
+    assert isinstance(log, tuple)
+    return log
 
 
 def _go(state: object, *actions: object) -> Plan:
@@ -104,7 +106,7 @@ async def test_a_postponed_event_is_not_retried_while_the_state_stays(
         # (repeat_state_and_data keeps the data: its own event is not journalled)
         assert [e[1] for e in log if e[1] != "keep"] == ["p", "after"]
         gen_statem.cast(pid, _go("other"))
-        assert (await _log(pid))[-1] == ("cast", "p", "other")  # type: ignore[index]
+        assert (await _log(pid))[-1] == ("cast", "p", "other")
 
     await node.run_process(body)
 
@@ -302,6 +304,6 @@ async def test_keep_state_and_data_in_an_enter_call_is_allowed(node: Node) -> No
         gen_statem.cast(pid, _go("busy"))
         gen_statem.cast(pid, "after")
         log = await _log(pid)
-        assert log[-1] == ("cast", "after", "busy")  # type: ignore[index]
+        assert log[-1] == ("cast", "after", "busy")
 
     await node.run_process(body)
