@@ -17,6 +17,7 @@ from server import kernel
 from server.behaviours import gen_server, gen_statem, system_messages
 from server.behaviours.gen_statem_callbacks import (
     Call,
+    Hibernate,
     Ignore,
     KeepState,
     KeepStateAndData,
@@ -383,5 +384,34 @@ async def test_calling_with_an_infinite_timeout_waits(node: Node) -> None:
     async def body() -> None:
         pid = await _start(statem_plain)
         assert await gen_statem.call(pid, _answer("x", 1), timeout=math.inf) == 1
+
+    await node.run_process(body)
+
+
+async def test_hibernate_is_accepted_and_the_machine_goes_on(node: Node) -> None:
+    async def body() -> None:
+        pid = await _start(statem_plain)
+        gen_statem.cast(pid, Plan("sleep", lambda et, d: KeepState(d, [Hibernate()])))
+        gen_statem.cast(pid, "after")
+        assert [e[1] for e in await _log(pid)] == ["sleep", "after"]
+
+    await node.run_process(body)
+
+
+async def test_each_event_uses_the_current_code_and_callbacks_may_be_async(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def newer(event_type: object, content: object, state: object, data: Log) -> object:
+        if content == "log":
+            return KeepStateAndData([Reply(event_type.from_, "newer code")])  # type: ignore[attr-defined]
+        return Stop()
+
+    async def body() -> None:
+        pid = await _start(statem_plain)
+        ref = kernel.monitor(pid)
+        monkeypatch.setattr(statem_plain, "handle_event", newer)
+        assert await gen_statem.call(pid, "log") == "newer code"
+        gen_statem.cast(pid, "anything")
+        assert await reason_of(ref) == "normal"  # Stop()'s default reason
 
     await node.run_process(body)
