@@ -21,6 +21,8 @@ from server import kernel
 from server.behaviours import gen_statem, system_messages
 from server.errors import InstallFailed, InstallRefused
 from server.release import current_vsn, handler
+from server.release.package import build_package
+from server.release.source_tree import SourceTree
 from tests.behaviours._helpers import within
 from tests.release._live import boot_demo, stop_demo
 
@@ -261,3 +263,18 @@ async def test_a_gen_statem_code_change_not_returning_ok_is_refused_by_the_check
             await stop_demo(demo)
 
     await node.run_process(body)
+
+
+def test_default_appups_update_a_changed_gen_statem_module_soft(
+    demo_tree: Path, tmp_path: Path
+) -> None:
+    add_limiter(demo_tree)
+    make_limiter_variant(demo_tree, "1.0.1", "rename")
+    limiter = demo_tree / "apps" / "counter-1.0.1" / "counter" / "limiter.py"
+    text = limiter.read_text()
+    limiter.write_text(text[: text.index("def code_change(")])  # the engine's default one
+    spec = demo_tree / "appspecs" / "counter-1.0.1.toml"
+    spec.write_text(spec.read_text().split("\n[[appup.up]]")[0])  # no appup entry at all
+    built = build_package(SourceTree(demo_tree), "demo", "1.0.1", tmp_path, default_appups=True)
+    notes = "\n".join(built.notes)
+    assert "counter.limiter: chose update soft (it is a gen_server or gen_statem module)" in notes
