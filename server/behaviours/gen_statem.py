@@ -61,6 +61,10 @@ version answers the next event; ``callback_mode()`` is read again after ``code_c
 ``sys.get_state`` answers ``(state, data)``; ``replace_state``'s function takes and returns
 that pair. ``Hibernate`` is accepted and changes nothing: between events a process here is a
 parked coroutine with no stack of its own to shed.
+
+This module is past 600 lines on purpose: the steps of a transition (actions, enter calls,
+postponed and inserted events, the time-outs) share one machine's queue and timers, and read
+best side by side; the contract's records live apart (``gen_statem_callbacks``).
 """
 
 from __future__ import annotations
