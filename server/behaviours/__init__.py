@@ -5,6 +5,8 @@ from __future__ import annotations
 from server.behaviours import (
     gen_server,
     gen_server_callbacks,
+    gen_statem,
+    gen_statem_callbacks,
     replies,
     supervisor,
     supervisor_callbacks,
@@ -17,6 +19,8 @@ __all__ = [
     "add_restart",
     "gen_server",
     "gen_server_callbacks",
+    "gen_statem",
+    "gen_statem_callbacks",
     "module_name",
     "record_restart",
     "replies",

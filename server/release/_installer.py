@@ -45,7 +45,7 @@ import anyio
 
 from server import code_server, kernel
 from server.app import controller
-from server.behaviours import resolve, supervisor, system_messages
+from server.behaviours import gen_statem_callbacks, resolve, supervisor, system_messages
 from server.errors import (
     CallError,
     CodeError,
@@ -403,10 +403,20 @@ async def _dry_one(
         state = await system_messages.get_state(using.pid)
     except CallError:
         return  # the process ended meanwhile: nothing to migrate
+    # a gen_statem's state is (state, data), and its code_change takes both and returns Ok
+    statem = kernel.get_label(using.pid, "behaviour") == "gen_statem"
     try:
-        result = hook(old_vsn, copy.deepcopy(state), extra)
+        if statem:
+            state_name, data = copy.deepcopy(state)
+            result = hook(old_vsn, state_name, data, extra)
+        else:
+            result = hook(old_vsn, copy.deepcopy(state), extra)
         if hasattr(result, "__await__"):
-            await result
+            result = await result
+        if statem and type(result) is not gen_statem_callbacks.Ok:
+            raise TypeError(
+                f"a gen_statem's code_change must return Ok(state, data), not {result!r}"
+            )
     except Exception as exc:
         raise InstallRefused(
             f"dry run of {module}.code_change({old_vsn!r}, <state>, {extra!r}) in process "

@@ -211,14 +211,20 @@ def _default_instruction(
     text = sources[module].read_text(encoding="utf-8")
     if re.search(r"^(async\s+)?def\s+code_change\b", text, re.MULTILINE):
         return Update(op="update", module=module, change="advanced")
-    if re.search(r"^(async\s+)?def\s+(handle_call|handle_cast|handle_info)\b", text, re.M):
+    # a gen_server's callbacks, or a gen_statem's (every gen_statem defines callback_mode)
+    behaviour = r"^(async\s+)?def\s+(handle_call|handle_cast|handle_info|callback_mode)\b"
+    if re.search(behaviour, text, re.M):
         return Update(op="update", module=module, change="soft")
     return LoadModule(op="load_module", module=module)
 
 
 def _describe(instruction: HighInstruction) -> str:
     if isinstance(instruction, Update):
-        why = "it defines code_change" if instruction.advanced else "it is a gen_server module"
+        why = (
+            "it defines code_change"
+            if instruction.advanced
+            else "it is a gen_server or gen_statem module"
+        )
         return f"update {instruction.change} ({why})"
     if isinstance(instruction, AddModule):
         return "add_module (new in this version)"
