@@ -231,7 +231,7 @@ async def _processes(boot: Pid, args: dict[str, Any], progress: ProgressCallback
                 or (isinstance(target, kernel.Pid) and kernel.node(target) != here)
             ],
         }
-        if labels.get("behaviour") == "gen_server":
+        if labels.get("behaviour") in ("gen_server", "gen_statem"):
             try:
                 status = await system_messages.get_status(pid, timeout=1.0)
             except CallError:
