@@ -46,6 +46,7 @@ from server.behaviours import resolve
 from server.behaviours.socket_io import DEFAULT_READ_SIZE
 from server.net._asgi_websocket import ClientDisconnected, WebSocketCycle, is_websocket_upgrade
 from server.net.http import DEFAULT_LIMITS, HttpLimits, http_date
+from server.net.websocket_handler import serve_native
 
 if TYPE_CHECKING:
     from collections.abc import MutableMapping
@@ -84,9 +85,16 @@ class AsgiConfig:
     read_size: int = DEFAULT_READ_SIZE
     send_timeout: float = 30.0
     root_path: str = ""
+    #: a native WebSocket handler module (``websocket_handler``) serving every WebSocket
+    #: instead of the ASGI application; ``websocket_args`` is its ``on_connect``'s ``args``
+    websocket_handler: str | None = None
+    websocket_args: object = None
 
     def __post_init__(self) -> None:
         parse_app(self.app)
+        handler = self.websocket_handler
+        if handler is not None and not all(p.isidentifier() for p in handler.split(".")):
+            raise ValueError(f"websocket_handler must be a dotted module name, not {handler!r}")
 
 
 def parse_app(text: str) -> tuple[str, str]:
@@ -193,6 +201,10 @@ class _Connection:
             read_size=config.read_size,
             send_timeout=config.send_timeout,
         )
+        if config.websocket_handler is not None:
+            await serve_native(cycle, config.websocket_handler, config.websocket_args)
+            await self.close()
+            return
         try:
             app = resolve_app(config.app)
             await app(cycle.scope(), cycle.receive, cycle.send)
