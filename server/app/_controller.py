@@ -235,7 +235,7 @@ def _refuse_start(state: ControllerState, name: str) -> tuple[str, str] | None:
 
 
 async def _start(state: ControllerState, name: str, start_type: str) -> replies.ServerReply:
-    mod = state.loaded[name].spec.mod
+    mod = state.loaded[name].spec.start_callback
     master: Pid | None = None
     top: Pid | None = None
     if mod is not None:
@@ -292,9 +292,12 @@ def _config_diff(
     diffs = []
     for name, old_env in snapshot.items():
         loaded = state.loaded.get(name)
-        if loaded is None or name not in state.running or loaded.spec.mod is None:
+        if loaded is None or name not in state.running:
+            continue
+        callback = loaded.spec.mod or loaded.spec.start_callback  # [asgi]: the app's own mod
+        if callback is None:
             continue
         changed, added, removed = env_tables.env_diff(old_env, loaded.env)
         if changed or added or removed:
-            diffs.append(EnvChange(name, loaded.spec.mod.module, changed, added, tuple(removed)))
+            diffs.append(EnvChange(name, callback.module, changed, added, tuple(removed)))
     return tuple(diffs)

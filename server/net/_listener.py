@@ -28,11 +28,12 @@ from server.errors import StartError
 from server.net._connection import ConnectionConfig, refuse_connection, serve_connection
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
+    from server.behaviours.socket_io import SocketIO
     from server.kernel import Pid
 
-__all__ = ["PORT_LABEL", "open_tcp", "start_listener"]
+__all__ = ["PORT_LABEL", "open_tcp", "start_listener", "start_tcp_acceptor"]
 
 PORT_LABEL: Final = "http_port"
 
@@ -120,3 +121,45 @@ def open_tcp(
             sock.close()
         raise
     return opened
+
+
+async def start_tcp_acceptor(
+    host: str,
+    port: int,
+    *,
+    what: str,
+    behaviour: str,
+    serve: Callable[[SocketIO], Awaitable[None]],
+    refuse: Callable[[SocketIO], Awaitable[None]] | None,
+    budget: ConnectionBudget,
+    backlog: int,
+    name: str | None,
+    labels: Mapping[str, object],
+) -> Pid:
+    """An acceptor on ``host:port`` whose connections run ``serve``; returns once it listens.
+
+    Raises:
+        StartError: the socket could not be opened (port in use, bad address, ...).
+        AlreadyStarted: ``name`` is held by a live process.
+    """
+    try:
+        addresses = await anyio.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError as exc:
+        raise StartError(what, f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        listening = _TcpListening(open_tcp([(a[0], a[4]) for a in addresses], port, backlog))
+    except OSError as exc:
+        raise StartError(what, f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    spec = AcceptorSpec(
+        what=what,
+        behaviour=behaviour,
+        open=lambda: listening,
+        serve=serve,
+        budget=budget,
+        refuse=refuse,
+        name=name,
+        labels={PORT_LABEL: listening.sockets[0].getsockname()[1], **labels},
+    )
+    return await acceptor.start_link(spec)

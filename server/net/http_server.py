@@ -52,6 +52,8 @@ __all__ = [
     "configure",
     "count_connections",
     "listening_port",
+    "node_defaults",
+    "shared_budget",
     "start_link",
     "which_connections",
 ]
@@ -100,6 +102,16 @@ def configure(defaults: HttpDefaults) -> None:
     _defaults = defaults
     if _budget is not None:
         _budget.limit = _shared_limit()
+
+
+def shared_budget() -> ConnectionBudget:
+    """The node's HTTP connection budget, shared by every listener that has no cap of its own."""
+    return _shared_budget()
+
+
+def node_defaults() -> HttpDefaults:
+    """The node's ``[node.http]`` defaults, as ``configure`` set them."""
+    return _defaults
 
 
 def _shared_budget() -> ConnectionBudget:

@@ -18,6 +18,10 @@ One TOML file per application version (``appspecs/<app>-<vsn>.toml`` in a source
     [env]
     port = 8080
 
+    [asgi]                            # optional: serve an ASGI application (FastAPI...)
+    app = "counter.api:app"           # module:attribute, the module listed in modules
+    port = 8000                       # host and port: the env's host/port win when set
+
     [env_schema]                      # optional: the env's keys and types (env_schema.py)
     port = { type = "int", ge = 1, le = 65535 }
 
@@ -43,7 +47,7 @@ from server.spec.env_schema import EnvField, EnvType, check_env
 from server.spec.files import SPEC_MODEL_CONFIG, AppName, ModuleName, Vsn
 from server.spec.requirements import check_requirement
 
-__all__ = ["AppSpec", "StartCallback", "Vsn"]
+__all__ = ["ASGI_CALLBACK", "AppSpec", "AsgiSpec", "StartCallback", "Vsn"]
 
 
 class StartCallback(pydantic.BaseModel):
@@ -53,6 +57,35 @@ class StartCallback(pydantic.BaseModel):
 
     module: ModuleName
     args: pydantic.JsonValue = None
+
+
+#: The application callback module that serves an ``[asgi]`` application (in ``server.net``).
+ASGI_CALLBACK = "server.net.asgi_application"
+
+
+class AsgiSpec(pydantic.BaseModel):
+    """The ``[asgi]`` table: an ASGI application the node serves for this application.
+
+    ``app`` is ``module:attribute``; the module must be one of the application's modules
+    (managed code: an install of a new version of it serves the next request). ``host``
+    and ``port`` are where it listens unless the application's env sets ``host`` /
+    ``port`` (so sys.config and the environment can move it). The application's own
+    ``mod``, when there is one, is started first, under the same top supervisor.
+    """
+
+    model_config = SPEC_MODEL_CONFIG
+
+    app: Annotated[str, pydantic.StringConstraints(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")]
+    host: str = "127.0.0.1"
+    port: Annotated[int, pydantic.Field(ge=0, le=65535)] = 8000
+    root_path: str = ""
+    websocket_handler: ModuleName | None = None  # a native handler for every WebSocket
+    shutdown_timeout: Annotated[float, pydantic.Field(gt=0)] = 30.0
+
+    @property
+    def module(self) -> str:
+        """The module the application attribute lives in."""
+        return self.app.partition(":")[0]
 
 
 class AppSpec(pydantic.BaseModel):
@@ -67,6 +100,7 @@ class AppSpec(pydantic.BaseModel):
     registered: list[str] = []
     applications: list[AppName] = []
     mod: StartCallback | None = None
+    asgi: AsgiSpec | None = None
     env: dict[str, pydantic.JsonValue] = {}
     env_schema: dict[str, EnvField | EnvType] = {}
     requires: list[Annotated[str, pydantic.AfterValidator(check_requirement)]] = []
@@ -99,6 +133,31 @@ class AppSpec(pydantic.BaseModel):
         if mod is not None and modules is not None and mod.module not in modules:
             raise ValueError(f"mod.module {mod.module} must be listed in modules")
         return mod
+
+    @pydantic.model_validator(mode="after")
+    def _asgi_modules_listed(self) -> AppSpec:
+        asgi = self.asgi
+        if asgi is None:
+            return self
+        for module in (asgi.module, asgi.websocket_handler):
+            if module is not None and module not in self.modules:
+                raise ValueError(f"asgi: module {module} must be listed in modules")
+        return self
+
+    @property
+    def start_callback(self) -> StartCallback | None:
+        """What starts the application: ``mod``, or the server's callback for ``[asgi]``.
+
+        That callback starts ``mod`` first (when there is one), then serves the app.
+        """
+        if self.asgi is None:
+            return self.mod
+        args: dict[str, pydantic.JsonValue] = {
+            "application": self.name,
+            "asgi": self.asgi.model_dump(),
+            "mod": self.mod.model_dump() if self.mod is not None else None,
+        }
+        return StartCallback(module=ASGI_CALLBACK, args=args)
 
     @pydantic.model_validator(mode="after")
     def _env_fits_its_schema(self) -> AppSpec:
