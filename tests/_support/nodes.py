@@ -254,12 +254,12 @@ class IncrementingClient(threading.Thread):
 
     Each answer must be 200 with the previous value plus one; anything else (a connection
     error, another status, a wrong value) is a failure. ``going`` is set after ``warm_up``
-    good answers; set ``stopping`` to end it.
+    good answers; set ``stopping`` to end it. ``host`` is where the node listens.
     """
 
-    def __init__(self, port: int, key: str, *, warm_up: int = 20) -> None:
+    def __init__(self, port: int, key: str, *, warm_up: int = 20, host: str = "127.0.0.1") -> None:
         super().__init__(daemon=True)
-        self.port, self.key = port, key
+        self.port, self.key, self.host = port, key, host
         self.warm_up = warm_up
         self.ok = 0
         self.failures: list[str] = []
@@ -268,7 +268,7 @@ class IncrementingClient(threading.Thread):
         self.going = threading.Event()
 
     def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
         try:
             while not self.stopping.is_set():
                 try:
@@ -278,7 +278,7 @@ class IncrementingClient(threading.Thread):
                 except Exception as exc:  # a failed request is what the caller counts
                     self.failures.append(repr(exc))
                     conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                    conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
                     continue
                 if response.status != 200 or body.get("value") != self.ok + 1:
                     self.failures.append(f"{response.status} {body}")
