@@ -266,6 +266,12 @@ class IncrementingClient(threading.Thread):
         self.versions: set[str] = set()
         self.stopping = threading.Event()
         self.going = threading.Event()
+        self._answered = threading.Condition()
+
+    def wait_for_ok(self, total: int, timeout: float = 30.0) -> bool:
+        """Block until ``total`` good answers came (False when ``timeout`` ran out)."""
+        with self._answered:
+            return self._answered.wait_for(lambda: self.ok >= total, timeout=timeout)
 
     def run(self) -> None:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
@@ -285,8 +291,10 @@ class IncrementingClient(threading.Thread):
                     if isinstance(body, dict) and isinstance(body.get("value"), int):
                         self.ok = body["value"]  # count on from what the node says
                 else:
-                    self.ok += 1
                     self.versions.add(body["vsn"])
+                    with self._answered:
+                        self.ok += 1
+                        self._answered.notify_all()
                 if self.ok >= self.warm_up:
                     self.going.set()
         finally:

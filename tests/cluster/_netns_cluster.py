@@ -57,6 +57,7 @@ __all__ = [
     "HealthGate",
     "NetnsCluster",
     "load",
+    "more_answers",
     "netns_cluster",
 ]
 
@@ -346,3 +347,10 @@ def load(nodes: list[ClusterNode], key: str) -> Iterator[list[IncrementingClient
             client.stopping.set()
         for client in clients:
             client.join(timeout=30)
+
+
+def more_answers(clients: list[IncrementingClient], count: int) -> None:
+    """Wait until each client got ``count`` more good answers than it has now."""
+    totals = [client.ok + count for client in clients]
+    for client, total in zip(clients, totals, strict=True):
+        assert client.wait_for_ok(total), f"no more answers: {client.failures[:3]}"
