@@ -82,6 +82,7 @@ __all__ = [
     "CallError",
     "CallTimeout",
     "CalleeExited",
+    "CallingSelf",
     "CodeChangeFailed",
     "CodeError",
     "ConnectionLost",
@@ -94,6 +95,7 @@ __all__ = [
     "HandshakeError",
     "HandshakeRefused",
     "HandshakeTimeout",
+    "HealthCheckFailed",
     "HeartAlreadyRunning",
     "HeartError",
     "HeartStartFailed",
@@ -117,6 +119,7 @@ __all__ = [
     "RegistrationError",
     "ReleaseError",
     "RemoteError",
+    "RolloutError",
     "ServerError",
     "SignatureRefused",
     "SigningKeyError",
@@ -196,6 +199,20 @@ class CallTimeout(CallError, TimeoutError):
         self.timeout = timeout
         super().__init__(
             server, request, f"call to {server} timed out after {timeout:g} s: {request!r}"
+        )
+
+
+class CallingSelf(CallError):
+    """A process called itself (OTP's ``calling_self``): it fails at once, whatever its timeout.
+
+    Only the caller could answer, and it is waiting.
+    """
+
+    def __init__(self, server: object, request: object) -> None:
+        super().__init__(
+            server,
+            request,
+            f"call to {server} from that process itself (calling_self): {request!r}"[:500],
         )
 
 
@@ -760,3 +777,11 @@ class RpcError(DistributionError):
         self.function = function
         self.reason = reason
         super().__init__(f"rpc {function} on {node} failed: {reason!r}")
+
+
+class RolloutError(ServerError):
+    """A cluster-wide rollout or reconcile refused to start: nothing was changed on any node."""
+
+
+class HealthCheckFailed(RolloutError):
+    """A node's health check did not pass after its install (the line says what was seen)."""

@@ -310,8 +310,25 @@ def _check_script(steps: list[LowInstruction], target: InstalledRelease) -> None
             )
     if suspended != resumed:
         problems.append(f"suspended and resumed modules differ: {sorted(suspended ^ resumed)}")
+    problems.extend(_application_order(after))
     if problems:
         raise InstallRefused(f"the relup to {target.vsn} is invalid: " + "; ".join(problems))
+
+
+def _application_order(steps: list[LowInstruction]) -> list[str]:
+    """An application stopped twice, or started twice, without the other step between."""
+    problems: list[str] = []
+    last: dict[str, str] = {}
+    for step in steps:
+        if not (isinstance(step, ApplyCall) and step.module == APPLICATION_API and step.args):
+            continue
+        if step.function not in ("start_application", "stop_application"):
+            continue
+        name = str(step.args[0])
+        if last.get(name) == step.function:
+            problems.append(f"{step.function} {name} twice in a row: the relup would fail there")
+        last[name] = step.function
+    return problems
 
 
 def _source_file(lib_dir: Path, module: str) -> Path:
