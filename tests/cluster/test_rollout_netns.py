@@ -210,26 +210,34 @@ def test_a_failure_in_the_second_batch_rolls_every_upgraded_node_back(
     cluster: NetnsCluster,
 ) -> None:
     n0, n1, n2 = cluster.nodes
-    n2.arm("after_step:0")  # n2 dies in its own install, after its point of no return
+    # batches: the canary n1, then n2 and n0 (the driving node goes last) installed at once;
+    # n2 dies in its own install, after its point of no return
+    n2.arm("after_step:0")
     with load([n0, n1], "batch") as clients:
-        code, report = _upgrade(cluster, "--canary", n1.name, "--batch", "1")
+        code, report = _upgrade(cluster, "--canary", n1.name, "--batch", "2", "--health", HEALTH)
     _no_failures(clients)
     assert code == 1
+    assert report["batches"] == [[n1.name], [n2.name, n0.name]]
     assert report["outcome"] == "halted"
     assert (report["failure"]["node"], report["failure"]["step"]) == (n2.name, "install")
+    assert "noconnection" in report["failure"]["error"]
     rows = _rows(report)
-    for upgraded in (n1, n0):  # the canary, then the first batch
-        row = rows[upgraded.name]
-        assert (row["after"], row["state"]) == ("1.0.0", "rolled_back")
-        assert {"install", "health", "rollback"} <= set(row["steps"])
-    assert rows[n2.name]["state"] in ("failed", "lost")
+    assert rows[n1.name]["steps"] == ["copy", "unpack", "check", "install", "health", "rollback"]
+    assert rows[n0.name]["steps"] == ["copy", "unpack", "check", "install", "rollback"]
+    for upgraded in (n1, n0):
+        assert rows[upgraded.name]["state"] == "rolled_back"
+        assert rows[upgraded.name]["after"] == "1.0.0"
+        assert upgraded.running() == "1.0.0"
+    assert rows[n2.name]["state"] == "lost"
+    # lost, it is not rolled back by the rollout: its heart restarts it on its permanent
+    # release (whether the report's last look found it back yet is a race: None or 1.0.0)
+    assert rows[n2.name]["after"] in (None, "1.0.0")
     n2.process.wait_for("fault injection: killing the node at after_step:0")
-    n2.wait_booted()  # the heart brought it back, on its permanent release
+    n2.wait_booted()
     assert n2.running() == "1.0.0"
-    for node in cluster.nodes:
-        assert node.statuses()["1.0.0"] == "permanent"
-    for node in (n0, n1):
-        assert node.running() == "1.0.0"
+    assert n2.statuses() == {"1.0.0": "permanent", "1.1.0": "unpacked"}
+    for node in (n0, n1):  # installed, then left: old
+        assert node.statuses() == {"1.0.0": "permanent", "1.1.0": "old"}
     _counts_kept([n0, n1], clients, "batch")
 
 
@@ -254,7 +262,7 @@ def test_a_partition_during_the_rollout_halts_it_and_reconcile_repairs_after_hea
         if rollout.poll() is None:
             rollout.kill()
             rollout.communicate()
-    gate.answer(True)  # too late: nobody hears it across the cut
+    # (n2's check itself times out on n2 after a while; its answer cannot cross the cut)
     code, report = _report(rollout.returncode, stdout, stderr)
     assert code == 1
     assert report["outcome"] == "halted"
