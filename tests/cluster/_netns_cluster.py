@@ -5,8 +5,10 @@
 - three namespaces (``tests._support.netns``), each running its own ``epmd`` on the default
   port (each namespace has its own ports; every epmd is stopped by its pid);
 - in each, a copy of the demo (``n<i>``, named ``n<i>@10.77.<k>.<11+i>`` with long names,
-  visible, ``net_ticktime`` 2 s) run by ``server start --foreground``, so that a node that is
-  killed comes back on its permanent release. Its HTTP listener is on port ``HTTP_PORT`` of
+  visible, ``net_ticktime`` 2 s) run by ``server run``, or by ``server start --foreground``
+  for the nodes named in ``hearts``, so that such a node, killed, comes back on its
+  permanent release (a heart is one more Python process to start: only where a test kills
+  a node). Its HTTP listener is on port ``HTTP_PORT`` of
   every address of its namespace: the test process reaches it on the namespace's address
   through the bridge, the node itself on ``127.0.0.1`` (one ``--health`` URL fits every node);
 - the three nodes connected to each other (``server connect`` on their control sockets,
@@ -83,13 +85,15 @@ class NamespacedNode(NodeProcess):
 
 @dataclass
 class ClusterNode:
-    """One node of the cluster: its namespace, root, heart process and name."""
+    """One node of the cluster: its namespace, root, process (its heart, or the node) and
+    name."""
 
     alias: str
     name: str
     space: Space
     root: Path
     process: NamespacedNode
+    heart: bool
     boots: int = 0
 
     @property
@@ -145,13 +149,15 @@ class ClusterNode:
 
     def node_pid(self) -> int:
         """The pid of the node the heart runs now."""
+        assert self.heart, f"{self.name} runs without a heart"
         return int((self.root / "run" / "node.pid").read_text())
 
     def stop(self) -> None:
-        """Stop the heart (it stops its node), then make sure the node is gone too."""
+        """Stop the node (a heart stops its node), then make sure the node is gone too."""
         node_pid = None
-        with contextlib.suppress(OSError, ValueError):
-            node_pid = self.node_pid()
+        if self.heart:
+            with contextlib.suppress(OSError, ValueError):
+                node_pid = self.node_pid()
         if self.process.process.poll() is None:
             self.process.stop(signal.SIGTERM, timeout=30)
         self.process.kill()
@@ -187,8 +193,9 @@ class NetnsCluster:
                 self.connect(here, there)
 
     def releases(self, via: ClusterNode | None = None) -> Any:
-        """``server cluster releases --json`` run on ``via`` (default: the first node)."""
-        return (via or self.nodes[0]).cli_json("cluster", "releases")
+        """What ``server cluster releases --json`` shows on ``via`` (default: the first
+        node), asked on its control socket (the request the command sends)."""
+        return (via or self.nodes[0]).control("cluster", action="releases")
 
 
 def _dist_table(name: str, address: str) -> str:
@@ -242,19 +249,19 @@ def _start_epmd(net: Netns, space: Space) -> None:
     _epmd_answers(space, epmd)
 
 
-def _node(net: Netns, space: Space, root: Path, env: dict[str, str]) -> ClusterNode:
+def _node(net: Netns, space: Space, root: Path, env: dict[str, str], heart: bool) -> ClusterNode:
     alias = f"n{space.index}"
     name = f"{alias}@{space.address}"
     copy_demo_tree(root)
     _write_config(root, name, space.address)
     process = NamespacedNode(
         root,
-        ["start", "--foreground"],
+        ["start", "--foreground"] if heart else ["run"],
         HTTP_PORT,
         env={"PYTHONPATH": str(REPO), _faults.ENV: FAULTS_ALLOWED, **env},
         prefix=net.exec_argv(space, []),
     )
-    return ClusterNode(alias, name, space, root, process)
+    return ClusterNode(alias, name, space, root, process, heart)
 
 
 @contextmanager
@@ -264,16 +271,21 @@ def netns_cluster(
     *,
     count: int = 3,
     env: dict[str, dict[str, str]] | None = None,
+    hearts: tuple[str, ...] = (),
 ) -> Iterator[NetnsCluster]:
     """``count`` booted, connected demo nodes in namespaces of their own; all stopped, and
-    the namespaces removed, at the end. ``env`` adds environment variables per alias."""
+    the namespaces removed, at the end. ``env`` adds environment variables per alias;
+    ``hearts`` names the aliases run under a heart."""
     require_erl()
     with network_namespaces(count) as net:
         for space in net.spaces:
             _start_epmd(net, space)
+        aliases = [f"n{space.index}" for space in net.spaces]
+        unknown = set(hearts) - set(aliases)
+        assert not unknown, f"no such nodes: {sorted(unknown)}"
         nodes = [
-            _node(net, space, tmp_path / f"n{space.index}", (env or {}).get(f"n{space.index}", {}))
-            for space in net.spaces
+            _node(net, space, tmp_path / alias, (env or {}).get(alias, {}), alias in hearts)
+            for alias, space in zip(aliases, net.spaces, strict=True)
         ]
         for node in nodes:
             net.defer(node.stop)
