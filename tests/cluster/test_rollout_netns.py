@@ -1,8 +1,23 @@
 """The cluster rollout on three nodes, each in a network namespace of its own (issue 14).
 
-Each node is the demo under its heart in its own namespace (``_netns_cluster``), serving
-HTTP on the namespace's address; the test process drives them from the root namespace
-through their control sockets and loads them through the bridge.
+Each node is the demo in its own namespace (``_netns_cluster``; under its heart where the
+test kills it), serving HTTP on the namespace's address; the test process drives them from
+the root namespace with ``server cluster upgrade --json`` on the first node (n0), and loads
+them through the bridge with keep-alive clients that check every answer is the previous
+value plus one. The scenarios:
+
+- a rollout under load through every node: no failed request, every node permanent on
+  1.1.0, every counter kept;
+- a canary whose health check fails (404): only the canary was installed, it is rolled
+  back; the others were never touched;
+- a failure in the second batch (n2 killed in its own install): the canary and the other
+  node of the batch are rolled back, states intact; n2's heart brings it back on 1.0.0;
+- a partition: n2, the canary, is cut off from the others while in its health check (a
+  check the test holds: ``_health_gate``); the rollout halts and names it; after healing,
+  ``server cluster releases`` shows it on 1.1.0 and ``server cluster reconcile`` installs
+  it back to the cluster's permanent 1.0.0;
+- a node killed at the confirm round, before anything is permanent: the others are rolled
+  back, the rollout reports it lost at "confirm", and it boots 1.0.0.
 """
 
 from __future__ import annotations
@@ -275,9 +290,12 @@ def test_a_partition_during_the_rollout_halts_it_and_reconcile_repairs_after_hea
     code, report = _report(rollout.returncode, stdout, stderr)
     assert code == 1
     assert report["outcome"] == "halted"
-    assert report["failure"]["node"] == n2.name
+    assert (report["failure"]["node"], report["failure"]["step"]) == (n2.name, "health")
+    assert "noconnection" in report["failure"]["error"]
     rows = _rows(report)
+    # still cut off at the rollout's last look: nothing is known of what it runs
     assert (rows[n2.name]["state"], rows[n2.name]["after"]) == ("lost", None)
+    assert rows[n2.name]["steps"] == ["copy", "unpack", "check", "install", "health"]
     for other in (n0, n1):
         assert (rows[other.name]["state"], rows[other.name]["after"]) == ("untouched", "1.0.0")
     assert n2.running() == "1.1.0"  # its control socket is still reachable: not permanent
@@ -320,8 +338,10 @@ def test_a_node_killed_before_the_permanent_step_boots_its_old_release_and_is_re
     assert code == 1
     assert report["outcome"] == "halted"
     assert (report["failure"]["node"], report["failure"]["step"]) == (n2.name, "confirm")
+    assert "noconnection" in report["failure"]["error"]
     rows = _rows(report)
     assert rows[n2.name]["state"] == "lost"
+    assert rows[n2.name]["steps"][-3:] == ["install", "health", "confirm"]
     assert rows[n2.name]["after"] in (None, "1.0.0")  # back already at the last look?
     for other in (n0, n1):
         row = rows[other.name]
