@@ -254,21 +254,27 @@ class IncrementingClient(threading.Thread):
 
     Each answer must be 200 with the previous value plus one; anything else (a connection
     error, another status, a wrong value) is a failure. ``going`` is set after ``warm_up``
-    good answers; set ``stopping`` to end it.
+    good answers; set ``stopping`` to end it. ``host`` is where the node listens.
     """
 
-    def __init__(self, port: int, key: str, *, warm_up: int = 20) -> None:
+    def __init__(self, port: int, key: str, *, warm_up: int = 20, host: str = "127.0.0.1") -> None:
         super().__init__(daemon=True)
-        self.port, self.key = port, key
+        self.port, self.key, self.host = port, key, host
         self.warm_up = warm_up
         self.ok = 0
         self.failures: list[str] = []
         self.versions: set[str] = set()
         self.stopping = threading.Event()
         self.going = threading.Event()
+        self._answered = threading.Condition()
+
+    def wait_for_ok(self, total: int, timeout: float = 30.0) -> bool:
+        """Block until ``total`` good answers came (False when ``timeout`` ran out)."""
+        with self._answered:
+            return self._answered.wait_for(lambda: self.ok >= total, timeout=timeout)
 
     def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
         try:
             while not self.stopping.is_set():
                 try:
@@ -278,15 +284,17 @@ class IncrementingClient(threading.Thread):
                 except Exception as exc:  # a failed request is what the caller counts
                     self.failures.append(repr(exc))
                     conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                    conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
                     continue
                 if response.status != 200 or body.get("value") != self.ok + 1:
                     self.failures.append(f"{response.status} {body}")
                     if isinstance(body, dict) and isinstance(body.get("value"), int):
                         self.ok = body["value"]  # count on from what the node says
                 else:
-                    self.ok += 1
                     self.versions.add(body["vsn"])
+                    with self._answered:
+                        self.ok += 1
+                        self._answered.notify_all()
                 if self.ok >= self.warm_up:
                     self.going.set()
         finally:
