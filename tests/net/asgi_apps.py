@@ -171,3 +171,11 @@ async def ws_never_reads(scope: dict[str, Any], receive: Receive, send: Send) ->
     await send({"type": "websocket.accept"})
     _tell(("ws_accepted", kernel.self()))
     await kernel.receive(lambda m: m == "stop")
+
+
+async def combined(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """Speaks lifespan (telling the tester) and answers every request with its path."""
+    if scope["type"] == "lifespan":
+        await lifespan_ok(scope, receive, send)
+        return
+    await _json(send, {"path": scope["path"]})
