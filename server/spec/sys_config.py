@@ -17,6 +17,7 @@
     max_connections = 10000           # all listeners together; default: fd limit - 256
     read_size = 65536                 # the most one read of a connection takes (bytes)
     send_timeout = 30.0               # a client that takes no answer this long is cut off
+    reuse_port = false                # SO_REUSEPORT: nodes of one machine share a port
 
     [counter]                         # every other table: env overrides for that app
     port = 8080
@@ -92,6 +93,9 @@ class HttpSettings(pydantic.BaseModel):
 
     ``max_connections`` counts the connections of all listeners together; left out, it is
     the soft descriptor limit less 256 (kept for the control socket and the node's files).
+    ``reuse_port`` sets ``SO_REUSEPORT`` on every listening socket before it is bound, so
+    several nodes of one machine listen on one port and the kernel spreads the connections
+    among them (every socket on the port must set it: ``server start --nodes N`` does).
     """
 
     model_config = SPEC_MODEL_CONFIG
@@ -99,6 +103,7 @@ class HttpSettings(pydantic.BaseModel):
     max_connections: Annotated[int, pydantic.Field(ge=1)] | None = None
     read_size: Annotated[int, pydantic.Field(ge=512, le=16 * 1024 * 1024)] = 64 * 1024
     send_timeout: Annotated[float, pydantic.Field(gt=0)] = 30.0
+    reuse_port: bool = False
 
 
 class DistTlsSettings(pydantic.BaseModel):

@@ -53,6 +53,7 @@ MISTAKES = [
     ("tiny-read-size", "[node.http]\nread_size = 10\n", "node.http.read_size", "512"),
     ("zero-send-timeout", "[node.http]\nsend_timeout = 0\n", "node.http.send_timeout", "0"),
     ("unknown-http-key", "[node.http]\nport = 1\n", "node.http.port", "unknown key"),
+    ("reuse-port-string", '[node.http]\nreuse_port = "yes"\n', "node.http.reuse_port", "bool"),
     ("empty-node-name", '[node]\nname = ""\n', "node.name", "at least 1"),
     ("node-name-int", "[node]\nname = 1\n", "node.name", "valid string"),
     ("node-not-table", "node = 5\n", "node", "must be a table", "int"),
