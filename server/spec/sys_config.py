@@ -132,7 +132,10 @@ class DistSettings(pydantic.BaseModel):
     out means ``~/.erlang.cookie``, as Erlang does. ``listen_host`` is where peers connect
     (loopback by default: give an address peers can reach, on a private network or with
     TLS). ``rpc_allow`` lists the ``module:function`` pairs that peers may call through
-    ``rpc``/``erpc``; nothing else can be run from another node.
+    ``rpc``/``erpc``; nothing else can be run from another node. ``connect`` names peers
+    (``alive@host``) the node connects to at boot, retrying while they boot too, for at most
+    ``connect_timeout`` seconds (OTP's ``sync_nodes_optional`` and ``sync_nodes_timeout``;
+    the boot does not wait for it), so a node restarted by its heart rejoins by itself.
     """
 
     model_config = SPEC_MODEL_CONFIG
@@ -153,6 +156,8 @@ class DistSettings(pydantic.BaseModel):
     busy_limit: Annotated[int, pydantic.Field(ge=1024)] = 1024 * 1024
     max_message: Annotated[int, pydantic.Field(ge=1024)] = 256 * 1024 * 1024
     tls: DistTlsSettings | None = None
+    connect: list[_Text] = []
+    connect_timeout: Annotated[float, pydantic.Field(gt=0)] = 30.0
 
     @pydantic.model_validator(mode="after")
     def _ports(self) -> DistSettings:
@@ -162,6 +167,10 @@ class DistSettings(pydantic.BaseModel):
             module, _, function = entry.partition(":")
             if not module or not function:
                 raise ValueError(f"rpc_allow entry {entry!r} is not 'module:function'")
+        for peer in self.connect:
+            alive, _, host = peer.partition("@")
+            if not alive or not host:
+                raise ValueError(f"connect entry {peer!r} is not a node name 'alive@host'")
         return self
 
 

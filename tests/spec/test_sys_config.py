@@ -53,6 +53,18 @@ MISTAKES = [
     ("tiny-read-size", "[node.http]\nread_size = 10\n", "node.http.read_size", "512"),
     ("zero-send-timeout", "[node.http]\nsend_timeout = 0\n", "node.http.send_timeout", "0"),
     ("unknown-http-key", "[node.http]\nport = 1\n", "node.http.port", "unknown key"),
+    (
+        "connect-not-a-node-name",
+        '[node.dist]\nname = "a"\nconnect = ["b"]\n',
+        "node.dist",
+        "'alive@host'",
+    ),
+    (
+        "zero-connect-timeout",
+        '[node.dist]\nname = "a"\nconnect_timeout = 0\n',
+        "node.dist.connect_timeout",
+        "greater than 0",
+    ),
     ("reuse-port-string", '[node.http]\nreuse_port = "yes"\n', "node.http.reuse_port", "bool"),
     ("empty-node-name", '[node]\nname = ""\n', "node.name", "at least 1"),
     ("node-name-int", "[node]\nname = 1\n", "node.name", "valid string"),
