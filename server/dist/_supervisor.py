@@ -1,5 +1,7 @@
-"""The distribution's supervisor: the net kernel, ``rex``, the group leader stand-in, and
-the process that connects to ``[node.dist] connect``'s peers at boot (``server.dist._peers``).
+"""The distribution's supervisor: the net kernel, ``rex``, the group leader, the peers.
+
+The last child connects to ``[node.dist] connect``'s peers at boot (``server.dist._peers``),
+then ends: a temporary child.
 
 Strategy ``one_for_all``: ``rex`` and the group leader are worth nothing without the net
 kernel, and a net kernel restarted gets a new creation from EPMD (pids of the old one are

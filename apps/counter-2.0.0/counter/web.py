@@ -1,10 +1,17 @@
-"""The HTTP routes, looked up afresh at every request (so a reload takes effect at once)."""
+"""The HTTP routes, looked up afresh at every request (so a reload takes effect at once).
+
+On a cluster (``server start --nodes N``) each node counts the increments it served, in
+its own store; ``/incr`` and ``/count`` answer the sum over this node and every connected
+peer (a grow-only counter: increments commute, so every node takes every write while the
+others restart or upgrade, and a peer that does not answer is left out of the sum rather
+than failing the request). Every answer names the node that served it (``x-node``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from server import release
+from server import kernel, release
 from server.app import get_env
 from server.behaviours import gen_server
 from server.errors import CallError
@@ -13,9 +20,30 @@ from server.net import Request, Response, json_response
 __vsn__ = "2.0.0"
 
 VSN = "2.0.0"
+PEER_TIMEOUT = 2.0  # a peer that takes longer is left out of the sum
 
 
 async def handle_request(request: Request, args: Any) -> Response:
+    answer = await _route(request)
+    return Response(answer.status, (*answer.headers, ("x-node", kernel.node())), answer.body)
+
+
+async def _cluster_value(key: str, local: int) -> int:
+    """``local`` plus the count of ``key`` on every connected peer that answers."""
+    total = local
+    for peer in kernel.nodes("connected"):
+        try:
+            answer = await gen_server.call(
+                ("counter_store", peer), ("get", key), timeout=PEER_TIMEOUT
+            )
+        except CallError:
+            continue
+        if isinstance(answer, dict) and isinstance(answer.get("value"), int):
+            total += answer["value"]
+    return total
+
+
+async def _route(request: Request) -> Response:
     method, path = request.method, request.path
     parts = path.split("/", 2)
     route = "/" + parts[1] if len(parts) > 1 else path
@@ -39,6 +67,10 @@ async def handle_request(request: Request, args: Any) -> Response:
                 answer = await gen_server.call("counter_store", (op, key))
             except CallError as exc:
                 return json_response({"error": str(exc)}, status=503)
-            body = {"key": key, "value": answer["value"], "updated": answer.get("updated")}
+            body = {
+                "key": key,
+                "value": await _cluster_value(key, answer["value"]),
+                "updated": answer.get("updated"),
+            }
             return json_response({**body, "vsn": VSN})
     return json_response({"error": "not found"}, status=404)
