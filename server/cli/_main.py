@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import anyio
 from rich.console import Console
-from rich.table import Table
 
 from server import code_server, kernel
 from server.cli._control import run_control_command
@@ -286,11 +285,19 @@ def _start_nodes(args: argparse.Namespace, log_args: list[str]) -> int:
         nodes = start_nodes(
             root, args.nodes, release=args.release, config=config, log_args=log_args
         )
-    table = Table("node", "root", "OS pid", "HTTP port", "status", title=f"{len(nodes)} nodes")
-    for node in nodes:
-        ports = ", ".join(str(port) for port in node.http_ports) or "-"
-        table.add_row(node.name, str(node.root), str(node.node_pid), ports, node.status)
-    Console().print(table)
+    rows = [("node", "root", "OS pid", "HTTP port")]
+    rows += [
+        (n.name, str(n.root), str(n.node_pid), ",".join(map(str, n.http_ports)) or "-")
+        for n in nodes
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:  # plain columns that never wrap: paths stay whole for scripts
+        _say(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+            + "  "
+            + row[3]
+        )
+    _say(f"{len(nodes)} nodes serving {nodes[0].status.removeprefix('serving ')}")
     _say(f"connected; drive the cluster with: server cluster releases --root {nodes[0].root}")
     _say(f"stop them all with: server stop --root {root}")
     return 0
