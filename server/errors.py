@@ -95,6 +95,7 @@ __all__ = [
     "HandshakeError",
     "HandshakeRefused",
     "HandshakeTimeout",
+    "HealthCheckFailed",
     "HeartAlreadyRunning",
     "HeartError",
     "HeartStartFailed",
@@ -119,6 +120,7 @@ __all__ = [
     "RegistrationError",
     "ReleaseError",
     "RemoteError",
+    "RolloutError",
     "ServerError",
     "SignatureRefused",
     "SigningKeyError",
@@ -774,3 +776,11 @@ class RpcError(DistributionError):
         self.function = function
         self.reason = reason
         super().__init__(f"rpc {function} on {node} failed: {reason!r}")
+
+
+class RolloutError(ServerError):
+    """A cluster-wide rollout or reconcile refused to start: nothing was changed on any node."""
+
+
+class HealthCheckFailed(RolloutError):
+    """A node's health check did not pass after its install (the line says what was seen)."""

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from server.cli._output import progress_bar, show
+from server.cli._output import exit_status, live_table, progress_bar, show
 from server.control import request_sync
 from server.node import COMMANDS, node_config
 
 if TYPE_CHECKING:
     import argparse
+
+    from server.node import Command
 
 __all__ = ["run_control_command"]
 
@@ -36,19 +38,12 @@ def run_control_command(args: argparse.Namespace) -> int:
     command = COMMANDS[args.command]
     config = node_config(args.root.resolve(), args.config)  # the root's, or its release's
     socket = (args.root / config.node.control_socket).resolve()
-    payload: dict[str, Any] = {}
-    if command.argument is not None:
-        value = getattr(args, command.argument)
-        payload[command.argument] = (
-            str(Path(value).resolve()) if command.argument == "package" else value
-        )
-    for flag, _help in command.flags:
-        if getattr(args, flag, False):
-            payload[flag] = True
+    payload = _payload(command, args)
     console = Console()
     as_json = bool(getattr(args, "json", False))
     if command.progress and not as_json:  # JSON output stays one document
-        with progress_bar(console, command.name) as on_progress:
+        live = live_table if command.name == "cluster" else progress_bar
+        with live(console, command.name) as on_progress:
             result = request_sync(
                 socket, command.name, payload, on_progress=on_progress, timeout=command.timeout
             )
@@ -56,12 +51,30 @@ def run_control_command(args: argparse.Namespace) -> int:
         result = request_sync(socket, command.name, payload, timeout=command.timeout)
     if as_json:
         print(json.dumps(result, indent=2))
-        return 0
+        return exit_status(command.name, result)
     show(console, command.name, result)
     pid = result.get("pid") if command.name == "stop" and isinstance(result, dict) else None
     if isinstance(pid, int):
         return _wait_stopped(console, pid, command.timeout)
-    return 0
+    return exit_status(command.name, result)
+
+
+def _payload(command: Command, args: argparse.Namespace) -> dict[str, Any]:
+    """The request's ``args``: its positional arguments, switches and options as given."""
+    payload: dict[str, Any] = {}
+    for name in (command.argument, command.extra_argument):
+        if name is not None and getattr(args, name, None) is not None:
+            payload[name] = getattr(args, name)
+    for option, _metavar, _help in command.options:
+        value = getattr(args, f"option_{option}", None)
+        if value is not None:
+            payload.setdefault(option, value)
+    if isinstance(payload.get("package"), str):  # the node may not share this working dir
+        payload["package"] = str(Path(payload["package"]).resolve())
+    for flag, _help in command.flags:
+        if getattr(args, flag, False):
+            payload[flag] = True
+    return payload
 
 
 def _wait_stopped(console: Console, pid: int, timeout: float) -> int:

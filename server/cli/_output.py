@@ -10,8 +10,10 @@ import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 if TYPE_CHECKING:
@@ -23,7 +25,17 @@ if TYPE_CHECKING:
     from server.control import ProgressInfo
     from server.release.package import BuiltPackage
 
-__all__ = ["add_package_row", "packages_table", "progress_bar", "show"]
+__all__ = [
+    "add_package_row",
+    "exit_status",
+    "live_table",
+    "packages_table",
+    "progress_bar",
+    "show",
+]
+
+#: The columns of a rollout's per-node table, live and at the end.
+_ROLLOUT_COLUMNS = ("node", "before", "state", "steps", "after", "error")
 
 
 @contextlib.contextmanager
@@ -37,6 +49,81 @@ def progress_bar(console: Console, name: str) -> Iterator[Callable[[ProgressInfo
             bar.update(task, total=info.total, completed=info.done, step=info.step)
 
         yield on_progress
+
+
+@contextlib.contextmanager
+def live_table(console: Console, name: str) -> Iterator[Callable[[ProgressInfo], None]]:
+    """A table redrawn at each progress event that carries rows (one per node), else a line."""
+    with Live(console=console, transient=True, refresh_per_second=8) as live:
+
+        def on_progress(info: ProgressInfo) -> None:
+            if info.rows is None:
+                live.update(Text(f"{name}: {info.step}"))
+                return
+            table = Table(title=f"{name}: {info.step} ({info.done}/{info.total} nodes done)")
+            for column in _ROLLOUT_COLUMNS[:4]:
+                table.add_column(column)
+            for row in info.rows:
+                table.add_row(*_rollout_cells(row)[:4])
+            live.update(table)
+
+        yield on_progress
+
+
+def exit_status(name: str, result: Any) -> int:
+    """1 for a halted rollout or a failed reconcile (their reports still print), else 0."""
+    if name != "cluster" or not isinstance(result, dict):
+        return 0
+    if result.get("outcome") == "halted":
+        return 1
+    nodes = result.get("nodes", [])
+    if "disagreeing" not in result and any(node.get("action") == "failed" for node in nodes):
+        return 1
+    return 0
+
+
+def _rollout_cells(row: dict[str, Any]) -> list[str]:
+    steps = row.get("steps") or []
+    return [
+        str(row.get("node")),
+        str(row.get("before") or "-"),
+        str(row.get("state")),
+        " > ".join(str(step) for step in steps) or "-",
+        str(row.get("after") or "-"),
+        str(row.get("error") or ""),
+    ]
+
+
+def _rollout_report(console: Console, result: Any) -> None:
+    """``server cluster upgrade``: each node's steps and end state, then the outcome."""
+    table = Table(title=f"rollout of {result['vsn']}: {result['outcome']}")
+    for column in _ROLLOUT_COLUMNS:
+        table.add_column(column)
+    for row in result["nodes"]:
+        table.add_row(*_rollout_cells(row))
+    console.print(table)
+    failure = result["failure"]
+    if failure is None:
+        console.print(f"{result['vsn']} runs on every node and is permanent everywhere")
+        return
+    console.print(
+        f"[red]halted[/red]: {failure['step']} on {failure['node']} failed: {failure['error']}; "
+        "every node upgraded was rolled back, nothing was made permanent "
+        "(`server cluster reconcile` brings a node that was lost in line when it is back)",
+        highlight=False,
+    )
+
+
+def _reconcile_report(console: Console, result: Any) -> None:
+    """``server cluster reconcile``: what was done on each node."""
+    table = Table(title=f"reconcile to the cluster's permanent release {result['permanent']}")
+    for column in ("node", "before", "action", "error"):
+        table.add_column(column)
+    for row in result["nodes"]:
+        table.add_row(
+            row["node"], str(row["before"] or "-"), row["action"], str(row["error"] or "")
+        )
+    console.print(table)
 
 
 def packages_table(out: Path) -> Table:
@@ -83,6 +170,10 @@ def show(console: Console, name: str, result: Any) -> None:
         console.print(table)
     elif name == "nodes":
         _nodes_table(console, result)
+    elif name == "cluster" and "outcome" in result:
+        _rollout_report(console, result)
+    elif name == "cluster" and "nodes" in result and "disagreeing" not in result:
+        _reconcile_report(console, result)
     elif name == "cluster":
         _cluster_table(console, result)
     elif name == "connect":

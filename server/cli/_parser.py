@@ -158,6 +158,17 @@ def parser() -> argparse.ArgumentParser:
         sub.set_defaults(command=command.name)
         if command.argument is not None:
             sub.add_argument(command.argument, help=f"the {command.argument}")
+        if command.extra_argument is not None:
+            sub.add_argument(
+                command.extra_argument, nargs="?", help=f"the {command.extra_argument}"
+            )
+        for option, metavar, option_help in command.options:
+            sub.add_argument(
+                f"--{option.replace('_', '-')}",
+                dest=f"option_{option}",
+                metavar=metavar,
+                help=option_help,
+            )
         for flag, flag_help in command.flags:
             sub.add_argument(f"--{flag}", action="store_true", help=flag_help)
         sub.add_argument("--root", type=Path, default=Path.cwd(), help="the node's root")

@@ -1,9 +1,10 @@
 """The cluster's releases side by side, and the nodes that disagree.
 
-``cluster_releases`` asks this node's release handler and every connected node's release
-agent at once (each under its own timeout: a node that does not answer is reported as
-such, it does not hold up the others). A node *disagrees* when the release it runs or its
-permanent release is not the one most nodes have.
+``cluster_releases`` asks this node's and every connected node's release agent at once
+(each under its own timeout: a node that does not answer is reported as such, it does not
+hold up the others). A node *disagrees* when the release it runs or its
+permanent release is not the one most nodes have; a node that runs no release agent (an
+Erlang shell connected to the cluster) is listed, never counted.
 """
 
 from __future__ import annotations
@@ -12,16 +13,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, final
 
-import anyio
-
 from server import kernel
-from server.behaviours import gen_server
-from server.cluster._agent import AGENT
+from server.cluster._calls import Answer, ask
 from server.dist import Atom
-from server.errors import CallError, ServerError
-from server.release import handler
 
-__all__ = ["ClusterReleases", "NodeReleases", "cluster_releases"]
+__all__ = ["ClusterReleases", "NodeReleases", "cluster_releases", "releases_of"]
 
 
 @final
@@ -32,6 +28,7 @@ class NodeReleases:
     node: str
     releases: tuple[dict[str, Any], ...] = ()
     error: str | None = None
+    agent: bool = True  # False: the node runs no release agent (an Erlang shell, say)
 
     @property
     def running(self) -> str | None:
@@ -76,39 +73,17 @@ class ClusterReleases:
 
 async def cluster_releases(*, timeout: float = 5.0) -> ClusterReleases:
     """This node's and every connected node's releases, asked all at once."""
-    here = kernel.node()
-    names = [here, *kernel.nodes("connected")]
-    me = kernel.self()
-    tag = kernel.Ref()
-
-    async def ask(node: str) -> None:  # one process per node: a call needs its own mailbox
-        kernel.send(me, (tag, await _releases_of(node, here, timeout)))
-
-    for node in names:
-        kernel.spawn(ask, node)
-    answers: dict[str, NodeReleases] = {}
-    with anyio.move_on_after(timeout + 1.0):
-        while len(answers) < len(names):
-            message = await kernel.receive(lambda m: type(m) is tuple and m[0] is tag)
-            entry = message[1]  # type: ignore[index]
-            answers[entry.node] = entry
-    entries = tuple(answers.get(node, NodeReleases(node, error="no answer")) for node in names)
-    return _agreement(entries)
+    names = [kernel.node(), *kernel.nodes("connected")]
+    answers = await ask(dict.fromkeys(names, (Atom("which_releases"),)), timeout=timeout)
+    return _agreement(tuple(releases_of(answer) for answer in answers.values()))
 
 
-async def _releases_of(node: str, here: str, timeout: float) -> NodeReleases:
-    try:
-        if node == here:
-            return NodeReleases(node, tuple(await handler.which_releases()))
-        answer = await gen_server.call((AGENT, node), (Atom("which_releases"),), timeout=timeout)
-    except (ServerError, CallError) as exc:
-        return NodeReleases(node, error=str(exc))
-    match answer:
-        case (Atom("ok"), list(rows)):
-            return NodeReleases(node, tuple(_row(row) for row in rows))
-        case (Atom("error"), why):
-            return NodeReleases(node, error=str(why))
-    return NodeReleases(node, error=f"unexpected answer {answer!r}")
+def releases_of(answer: Answer) -> NodeReleases:
+    """A node's releases from its agent's answer to ``which_releases``."""
+    if not answer.ok:
+        return NodeReleases(answer.node, error=answer.error, agent=answer.kind != "noproc")
+    rows = answer.value if isinstance(answer.value, list) else []
+    return NodeReleases(answer.node, tuple(_row(row) for row in rows))
 
 
 def _row(row: object) -> dict[str, Any]:
@@ -125,7 +100,8 @@ def _agreement(entries: tuple[NodeReleases, ...]) -> ClusterReleases:
     disagreeing = tuple(
         entry.node
         for entry in entries
-        if entry.error is not None or entry.running != running or entry.permanent != permanent
+        if entry.agent
+        and (entry.error is not None or entry.running != running or entry.permanent != permanent)
     )
     return ClusterReleases(entries, running, permanent, disagreeing)
 

@@ -117,7 +117,11 @@ class ErrorReply(BaseModel):
 
 
 class ProgressInfo(BaseModel):
-    """One step of a long command: ``done`` of ``total`` (None when not known)."""
+    """One step of a long command: ``done`` of ``total`` (None when not known).
+
+    ``rows`` is a table of the work's parts as they stand (a cluster rollout: one row per
+    node), for a client that shows it live.
+    """
 
     model_config = _WIRE
 
@@ -125,6 +129,7 @@ class ProgressInfo(BaseModel):
     done: Annotated[int, Field(ge=0)]
     total: Annotated[int, Field(ge=0)] | None = None
     detail: str = ""
+    rows: list[dict[str, JsonValue]] | None = None
 
 
 class Progress(BaseModel):

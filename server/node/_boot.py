@@ -217,7 +217,7 @@ async def run_node(
     announce_policy(trusted)
     # the node's name in a cluster outlives the reboots of its release, as OTP's kernel does
     distribution = await dist.start_link(config.node.dist) if config.node.dist else None
-    agent = await cluster.start_agent() if distribution is not None else None
+    agent = await cluster.start_agent(root) if distribution is not None else None
     try:
         return await _boot_loop(
             root,

@@ -27,7 +27,14 @@ from server.app import controller, get_all_env
 from server.behaviours import supervisor, system_messages
 from server.control import ProgressInfo
 from server.control import start_link as start_control
-from server.errors import CallError, DistributionError, InstallRefused, ReleaseError, ServerError
+from server.errors import (
+    CallError,
+    DistributionError,
+    InstallRefused,
+    ReleaseError,
+    RolloutError,
+    ServerError,
+)
 from server.node._env_layers import ENV_LAYERS_LABEL, NodeEnv, reload_config
 from server.release import current_release, handler
 from server.release.boot import parse_release_name
@@ -61,6 +68,8 @@ class Command:
         timeout: seconds the CLI waits for the answer.
         progress: it streams progress while it runs (the CLI shows a bar).
         flags: its on/off switches (``--restart``), sent as ``true`` in ``args``.
+        extra_argument: the name of an optional second positional argument, or None.
+        options: its ``--name VALUE`` options, as (name, metavar, help), sent as text.
     """
 
     name: str
@@ -71,6 +80,8 @@ class Command:
     timeout: float = 30.0
     progress: bool = False
     flags: tuple[tuple[str, str], ...] = ()  # (name, help) of its --name switches
+    extra_argument: str | None = None
+    options: tuple[tuple[str, str, str], ...] = ()
 
 
 def node_commands(boot: Pid) -> dict[str, CommandHandler]:
@@ -313,13 +324,45 @@ async def _nodes(boot: Pid, args: dict[str, Any], progress: ProgressCallback) ->
 
 async def _cluster(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
     action = args.get("action")
-    if action != "releases":
-        raise DistributionError(f"server cluster takes releases, not {action!r}")
+    if action not in ("releases", "upgrade", "reconcile"):
+        raise DistributionError(
+            f"server cluster takes releases, upgrade or reconcile, not {action!r}"
+        )
     if not dist.is_distributed():
         raise DistributionError(
             "this node is not distributed: add a [node.dist] table to sys.config"
         )
-    return (await cluster.cluster_releases()).to_json()
+    if action == "releases":
+        return (await cluster.cluster_releases()).to_json()
+    package = args.get("package")
+    if action == "reconcile":
+        report = await cluster.reconcile(
+            Path(package) if isinstance(package, str) else None,
+            on_progress=lambda text: progress(ProgressInfo(step=text, done=0)),
+        )
+        return report.to_json()
+    if not isinstance(package, str):
+        raise RolloutError("give the package: server cluster upgrade PKG (<name>-<vsn>.tar.gz)")
+    options = _rollout_options(args)
+
+    def report_progress(moment: cluster.RolloutProgress) -> None:
+        rows: list[dict[str, Any]] = [dict(row) for row in moment.rows]
+        progress(ProgressInfo(step=moment.phase, done=moment.done, total=moment.total, rows=rows))
+
+    return (await cluster.rollout(Path(package), options, on_progress=report_progress)).to_json()
+
+
+def _rollout_options(args: dict[str, Any]) -> cluster.RolloutOptions:
+    """The rollout's options from the command's ``--canary/--batch/--health`` text."""
+    try:
+        batch = int(args.get("batch") or 1)
+        status = int(args.get("health_status") or 200)
+        health = args.get("health")
+        check = cluster.parse_check(health, status) if isinstance(health, str) else None
+        canary = args.get("canary")
+        return cluster.RolloutOptions(canary if isinstance(canary, str) else None, batch, check)
+    except ValueError as exc:
+        raise RolloutError(str(exc)) from None
 
 
 async def _connect(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
@@ -371,11 +414,30 @@ _TABLE: Final = (
     ),
     Command(
         "cluster",
-        "the cluster: `server cluster releases` shows every node's releases side by side",
+        "the cluster: `releases` side by side; `upgrade PKG` rolls a release out to every "
+        "node (canary, batches, rolled back on failure); `reconcile` brings every node to "
+        "the cluster's permanent release",
         _cluster,
         argument="action",
-        read_only=True,
-        timeout=15.0,
+        extra_argument="package",
+        timeout=600.0,
+        progress=True,
+        options=(
+            ("canary", "NODE", "upgrade: the node installed and checked first"),
+            ("batch", "N", "upgrade: how many nodes are installed at once after it (1)"),
+            (
+                "health",
+                "CHECK",
+                "upgrade: after each install, http://HOST:PORT/PATH (a GET made by the node "
+                "itself) or MODULE:FUNCTION of the release",
+            ),
+            ("health_status", "CODE", "upgrade: the HTTP status --health expects (200)"),
+            (
+                "package",
+                "PKG",
+                "reconcile: the package of the permanent release, for nodes lacking it",
+            ),
+        ),
     ),
     Command(
         "connect",

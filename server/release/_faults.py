@@ -1,4 +1,4 @@
-"""Fault injection: kill the node at a named point of an install, an unpack, a remove, RELEASES.
+"""Fault injection: kill the node at a named point of an install, an unpack, a remove, a rollout.
 
 Only the crash tests use it, and it cannot fire by accident in production.
 
@@ -35,6 +35,9 @@ How this works:
    ``:<k>``            set aside is deleted (``0``: none deleted yet)
    ``remove_entries``  in a remove, RELEASES written: after the ``n``-th entry
    ``:<n>``            (file, link or folder) is deleted, over all its folders
+   ``rollout_confirm`` in a cluster rollout: ``0`` when the node's release agent is
+   ``:0``              asked to confirm it runs the new release (installed, not yet
+                       permanent anywhere)
    ==================  ==========================================================
 
 5. Cost when unused: one ``os.environ`` lookup per call site (``hook`` returns None).
@@ -66,6 +69,7 @@ POINTS = (
     "remove_rename",
     "remove_delete",
     "remove_entries",
+    "rollout_confirm",
 )
 
 logger = logging.getLogger(__name__)

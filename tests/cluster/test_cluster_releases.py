@@ -96,9 +96,9 @@ async def test_server_cluster_releases_shows_every_node_and_flags_the_one_that_d
             shown = cli(a, "cluster", "releases").stdout
             assert "b@localhost (!)" in shown
             assert "disagree" in shown
-            refused = cli(a, "cluster", "upgrade", check=False)
+            refused = cli(a, "cluster", "frobnicate", check=False)
             assert refused.returncode != 0
-            assert "takes releases" in refused.stderr
+            assert "takes releases, upgrade or reconcile" in refused.stderr
         finally:
             for node in nodes:
                 node.terminate()
