@@ -23,7 +23,7 @@ import pytest
 from server.release.package import build_package
 from server.release.source_tree import SourceTree
 from tests._support.erl_nodes import running_epmd
-from tests._support.nodes import cli, cli_json, copy_demo_tree, free_port
+from tests._support.nodes import IncrementingClient, cli, cli_json, copy_demo_tree, free_port
 from tests._support.waits import STEP
 
 if TYPE_CHECKING:
@@ -111,10 +111,18 @@ port = {http_port}
 
 
 @pytest.fixture(scope="module")
-def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo's 1.0.0 package (and its .sha256)."""
-    tree = copy_demo_tree(tmp_path_factory.mktemp("tree"))
-    return build_package(SourceTree(tree), "demo", "1.0.0", tree / "build").path
+def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The demo's 1.0.0 and 1.1.0 packages (each with its .sha256), by vsn."""
+    tree = SourceTree(copy_demo_tree(tmp_path_factory.mktemp("tree")))
+    return {
+        vsn: build_package(tree, "demo", vsn, tree.root / "build").path
+        for vsn in ("1.0.0", "1.1.0")
+    }
+
+
+@pytest.fixture
+def package(packages: dict[str, Path]) -> Path:
+    return packages["1.0.0"]
 
 
 async def test_two_nodes_share_a_port_form_a_cluster_rejoin_after_sigkill_and_stop_together(
@@ -182,6 +190,51 @@ async def test_two_nodes_share_a_port_form_a_cluster_rejoin_after_sigkill_and_st
             "node-1: was not running",
             "node-2: was not running",
         ]
+
+
+async def test_a_rollout_across_three_local_nodes_under_keep_alive_load_fails_no_request(
+    tmp_path: Path, packages: dict[str, Path]
+) -> None:
+    async with running_epmd() as epmd:
+        port = free_port()
+        conf = config(tmp_path / "sys.config", epmd.port, port)
+        root = tmp_path / "R"
+        server(
+            "start", "--nodes", "3", "--root", str(root), "--release", str(packages["1.0.0"]),
+            "--config", str(conf),
+        )  # fmt: skip
+        driver = root / "node-1"
+        clients = [IncrementingClient(port, f"k{i}") for i in range(6)]  # keep-alive each
+        try:
+            for client in clients:
+                client.start()
+            for client in clients:
+                assert client.going.wait(30)
+            done = cli(
+                driver, "cluster", "upgrade", str(packages["1.1.0"]),
+                "--health", "counter.web:health", "--json", check=False,
+            )  # fmt: skip
+            for client in clients:
+                client.stopping.set()
+            for client in clients:
+                client.join(30)
+            report = json.loads(done.stdout)
+            assert done.returncode == 0, report
+            assert report["outcome"] == "permanent"
+            assert [row["state"] for row in report["nodes"]] == ["permanent"] * 3
+            for client in clients:
+                assert client.failures == []
+                assert client.versions == {"1.0.0", "1.1.0"}
+                status, _, body = request(port, "GET", f"/count/{client.key}")
+                assert (status, body["value"]) == (200, client.ok)  # summed over the nodes
+            view = cli_json(driver, "cluster", "releases")
+            assert [(n["running"], n["permanent"]) for n in view["nodes"]] == [
+                ("1.1.0", "1.1.0")
+            ] * 3
+        finally:
+            for client in clients:
+                client.stopping.set()
+            server("stop", "--root", str(root), check=False)
 
 
 @pytest.mark.parametrize(

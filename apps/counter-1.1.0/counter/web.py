@@ -28,6 +28,19 @@ async def handle_request(request: Request, args: Any) -> Response:
     return Response(answer.status, (*answer.headers, ("x-node", kernel.node())), answer.body)
 
 
+async def health() -> bool:
+    """For ``server cluster upgrade --health counter.web:health``: this node's store answers.
+
+    Run on the upgraded node itself; with nodes sharing a port (``server start --nodes N``)
+    an HTTP check of ``127.0.0.1:PORT`` may be answered by another node, this cannot.
+    """
+    try:
+        await gen_server.call("counter_store", ("total",), timeout=PEER_TIMEOUT)
+    except CallError:
+        return False
+    return True
+
+
 async def _cluster_value(key: str, local: int) -> int:
     """``local`` plus the count of ``key`` on every connected peer that answers."""
     total = local
