@@ -6,9 +6,10 @@ the run's own; packages ``demo-1.0.0`` and ``demo-1.1.0`` are built from a priva
 the repository's sources. Two modes:
 
 - ``--nodes K`` (throughput): requests per second through the shared port with K nodes,
-  against 1 node, measured in the same run, for ``GET /health`` (no state) and for
-  ``POST /incr/<key>`` (the demo's counter: one call to the local store and one to each
-  peer's, since ``/incr`` answers the sum over the cluster). The keep-alive load comes from
+  against 1 node, measured in the same run, for ``GET /health`` (no state), ``POST
+  /incr/<key>`` (one call to the node's own store: a write answers the node's own count)
+  and ``GET /count/<key>`` (a read: the node's store plus one remote call to each peer's,
+  the sum over the cluster). The keep-alive load comes from
   ``wrk`` in its own process when it is installed (Debian: ``apt-get install wrk``),
   otherwise from this script's own load generator run as a separate process
   (``--load-worker``). Target: K = 2 gives >= 1.6x.
@@ -51,6 +52,7 @@ import platform
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -107,6 +109,7 @@ class Config:
     connections: int
     duration: float
     warmup: float
+    repeats: int
 
 
 class Cleanup:
@@ -155,14 +158,14 @@ class Setup:
     epmd_port: int
 
 
-def write_config(folder: Path, setup: Setup, port: int) -> Path:
+def write_config(folder: Path, setup: Setup, port: int, stem: str) -> Path:
     path = folder / "sys.config"
     path.write_text(
         f"""[node]
-name = "demo"
+name = "{stem}"
 
 [node.dist]
-name = "demo@localhost"
+name = "{stem}@localhost"
 epmd_port = {setup.epmd_port}
 start_epmd = false
 net_ticktime = 10
@@ -175,12 +178,15 @@ port = {port}
 
 
 async def start_cluster(
-    cleanup: Cleanup, setup: Setup, count: int, prefix: str
+    cleanup: Cleanup, setup: Setup, count: int, stem: str
 ) -> tuple[Path, int, float]:
-    """``server start --nodes count``: its root, the shared port and the seconds it took."""
-    folder = cleanup.tempdir(prefix)
+    """``server start --nodes count``: its root, the shared port and the seconds it took.
+
+    Nodes are named ``<stem>-<i>@localhost``: clusters that run at once need two stems.
+    """
+    folder = cleanup.tempdir(f"cluster-bench-{stem}-")
     port = free_port()
-    config = write_config(folder, setup, port)
+    config = write_config(folder, setup, port, stem)
     root = folder / "R"
     cleanup.roots.append(root)
     began = perf_counter()
@@ -205,6 +211,7 @@ class Rate:
 
 
 WRK_POST: Final = 'wrk.method = "POST"\n'
+ROUTES: Final = (("/health", "GET"), ("/incr/bench", "POST"), ("/count/bench", "GET"))
 
 
 async def measure(port: int, path: str, method: str, config: Config, scratch: Path) -> Rate:
@@ -298,37 +305,48 @@ async def load_worker(port: int, path: str, method: str, connections: int, secon
 
 
 async def throughput(config: Config, cleanup: Cleanup, setup: Setup) -> list[Result]:
+    """Both clusters run side by side on two ports; their measures alternate, repeated."""
     assert config.nodes is not None
     scratch = cleanup.tempdir("cluster-bench-scratch-")
-    rates: dict[tuple[int, str], Rate] = {}
+    ports = {}
     for count in (1, config.nodes):
-        root, port, _ = await start_cluster(cleanup, setup, count, f"cluster-bench-{count}-")
-        await measure(port, "/health", "GET", Config(**{**_fields(config), "duration": 1.0}),
-                      scratch)  # fmt: skip
-        for path, method in (("/health", "GET"), ("/incr/bench", "POST")):
-            rates[count, path] = await measure(port, path, method, config, scratch)
-        await server("stop", "--root", str(root))
-        cleanup.roots.remove(root)
+        _, ports[count], _ = await start_cluster(cleanup, setup, count, f"n{count}")
+        warm = Config(**{**_fields(config), "duration": 1.0})
+        await measure(ports[count], "/health", "GET", warm, scratch)
+    samples: dict[tuple[int, str], list[Rate]] = {}
+    for path, method in ROUTES:
+        for _ in range(config.repeats):  # interleaved: a slow spell falls on both sides
+            for count in (1, config.nodes):
+                rate = await measure(ports[count], path, method, config, scratch)
+                samples.setdefault((count, path), []).append(rate)
     out = []
-    for path, name in (("/health", "health"), ("/incr/bench", "incr")):
-        many, one = rates[config.nodes, path], rates[1, path]
+    for path, _method in ROUTES:
+        many, one = samples[config.nodes, path], samples[1, path]
+        rate, base = _median(many), _median(one)
         out.append(
             Result(
-                f"throughput_{name}_{config.nodes}_nodes",
-                many.per_second,
+                f"throughput_{path.split('/')[1]}_{config.nodes}_nodes",
+                rate,
                 "requests/s",
-                f"1 node, the same load ({one.tool}, {config.connections} keep-alive "
-                f"connections, {config.duration:g} s), requests/s",
-                one.per_second,
-                many.per_second / one.per_second if one.per_second else math.inf,
-                notes=(
-                    f"{path}: {config.nodes} nodes {many.per_second:,.0f}/s "
-                    f"(p99 {many.p99_ms:.2f} ms, {many.failed} failed) vs 1 node "
-                    f"{one.per_second:,.0f}/s (p99 {one.p99_ms:.2f} ms, {one.failed} failed)",
-                ),
+                f"1 node, the same load ({one[0].tool}, {config.connections} keep-alive "
+                f"connections, median of {config.repeats} x {config.duration:g} s), requests/s",
+                base,
+                rate / base if base else math.inf,
+                notes=(f"{path}: {config.nodes} nodes {_spell(many)} vs 1 node {_spell(one)}",),
             )
         )
     return out
+
+
+def _median(rates: list[Rate]) -> float:
+    return statistics.median(r.per_second for r in rates)
+
+
+def _spell(rates: list[Rate]) -> str:
+    each = ", ".join(f"{r.per_second:,.0f}" for r in rates)
+    p99 = statistics.median(r.p99_ms for r in rates)
+    failed = sum(r.failed for r in rates)
+    return f"{_median(rates):,.0f}/s (repeats {each}; p99 {p99:.2f} ms; {failed} failed)"
 
 
 def _fields(config: Config) -> dict[str, Any]:
@@ -368,7 +386,7 @@ async def _under_load(
     name: str,
     deploy: Any,
 ) -> Rollout:
-    root, port, took = await start_cluster(cleanup, setup, 3, f"cluster-rollout-{name}-")
+    root, port, took = await start_cluster(cleanup, setup, 3, name)
     load = Load(port, config.connections, f"{name}-")
     notes = [f"server start --nodes 3: {took:.1f} s until all served and were connected"]
     async with anyio.create_task_group() as group:
@@ -555,7 +573,9 @@ def _interrupt(signum: int, frame: object) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="8 connections, short phases")
+    parser.add_argument(
+        "--quick", action="store_true", help="short phases (and 8 connections for the rollout)"
+    )
     parser.add_argument(
         "--nodes", type=int, help="throughput mode: K nodes against 1 (default: the rollout)"
     )
@@ -577,14 +597,19 @@ def main(argv: list[str] | None = None) -> int:
             backend="asyncio",
         )
         return 0
-    if options.nodes is not None and options.nodes < 2:
+    nodes = options.nodes
+    if nodes is not None and nodes < 2:
         parser.error("--nodes takes 2 or more (it is measured against 1 node)")
+    # rollout: one steady phase (and half one after); throughput: 3 routes x repeats x 2
+    durations = {(True, True): 5.0, (True, False): 15.0, (False, True): 3.0, (False, False): 8.0}
+    duration = durations[nodes is None, options.quick]
     config = Config(
         quick=options.quick,
-        nodes=options.nodes,
-        connections=options.connections or (8 if options.quick else 32),
-        duration=options.duration or (5.0 if options.quick else 15.0),
+        nodes=nodes,
+        connections=options.connections or (8 if options.quick and nodes is None else 32),
+        duration=options.duration or duration,
         warmup=0.5 if options.quick else 1.0,
+        repeats=3 if options.quick else 5,
     )
     cleanup = Cleanup()
     previous = signal.signal(signal.SIGTERM, _interrupt)

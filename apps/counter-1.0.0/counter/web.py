@@ -1,10 +1,11 @@
 """The HTTP routes, looked up afresh at every request (so a reload takes effect at once).
 
 On a cluster (``server start --nodes N``) each node counts the increments it served, in
-its own store; ``/incr`` and ``/count`` answer the sum over this node and every connected
-peer (a grow-only counter: increments commute, so every node takes every write while the
-others restart or upgrade, and a peer that does not answer is left out of the sum rather
-than failing the request). Every answer names the node that served it (``x-node``).
+its own store: ``/incr`` answers this node's count (a write never waits for another node),
+``/count`` the sum over this node and every connected peer. A grow-only counter per node:
+increments commute, so every node takes every write while the others restart or upgrade,
+and a peer that does not answer is left out of the sum rather than failing the read.
+Every answer names the node that served it (``x-node``).
 """
 
 from __future__ import annotations
@@ -71,7 +72,14 @@ async def _route(request: Request) -> Response:
                 answer = await gen_server.call("counter_store", (op, key))
             except CallError as exc:
                 return json_response({"error": str(exc)}, status=503)
+            value = answer["value"]
+            if op == "get":  # a read sums every node's count; a write answers this node's
+                value = await _cluster_value(key, value)
             return json_response(
-                {"key": key, "value": await _cluster_value(key, answer["value"]), "vsn": VSN}
+                {
+                    "key": key,
+                    "value": value,
+                    "vsn": VSN,
+                }
             )
     return json_response({"error": "not found"}, status=404)
