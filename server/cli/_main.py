@@ -315,7 +315,7 @@ def _stop_nodes(root: Path) -> int:
 def _local_cluster_root(args: argparse.Namespace) -> Path | None:
     """``--root`` when it is a root of ``server start --nodes N`` (not a node's own)."""
     root = Path(args.root).resolve()
-    if args.config is not None or (root / "sys.config").exists():
+    if args.config is not None or (root / "releases").exists():  # a node's own root
         return None
     return root if local_node_roots(root) is not None else None
 

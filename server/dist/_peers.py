@@ -18,8 +18,9 @@ How this works:
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Final
+
+import anyio
 
 from server import kernel
 from server.dist._api import ping
@@ -50,23 +51,23 @@ async def connect_peers(peers: tuple[str, ...], timeout: float) -> dict[str, boo
     Returns:
         Each peer and whether it was connected (this node's own name counts as connected).
     """
-    started = time.monotonic()
+    started = anyio.current_time()
     me = kernel.node()
     done: dict[str, bool] = {peer: True for peer in peers if peer == me}
     pending = [peer for peer in dict.fromkeys(peers) if peer != me]
     backoff = FIRST_BACKOFF
     while pending:
         for peer in list(pending):
-            remaining = timeout - (time.monotonic() - started)
+            remaining = timeout - (anyio.current_time() - started)
             if await ping(peer, timeout=max(min(remaining, 5.0), 0.1)):
                 pending.remove(peer)
                 done[peer] = True
                 logger.info(
                     "connected to peer %s",
                     peer,
-                    extra={"peer": peer, "after": round(time.monotonic() - started, 3)},
+                    extra={"peer": peer, "after": round(anyio.current_time() - started, 3)},
                 )
-        remaining = timeout - (time.monotonic() - started)
+        remaining = timeout - (anyio.current_time() - started)
         if pending and remaining <= 0:
             for peer in pending:
                 done[peer] = False
