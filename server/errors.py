@@ -83,6 +83,7 @@ __all__ = [
     "CallError",
     "CallTimeout",
     "CalleeExited",
+    "CallingSelf",
     "CodeChangeFailed",
     "CodeError",
     "ConnectionLost",
@@ -200,6 +201,20 @@ class CallTimeout(CallError, TimeoutError):
         self.timeout = timeout
         super().__init__(
             server, request, f"call to {server} timed out after {timeout:g} s: {request!r}"
+        )
+
+
+class CallingSelf(CallError):
+    """A process called itself (OTP's ``calling_self``): it fails at once, whatever its timeout.
+
+    Only the caller could answer, and it is waiting.
+    """
+
+    def __init__(self, server: object, request: object) -> None:
+        super().__init__(
+            server,
+            request,
+            f"call to {server} from that process itself (calling_self): {request!r}"[:500],
         )
 
 

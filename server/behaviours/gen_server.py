@@ -171,6 +171,7 @@ async def call(
 
     Raises:
         CalleeExited: the server does not exist (reason ``noproc``) or ended before replying.
+        CallingSelf: the server is the caller itself (OTP's ``calling_self``): at once.
         CallTimeout: no answer within ``timeout``.
     """
     return await kernel.request(

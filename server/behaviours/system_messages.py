@@ -12,11 +12,11 @@ How this works:
    queued in arrival order and is handled after ``Resume``: none is lost.
 3. ``ChangeCode`` is accepted only while suspended (OTP answers a running process with
    ``unknown_system_msg``). The behaviour calls the *new* version's ``code_change``; if it
-   raises, the state is left as it was and the process stays suspended. With ``backup``,
-   the process first deep-copies its state and answers with that copy (the caller's undo),
-   and a failing ``code_change`` that mutated its input is put right from the copy: one
-   round trip instead of ``get_state`` then ``change_code``, and no copy of a state that
-   crosses nothing.
+   raises (or overruns its timeout), the state is left as it was and the process stays
+   suspended: the process deep-copies its state first (``copy_state``) and puts a state
+   that the failing ``code_change`` mutated right from the copy. With ``backup``, it also
+   answers with that copy (the caller's undo): one round trip instead of ``get_state``
+   then ``change_code``.
 4. Suspending a suspended process, and resuming a running one, are no-ops that succeed.
 5. The ``*_many`` functions send one request to each of many processes at once and then
    collect the answers in one receive loop (a call each, in one process: a process has one
@@ -239,25 +239,25 @@ async def _suspended(host: SystemHost, parent: Pid | None) -> None:
 
 
 async def _change_code(host: SystemHost, from_: From, request: ChangeCode) -> None:
-    saved = copy_state(host.system_get_state()) if request.backup else None
+    # the state before, so that a code_change that mutates its input and then raises (or
+    # overruns) leaves the state as it was: always, not only when the caller asks for it
+    saved = copy_state(host.system_get_state())
     try:
         await _run_within(
             host.system_code_change(request.module, request.old_vsn, request.extra),
             request.timeout,
         )
     except TimeoutError:
-        if request.backup:
-            host.system_replace_state(lambda _: saved)
+        host.system_replace_state(lambda _: saved)
         exc = TimeoutError(f"code_change did not finish within {request.timeout} s")
         kernel.reply(from_, Failed(exc, repr(exc)))
     except Exception as exc:
-        if request.backup:  # a code_change that mutated its input before it raised
-            host.system_replace_state(lambda _: saved)
+        host.system_replace_state(lambda _: saved)
         text = "".join(traceback.format_exception(exc))
         kernel.reply(from_, Failed(exc, text))
         exc.__traceback__ = None
     else:
-        kernel.reply(from_, Ok(saved))
+        kernel.reply(from_, Ok(saved if request.backup else None))
 
 
 async def _run_within(coro: Coroutine[Any, Any, None], timeout: float) -> None:

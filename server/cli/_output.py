@@ -96,7 +96,9 @@ def _rollout_cells(row: dict[str, Any]) -> list[str]:
 
 def _rollout_report(console: Console, result: Any) -> None:
     """``server cluster upgrade``: each node's steps and end state, then the outcome."""
-    table = Table(title=f"rollout of {result['vsn']}: {result['outcome']}")
+    table = Table(
+        title=f"rollout of {result['vsn']}: {result['outcome']} in {result['seconds']:.1f} s"
+    )
     for column in _ROLLOUT_COLUMNS:
         table.add_column(column)
     for row in result["nodes"]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, final
 
 from server.cluster._calls import ask
 from server.cluster._copy import send_package
+from server.cluster._rollout import driving
 from server.cluster._transfer import PackageFiles
 from server.cluster._view import cluster_releases
 from server.dist import Atom
@@ -78,7 +79,11 @@ async def reconcile(
     Raises:
         RolloutError: no node has a permanent release, or ``package`` is another release.
     """
-    say = on_progress or (lambda _text: None)
+    with driving():
+        return await _reconcile(package, on_progress or (lambda _text: None))
+
+
+async def _reconcile(package: Path | None, say: Callable[[str], None]) -> ReconcileReport:
     view = await cluster_releases()
     target = view.permanent
     if target is None:

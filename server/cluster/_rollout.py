@@ -23,11 +23,16 @@ a node lost before that boots its old permanent release when it comes back, and
 node's row says what happened to it (``NodeRow``).
 
 Refusals before any node is touched (not every node answers, another release name, an
-unknown canary, a missing ``.sha256``) raise ``RolloutError``.
+unknown canary, a missing ``.sha256``, another rollout driven from this node) raise
+``RolloutError``. Two rollouts driven from two nodes at once do not corrupt anything (each
+node's release handler runs one install at a time and refuses the other), but the second
+halts: drive rollouts from one place.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, final
 
@@ -40,15 +45,16 @@ from server.cluster._health import CHECK_TIMEOUT, HealthCheck
 from server.cluster._transfer import PackageFiles
 from server.cluster._view import NodeReleases, cluster_releases, releases_of
 from server.dist import Atom
-from server.errors import ReleaseError, RolloutError
+from server.errors import RegistrationError, ReleaseError, RolloutError
 from server.kernel import NodeDownMessage
 from server.release.boot import parse_release_name
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
     from pathlib import Path
 
 __all__ = [
+    "DRIVER",
     "Failure",
     "NodeRow",
     "RolloutOptions",
@@ -58,6 +64,8 @@ __all__ = [
     "rollout",
 ]
 
+#: The name of the process driving a rollout or a reconcile from this node (one at a time).
+DRIVER: Final = "cluster_rollout"
 #: Seconds each kind of request may take on a node.
 TIMEOUTS: Final = {
     "copy": 60.0,
@@ -152,6 +160,7 @@ class RolloutReport:
     failure: Failure | None
     rows: tuple[NodeRow, ...]
     batches: tuple[tuple[str, ...], ...]
+    seconds: float = 0.0  # from the first request to the last answer
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
@@ -163,6 +172,7 @@ class RolloutReport:
             if failure is None
             else {"node": failure.node, "step": failure.step, "error": failure.error},
             "batches": [list(batch) for batch in self.batches],
+            "seconds": round(self.seconds, 3),
             "nodes": [row.to_json() for row in self.rows],
         }
 
@@ -409,6 +419,38 @@ async def rollout(
         name, vsn = parse_release_name(package.name.removesuffix(".tar.gz"))
     except ReleaseError as exc:
         raise RolloutError(str(exc)) from None
+    with driving():
+        return await _rollout(files, name, vsn, options, on_progress)
+
+
+@contextlib.contextmanager
+def driving() -> Iterator[None]:
+    """Register the caller as ``cluster_rollout`` while it drives the cluster.
+
+    Raises:
+        RolloutError: a rollout or reconcile driven from this node is running.
+    """
+    try:
+        kernel.register(DRIVER, kernel.self())
+    except RegistrationError:
+        holder = kernel.whereis(DRIVER)
+        raise RolloutError(
+            f"a rollout or reconcile driven from this node is running ({holder}): wait for "
+            "its report"
+        ) from None
+    try:
+        yield
+    finally:
+        kernel.unregister(DRIVER)
+
+
+async def _rollout(
+    files: PackageFiles,
+    name: str,
+    vsn: str,
+    options: RolloutOptions,
+    on_progress: Callable[[RolloutProgress], None] | None,
+) -> RolloutReport:
     view = await cluster_releases()
     here = kernel.node()
     entries = {entry.node: entry for entry in view.nodes if entry.agent}
@@ -424,6 +466,7 @@ async def rollout(
         raise RolloutError(f"{', '.join(others)} run another release than {name}")
     batches = plan_batches(entries, here, options.canary, options.batch)
     run = _Run(files, vsn, entries, batches, options, on_progress)
+    started = time.monotonic()
     remote = [node for node in entries if node != here]
     for node in remote:
         kernel.monitor_node(node, True)
@@ -440,4 +483,5 @@ async def rollout(
         failure,
         tuple(run.rows[node] for node in sorted(run.rows)),
         batches,
+        time.monotonic() - started,
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast, final
 
-from server.errors import CalleeExited, CallTimeout, NoProcessError
+from server.errors import CalleeExited, CallingSelf, CallTimeout, NoProcessError
 from server.kernel._api import send
 from server.kernel._process import Process, current
 from server.kernel._remote import RemoteProcess, RemoteTag
@@ -92,6 +92,7 @@ async def request(
 
     Raises:
         CalleeExited: ``dest`` does not exist (reason ``noproc``) or ended before replying.
+        CallingSelf: ``dest`` is the caller itself (OTP's ``calling_self``), at once.
         CallTimeout: no reply within ``timeout``; a late reply is dropped.
         NoProcessError: called outside a process.
     """
@@ -114,6 +115,8 @@ async def request(
         raise CalleeExited(dest, what, NOPROC)
     if not target.alive:
         raise CalleeExited(dest, what, NOPROC)
+    if target is me:
+        raise CallingSelf(dest, what)
     ref = Ref()
     monitors = me.monitors
     if monitors is None:

@@ -355,14 +355,27 @@ async def _cluster(boot: Pid, args: dict[str, Any], progress: ProgressCallback) 
 def _rollout_options(args: dict[str, Any]) -> cluster.RolloutOptions:
     """The rollout's options from the command's ``--canary/--batch/--health`` text."""
     try:
-        batch = int(args.get("batch") or 1)
-        status = int(args.get("health_status") or 200)
+        batch = _whole(args, "batch", 1)
+        status = _whole(args, "health_status", 200)
         health = args.get("health")
+        if health is None and args.get("health_status") is not None:
+            raise ValueError("--health-status needs --health (the check whose status it is)")
         check = cluster.parse_check(health, status) if isinstance(health, str) else None
         canary = args.get("canary")
         return cluster.RolloutOptions(canary if isinstance(canary, str) else None, batch, check)
     except ValueError as exc:
         raise RolloutError(str(exc)) from None
+
+
+def _whole(args: dict[str, Any], name: str, default: int) -> int:
+    value = args.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        flag = "--" + name.replace("_", "-")
+        raise ValueError(f"{flag} takes a whole number, not {value!r}") from None
 
 
 async def _connect(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:

@@ -552,8 +552,7 @@ def _check_report(plan: _installer.Plan, touched: list[tuple[str, str]]) -> dict
         "modules": sorted(plan.prepared),
         "instructions": [step.op for step in plan.entry.instructions],
         "processes": [list(t) for t in touched],
-        "applications_added": sorted(set(target.apps) - set(current.apps)),
-        "applications_removed": sorted(set(current.apps) - set(target.apps)),
+        **_installer.application_changes(plan),
         "env_changes": {
             name: {"from": current.apps[name].env, "to": target.apps[name].env}
             for name in target.apps

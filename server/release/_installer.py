@@ -310,8 +310,25 @@ def _check_script(steps: list[LowInstruction], target: InstalledRelease) -> None
             )
     if suspended != resumed:
         problems.append(f"suspended and resumed modules differ: {sorted(suspended ^ resumed)}")
+    problems.extend(_application_order(after))
     if problems:
         raise InstallRefused(f"the relup to {target.vsn} is invalid: " + "; ".join(problems))
+
+
+def _application_order(steps: list[LowInstruction]) -> list[str]:
+    """An application stopped twice, or started twice, without the other step between."""
+    problems: list[str] = []
+    last: dict[str, str] = {}
+    for step in steps:
+        if not (isinstance(step, ApplyCall) and step.module == APPLICATION_API and step.args):
+            continue
+        if step.function not in ("start_application", "stop_application"):
+            continue
+        name = str(step.args[0])
+        if last.get(name) == step.function:
+            problems.append(f"{step.function} {name} twice in a row: the relup would fail there")
+        last[name] = step.function
+    return problems
 
 
 def _source_file(lib_dir: Path, module: str) -> Path:
@@ -331,7 +348,8 @@ async def dry_run(plan: Plan) -> list[tuple[str, str]]:
     """Run every ``code_change`` of the script on deep copies of the live states.
 
     Returns:
-        ``(pid, module)`` of every process the install would suspend and migrate.
+        ``(pid, module)`` of every worker the install would suspend and migrate (as the
+        install report counts them: a supervisor's new child specs are not a migration).
 
     Raises:
         InstallRefused: a ``code_change`` raised (the process, module and traceback named).
@@ -353,10 +371,29 @@ async def dry_run(plan: Plan) -> list[tuple[str, str]]:
             hook = getattr(code, "code_change", None)
             old_vsn = plan.code_change_vsn(change.module, step.mode)
             for using in _processes.processes_using(processes, change.module):
+                if using.is_supervisor:  # its new child specs are read at the install
+                    continue
                 touched.append((repr(using.pid), change.module))
-                if hook is not None and not using.is_supervisor:
+                if hook is not None:
                     await _dry_one(using, change.module, hook, old_vsn, change.extra)
     return touched
+
+
+def application_changes(plan: Plan) -> dict[str, list[str]]:
+    """The applications the script starts (added), stops (removed) or both (restarted)."""
+    started: list[str] = []
+    stopped: list[str] = []
+    for step in plan.script:
+        if isinstance(step, ApplyCall) and step.module == APPLICATION_API and step.args:
+            if step.function == "start_application":
+                started.append(str(step.args[0]))
+            elif step.function == "stop_application":
+                stopped.append(str(step.args[0]))
+    return {
+        "applications_added": [name for name in started if name not in stopped],
+        "applications_removed": [name for name in stopped if name not in started],
+        "applications_restarted": [name for name in started if name in stopped],
+    }
 
 
 async def _dry_one(
@@ -510,7 +547,7 @@ async def _step(run: _Run, step: LowInstruction) -> None:
         case ModuleLoad(module=module):
             await _load(run, module)
         case ModuleRemove(module=module):
-            _remove(run, module)
+            await _remove(run, module)
         case CodeChange():
             await _code_change(run, step)
         case ResumeModules() | PurgeModules():
@@ -565,9 +602,16 @@ async def _load(run: _Run, module: str) -> None:
     run.undo.append((f"load {module}", undo))
 
 
-def _remove(run: _Run, module: str) -> None:
+async def _remove(run: _Run, module: str) -> None:
+    if not code_server.which_versions(module):
+        return  # never loaded (imported on first use, and not used yet): nothing to remove
+    if code_server.has_old(module):
+        # the pre-purge, as for a load (a soft one was checked before the point of no return)
+        await code_server.purge(module)
     if not code_server.delete(module):
-        raise _StepFailed("remove", f"module {module} cannot be removed (old code left)")
+        raise _StepFailed(
+            "remove", f"module {module} cannot be removed (it has no current version)"
+        )
     run.removed.append(module)
 
     async def undo() -> None:

@@ -8,6 +8,9 @@ How this works (a pure core: no I/O, no event loop):
    ``remove_application`` for applications only in the older release (these go last). The
    ``down_to`` releases get the same with the newer versions' appup ``down`` entries and the
    roles swapped. Both directions live in the newer release's relup.
+   An appup may write ``add_application`` / ``remove_application`` itself: each is merged
+   with the derived one (one add or remove per application; an explicit start type wins),
+   and one the diff contradicts (adding an application both releases have) is refused.
 2. Application instructions are lowered: ``add_application`` becomes an ``add_module`` per
    module of the new version plus an ``apply`` that starts it; ``remove_application`` stops
    it, removes and purges its modules and unloads it; ``restart_application`` does both.
@@ -164,7 +167,44 @@ def _gather(
         for name in source_names
         if name not in target_names
     ]
+    changes = _merge_explicit(changes, adds, removes, source_names, problems)
     return None if failed else [*adds, *changes, *removes]
+
+
+def _merge_explicit(
+    changes: list[HighInstruction],
+    adds: list[HighInstruction],
+    removes: list[HighInstruction],
+    source_names: Sequence[str],
+    problems: list[str],
+) -> list[HighInstruction]:
+    """Fold explicit ``add_application`` / ``remove_application`` into the derived ones.
+
+    Each application is added or removed once, where the derived instruction stands (an
+    explicit start type wins); an explicit add the release diff contradicts is refused.
+    """
+    derived_adds = {i.application: n for n, i in enumerate(adds) if isinstance(i, AddApplication)}
+    derived_removes = {i.application for i in removes if isinstance(i, RemoveApplication)}
+    kept: list[HighInstruction] = []
+    for instruction in changes:
+        if isinstance(instruction, AddApplication):
+            name = instruction.application
+            if name in derived_adds:
+                adds[derived_adds[name]] = instruction  # its own start type, added first
+            elif name in source_names:
+                problems.append(
+                    f"add_application {name}: {name} is in the release being left too "
+                    "(restart_application restarts it; an add is derived for a new one)"
+                )
+            else:
+                kept.append(instruction)  # in neither: refused when lowered
+            continue
+        if isinstance(instruction, RemoveApplication) and instruction.application in (
+            derived_removes
+        ):
+            continue  # derived already, last
+        kept.append(instruction)
+    return kept
 
 
 def translate(

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from server import kernel
 from server.cluster._health import parse_check, run_check
-from server.cluster._rollout import plan_batches
+from server.cluster._rollout import DRIVER, driving, plan_batches
 from server.cluster._transfer import PackageFiles, write_chunk
-from server.errors import HealthCheckFailed, RolloutError
+from server.control.client import request
+from server.errors import HealthCheckFailed, RemoteError, RolloutError
 from server.release.package import build_package
 from server.release.source_tree import SourceTree
 from tests._support.erl_nodes import running_epmd
@@ -37,6 +39,8 @@ from tests._support.nodes import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
+
+    from server.kernel import Node
 
 # -- pure ------------------------------------------------------------------------------------
 
@@ -94,6 +98,18 @@ def test_an_incoming_package_is_written_in_order_under_a_package_name(tmp_path: 
         with pytest.raises(RolloutError, match="refusing package file name"):
             write_chunk(tmp_path, name, 0, b"x")
     assert write_chunk(tmp_path, "demo-1.1.0.tar.gz", 0, b"z") == 1  # offset 0 starts afresh
+
+
+async def test_one_rollout_or_reconcile_at_a_time_is_driven_from_a_node(node: Node) -> None:
+    async def body() -> None:
+        with driving():
+            second = driving()
+            with pytest.raises(RolloutError, match="driven from this node is running"):
+                second.__enter__()
+            assert kernel.whereis(DRIVER) == kernel.self()
+        assert kernel.whereis(DRIVER) is None
+
+    await node.run_process(body)
 
 
 def test_a_package_without_its_checksum_is_refused_before_anything(tmp_path: Path) -> None:
@@ -185,20 +201,32 @@ async def test_bad_rollouts_are_refused_in_one_line_and_nothing_changes(
     before = cluster.running()
     lonely = tmp_path / "demo-9.9.9.tar.gz"
     lonely.write_bytes(b"not a package")
-    cases = [
-        (("cluster", "upgrade"), "give the package"),
-        (("cluster", "upgrade", str(lonely)), "demo-9.9.9.tar.gz.sha256 does not exist"),
-        (("cluster", "upgrade", str(cluster.package), "--canary", "z@localhost"), "canary"),
-        (("cluster", "upgrade", str(cluster.package), "--batch", "0"), "--batch must be 1"),
-        (("cluster", "upgrade", str(cluster.package), "--batch", "two"), "invalid literal"),
-        (("cluster", "upgrade", str(cluster.package), "--health", "rm -rf"), "neither"),
-        (("cluster", "frobnicate"), "takes releases, upgrade or reconcile"),
+    package = str(cluster.package)
+    cases: list[tuple[dict[str, str], str]] = [
+        ({"action": "upgrade"}, "give the package"),
+        ({"action": "upgrade", "package": str(lonely)}, "demo-9.9.9.tar.gz.sha256 does not"),
+        ({"action": "upgrade", "package": package, "canary": "z@localhost"}, "canary z@local"),
+        ({"action": "upgrade", "package": package, "batch": "0"}, "--batch must be 1"),
+        ({"action": "upgrade", "package": package, "batch": "two"}, "whole number, not 'two'"),
+        ({"action": "upgrade", "package": package, "health": "rm -rf"}, "neither"),
+        ({"action": "upgrade", "package": package, "health_status": "200"}, "needs --health"),
+        (
+            {"action": "upgrade", "package": package, "health": "m:f", "health_status": "99"},
+            "HTTP status",
+        ),
+        ({"action": "reconcile", "package": package}, "not the cluster's permanent release"),
+        ({"action": "frobnicate"}, "takes releases, upgrade or reconcile"),
     ]
+    socket = cluster.driver / "run" / "control.sock"
     for args, why in cases:
-        done = cli(cluster.driver, *args, check=False)
-        assert done.returncode == 1, (args, done.stdout)
-        assert why in done.stderr, (args, done.stderr)
-        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        with pytest.raises(RemoteError, match=why):
+            await request(socket, "cluster", args, timeout=60.0)
+    # as a user sees one of them: one line, exit status 1
+    done = cli(cluster.driver, "cluster", "upgrade", package, "--batch", "two", check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "server: RolloutError: --batch takes a whole number, not 'two'"
+    ], done.stderr
     assert cluster.running() == before
     assert all(
         [row["vsn"] for row in cli_json(root, "releases")] == ["1.0.0"]

@@ -100,3 +100,18 @@ def make_supervisor_variant(root: Path, vsn: str) -> None:
     (root / "releases" / f"demo-{vsn}.toml").write_text(
         f'name = "demo"\nvsn = "{vsn}"\n\n[[applications]]\nname = "counter"\nvsn = "{vsn}"\n'
     )
+
+
+def make_restart_variant(root: Path, vsn: str) -> None:
+    """Add release demo ``vsn``: counter ``vsn`` whose appup restarts the application."""
+    shutil.copytree(root / "apps" / "counter-1.0.0", root / "apps" / f"counter-{vsn}")
+    spec = (root / "appspecs" / "counter-1.0.0.toml").read_text()
+    steps = '  {op = "restart_application", application = "counter"},\n'
+    spec = spec.replace('vsn = "1.0.0"', f'vsn = "{vsn}"', 1) + (
+        f'\n[[appup.up]]\nvsn = "1.0.0"\ninstructions = [\n{steps}]\n'
+        f'\n[[appup.down]]\nvsn = "1.0.0"\ninstructions = [\n{steps}]\n'
+    )
+    (root / "appspecs" / f"counter-{vsn}.toml").write_text(spec)
+    (root / "releases" / f"demo-{vsn}.toml").write_text(
+        f'name = "demo"\nvsn = "{vsn}"\n\n[[applications]]\nname = "counter"\nvsn = "{vsn}"\n'
+    )

@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from server import kernel
+from server import code_server, kernel
 from server.behaviours import gen_server, supervisor
 from server.errors import InstallRefused
 from server.release import current_vsn, handler
 from tests.behaviours._helpers import within
 from tests.release._live import boot_demo, stop_demo
-from tests.release._variants import make_supervisor_variant
+from tests.release._variants import make_restart_variant, make_supervisor_variant
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -122,8 +122,11 @@ async def test_a_supervisor_update_starts_added_children_and_stops_removed_ones(
             await demo.http("POST", "/incr/s")
             store = kernel.whereis("counter_store")
             await within(handler.unpack(demo.package("1.0.2")), "unpack", 30)
+            check = await within(handler.check_install("1.0.2"), "check", 30)
+            assert check["processes"] == [], "a supervisor's new specs are not a migration"
             report = await within(handler.install("1.0.2"), "install", 30)
             assert "counter.janitor" in report.modules_loaded
+            assert report.processes == ()
             rows = await supervisor.which_children("counter_sup")
             assert [row.id for row in rows] == ["store", "web", "janitor"]
             janitor = kernel.whereis("counter_janitor")
@@ -136,6 +139,34 @@ async def test_a_supervisor_update_starts_added_children_and_stops_removed_ones(
             assert kernel.whereis("counter_janitor") is None
             assert kernel.whereis("counter_store") is store
             assert (await demo.http("GET", "/count/s"))[1]["value"] == 1
+        finally:
+            await stop_demo(demo)
+
+    await node.run_process(body)
+
+
+async def test_a_restarted_application_is_reported_restarted_by_check_and_install(
+    node: Node, demo_tree: Path, tmp_path: Path
+) -> None:
+    make_restart_variant(demo_tree, "1.0.3")
+
+    async def body() -> None:
+        demo = await boot_demo(demo_tree, tmp_path / "packages")
+        try:
+            await within(handler.unpack(demo.package("1.0.3")), "unpack", 30)
+            # counter.web is imported at the first request only: none was made, so the
+            # restart's remove of it has nothing to remove (and must not fail)
+            assert code_server.which_versions("counter.web") == []
+            check = await within(handler.check_install("1.0.3"), "check", 30)
+            changes = {key: check[key] for key in check if key.startswith("applications_")}
+            assert changes == {
+                "applications_added": [],
+                "applications_removed": [],
+                "applications_restarted": ["counter"],
+            }
+            report = await within(handler.install("1.0.3"), "install", 30)
+            assert report.applications_restarted == ("counter",)
+            assert (report.applications_added, report.applications_removed) == ((), ())
         finally:
             await stop_demo(demo)
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from server.errors import BuildError
+from server.errors import BuildError, InstallRefused
+from server.release._installer import _check_script
 from server.release.relup_builder import make_relup
 from server.release.source_tree import SourceTree
 from server.spec.app_spec import AppSpec
 from server.spec.release_spec import ReleaseSpec
 from server.spec.release_view import ReleaseView
+from server.spec.relup import Relup
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -345,3 +348,73 @@ def test_releases_needing_other_python_distributions_get_restart_new_emulator(
     )
     for entry in (*relup.up, *relup.down):
         assert [step.op for step in entry.instructions] == ["restart_new_emulator"]
+
+
+def _with_explicit(instruction: dict[str, Any]) -> tuple[ReleaseView, ReleaseView]:
+    """web changes (its appup writes ``instruction`` too), stats is new, legacy is gone."""
+    web_new = app(
+        "web",
+        "2",
+        ["web.h"],
+        appup={
+            "up": [
+                {
+                    "vsn": "1",
+                    "instructions": [{"op": "load_module", "module": "web.h"}, instruction],
+                }
+            ]
+        },
+    )
+    stats = app("stats", "1", ["stats.app"])
+    legacy = app("legacy", "1", ["legacy.m"])
+    return release("2", web_new, stats), release("1", app("web", "1", ["web.h"]), legacy)
+
+
+def test_an_explicit_remove_application_is_merged_with_the_derived_one() -> None:
+    top, base = _with_explicit({"op": "remove_application", "application": "legacy"})
+    entry = make_relup(top, [base], []).up_from("1")
+    assert entry is not None
+    steps = render(entry.instructions)
+    assert steps.count("apply server.app.stop_application('legacy',)") == 1
+    assert steps[-4:] == [
+        "apply server.app.stop_application('legacy',)",
+        "remove legacy.m",
+        "purge legacy.m",
+        "apply server.app.unload_application('legacy',)",
+    ]
+
+
+def test_an_explicit_add_application_is_merged_and_its_start_type_kept() -> None:
+    top, base = _with_explicit(
+        {"op": "add_application", "application": "stats", "type": "temporary"}
+    )
+    entry = make_relup(top, [base], []).up_from("1")
+    assert entry is not None
+    steps = render(entry.instructions)
+    starts = [step for step in steps if "start_application" in step]
+    assert starts == ["apply server.app.start_application('stats', 'temporary')"]
+    assert steps.index(starts[0]) < steps.index("load web.h")  # added first, as derived
+
+
+def test_an_explicit_add_of_an_application_both_releases_have_is_refused() -> None:
+    top, base = _with_explicit({"op": "add_application", "application": "web"})
+    with pytest.raises(BuildError, match="add_application web: web is in the release being left"):
+        make_relup(top, [base], [])
+
+
+def test_the_install_check_refuses_a_relup_that_stops_an_application_twice() -> None:
+    stop = {"op": "apply", "module": "server.app", "function": "stop_application", "args": ["a"]}
+    steps = [
+        *Relup.model_validate(
+            {
+                "vsn": "2",
+                "up": [{"vsn": "1", "instructions": [{"op": "point_of_no_return"}, stop, stop]}],
+                "down": [],
+            }
+        )
+        .up[0]
+        .instructions
+    ]
+    target = SimpleNamespace(vsn="2", spec=SimpleNamespace(app=lambda _name: None))
+    with pytest.raises(InstallRefused, match="stop_application a twice in a row"):
+        _check_script(steps, target)  # type: ignore[arg-type]

@@ -1,0 +1,421 @@
+"""One HTTP/1.1 connection served to an ASGI 3 application, in the connection's process.
+
+The protocol is h11's (a maintained sans-IO HTTP/1.1 state machine); this module moves
+bytes between it and the socket and speaks ASGI's ``http`` scope to the application.
+
+How this works:
+
+1. The application is named ``module:attribute``. It is looked up in the module's
+   *current* version (``server.behaviours.resolve``) at each request, so after an install
+   every new request runs the new version, keep-alive connections included; a request
+   already running finishes on the version it started on (its frames hold that code).
+2. Requests on a connection are served one at a time, in order (HTTP/1.1 has no
+   multiplexing). The request body is read from the socket only as the application asks
+   for it (``receive``), at most ``read_size`` bytes at a time: a client that sends faster
+   than the application reads is pushed back by TCP. An ``Expect: 100-continue`` request
+   gets its ``100 Continue`` when the application first asks for the body, not before.
+3. The response goes out as the application sends it (``http.response.start``, then each
+   ``http.response.body``), each piece sent whole before ``send`` returns: a client that
+   does not read blocks the application's ``send``, never the node's memory, and is cut
+   off after ``send_timeout``.
+4. After the body (and after the response), ``receive`` waits for the client to go away
+   and answers ``http.disconnect``, or answers it at once when the response is complete.
+   A ``send`` after the client went away raises ``ClientDisconnected`` (an ``OSError``).
+5. An application that raises before it started the response gets a 500 for it; one that
+   raises (or returns) in the middle of a response has the connection closed, since the
+   response cannot be completed. Either way the traceback is logged and the connection
+   process goes on only when the response was complete and reusable.
+6. Limits: a request head over ``limits.max_head_bytes`` gets 431 and a body over
+   ``limits.max_body_bytes`` gets 413 (when no response started yet; the application's
+   ``receive`` sees ``http.disconnect``), and the connection is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, final
+from urllib.parse import unquote
+
+import anyio
+import h11
+
+from server import kernel
+from server.behaviours import resolve
+from server.behaviours.socket_io import DEFAULT_READ_SIZE
+from server.net.http import DEFAULT_LIMITS, HttpLimits, http_date
+
+if TYPE_CHECKING:
+    from collections.abc import MutableMapping
+
+    from server.behaviours.socket_io import SocketIO
+
+__all__ = [
+    "AsgiConfig",
+    "ClientDisconnected",
+    "parse_app",
+    "resolve_app",
+    "serve_asgi_connection",
+]
+
+logger = logging.getLogger("server.net.asgi")
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+
+_ASGI: Final = {"version": "3.0", "spec_version": "2.3"}
+_SERVER_HEADER: Final = (b"server", b"server-asgi")
+
+
+class ClientDisconnected(OSError):
+    """``send`` on a connection whose client has gone away (ASGI: an ``OSError``)."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class AsgiConfig:
+    """What every connection of one ASGI listener shares (bytes and seconds).
+
+    Raises:
+        ValueError: ``app`` is not ``module:attribute``.
+    """
+
+    app: str
+    idle_timeout: float = 60.0
+    limits: HttpLimits = DEFAULT_LIMITS
+    read_size: int = DEFAULT_READ_SIZE
+    send_timeout: float = 30.0
+    root_path: str = ""
+
+    def __post_init__(self) -> None:
+        parse_app(self.app)
+
+
+def parse_app(text: str) -> tuple[str, str]:
+    """``"pkg.mod:app"`` to ``("pkg.mod", "app")``.
+
+    Raises:
+        ValueError: it is not ``module:attribute`` (dotted identifiers).
+    """
+    module, colon, attribute = text.partition(":")
+    names = [*module.split("."), *attribute.split(".")]
+    if not colon or not module or not attribute or not all(n.isidentifier() for n in names):
+        raise ValueError(f"an ASGI application is named module:attribute, not {text!r}")
+    return module, attribute
+
+
+def resolve_app(text: str) -> Any:
+    """The application ``module:attribute`` names, in the module's current version.
+
+    Raises:
+        ImportError, AttributeError: the module or the attribute does not exist.
+    """
+    module, attribute = parse_app(text)
+    found: Any = resolve(module)
+    for part in attribute.split("."):
+        found = getattr(found, part)
+    return found
+
+
+async def serve_asgi_connection(io: SocketIO, config: AsgiConfig) -> None:
+    """The body of an ASGI connection process: serve requests, then close the socket."""
+    kernel.set_label("behaviour", "asgi_connection")
+    kernel.set_label("asgi_app", config.app)
+    try:
+        await _Connection(io, config).run()
+    except (TimeoutError, OSError):
+        pass  # the client went away, or took nothing, while we wrote
+    finally:
+        io.close()
+
+
+def _address(sock: Any, peer: bool) -> list[Any] | None:
+    try:
+        where = sock.getpeername() if peer else sock.getsockname()
+    except OSError:
+        return None
+    if isinstance(where, tuple) and len(where) >= 2:
+        return [str(where[0]), int(where[1])]
+    return None
+
+
+def _head_size(request: h11.Request) -> int:
+    """The request head's size as sent, near enough: h11 bounds only a head split over reads."""
+    line = len(request.method) + len(request.target) + 11
+    return line + sum(len(name) + len(value) + 4 for name, value in request.headers) + 2
+
+
+class _Connection:
+    """The h11 state machine of one connection and the request cycle running on it."""
+
+    def __init__(self, io: SocketIO, config: AsgiConfig) -> None:
+        self.io = io
+        self.config = config
+        self.h11 = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=config.limits.max_head_bytes
+        )
+        self.client = _address(io.socket, peer=True)
+        self.server = _address(io.socket, peer=False)
+        self.gone = False  # the client closed or reset its side
+
+    async def run(self) -> None:
+        while True:
+            event = await self.next_event(self.config.idle_timeout, idle=True)
+            if event is None:
+                return
+            if isinstance(event, h11.Request):
+                if _head_size(event) > self.config.limits.max_head_bytes:
+                    await self.respond_and_close(431, b"Request Header Fields Too Large\n")
+                    return
+                if not await _Cycle(self, event).run():
+                    return
+            if self.h11.our_state is h11.MUST_CLOSE or self.h11.their_state is h11.MUST_CLOSE:
+                await self.close()
+                return
+            try:
+                self.h11.start_next_cycle()
+            except h11.LocalProtocolError:
+                await self.close()
+                return
+
+    async def next_event(self, timeout: float, *, idle: bool = False) -> Any:
+        """The next h11 event, reading as needed; None when the connection is over."""
+        while True:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as error:
+                await self.refuse(error)
+                return None
+            if event is h11.NEED_DATA:
+                if not await self.read(timeout, idle=idle):
+                    return None
+                continue
+            if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
+                return None
+            return event
+
+    async def read(self, timeout: float, *, idle: bool = False) -> bool:
+        """Feed h11 one read; False when the client is gone or silent too long."""
+        try:
+            data = await self.io.receive(self.config.read_size, timeout=timeout)
+        except TimeoutError:
+            if not idle or self.h11.their_state is not h11.IDLE:
+                await self.respond_and_close(408, b"Request Timeout\n")
+            return False
+        except OSError:
+            self.gone = True
+            return False
+        if not data:
+            self.gone = True
+        self.h11.receive_data(data)
+        return bool(data)
+
+    async def refuse(self, error: h11.RemoteProtocolError) -> None:
+        status = error.error_status_hint
+        if status == 400 and "exceeds" in str(error).lower():
+            status = 431
+        logger.info("asgi: refused a request: %s", error, extra={"status": status})
+        await self.respond_and_close(status, f"{error}\n".encode())
+
+    async def respond_and_close(self, status: int, body: bytes) -> None:
+        if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            await self.close()
+            return
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+            (b"date", http_date(time.time()).encode()),
+        ]
+        try:
+            data = self.h11.send(h11.Response(status_code=status, headers=headers))
+            data += self.h11.send(h11.Data(data=body)) + self.h11.send(h11.EndOfMessage())
+        except h11.LocalProtocolError:
+            data = b""
+        if data and not self.gone:
+            await self.io.send(data, timeout=self.config.send_timeout)
+        await self.close()
+
+    async def close(self) -> None:
+        self.io.send_eof()
+        with anyio.move_on_after(2.0):  # a lingering close: let the client read the answer
+            for _ in range(64):
+                try:
+                    if not await self.io.receive(self.config.read_size):
+                        return
+                except OSError:
+                    return
+
+
+class _Cycle:
+    """One request and its response: the ASGI ``receive`` and ``send`` of one call."""
+
+    def __init__(self, connection: _Connection, request: h11.Request) -> None:
+        self.c = connection
+        self.request = request
+        self.body_done = False
+        self.body_read = 0
+        self.expects_continue = any(
+            name == b"expect" and value.lower() == b"100-continue"
+            for name, value in request.headers
+        )
+        self.started = False  # http.response.start sent
+        self.complete = False  # the whole response sent
+        self.broken = False  # the response cannot be completed: close the connection
+        self.finished = anyio.Event()
+
+    def scope(self) -> Scope:
+        request = self.request
+        target = request.target
+        raw_path, _, query = target.partition(b"?")
+        return {
+            "type": "http",
+            "asgi": dict(_ASGI),
+            "http_version": request.http_version.decode("ascii"),
+            "method": request.method.decode("ascii"),
+            "scheme": "http",
+            "path": unquote(raw_path.decode("latin-1")),
+            "raw_path": raw_path,
+            "query_string": query,
+            "root_path": self.c.config.root_path,
+            "headers": [(name, value) for name, value in request.headers],
+            "client": self.c.client,
+            "server": self.c.server,
+            "state": {},
+        }
+
+    async def run(self) -> bool:
+        """Serve the request; True when the connection may serve another one."""
+        config = self.c.config
+        try:
+            app = resolve_app(config.app)
+            await app(self.scope(), self.receive, self.send)
+        except Exception:
+            logger.exception(
+                "asgi: application %s failed on %s %s",
+                config.app,
+                self.request.method.decode("ascii", "replace"),
+                self.request.target.decode("latin-1"),
+                extra={"report": "asgi_app_error", "pid": repr(kernel.self()), "app": config.app},
+            )
+            if not self.started and not self.c.gone:
+                await self.c.respond_and_close(500, b"Internal Server Error\n")
+                return False
+            self.broken = True
+        finally:
+            self.finished.set()
+        if not self.complete:
+            if not self.started and not self.c.gone and not self.broken:
+                logger.error("asgi: application %s returned without a response", config.app)
+                await self.c.respond_and_close(500, b"Internal Server Error\n")
+                return False
+            await self.c.close()
+            return False
+        if self.c.gone:
+            return False
+        return await self._drain_body()
+
+    async def _drain_body(self) -> bool:
+        """Read what is left of the request body, so the next request can be parsed."""
+        while not self.body_done:
+            message = await self._body_event()
+            if message["type"] == "http.disconnect":
+                return False
+        return True
+
+    # -- receive --------------------------------------------------------------------------
+
+    async def receive(self) -> Message:
+        if not self.body_done and not self.c.gone:
+            return await self._body_event()
+        if self.complete or self.c.gone:
+            return {"type": "http.disconnect"}
+        await self._until_disconnect_or_done()
+        return {"type": "http.disconnect"}
+
+    async def _body_event(self) -> Message:
+        c = self.c
+        if self.expects_continue and not self.started:
+            self.expects_continue = False
+            if c.h11.they_are_waiting_for_100_continue:
+                data = c.h11.send(h11.InformationalResponse(status_code=100, headers=[]))
+                await c.io.send(data, timeout=c.config.send_timeout)
+        event = await c.next_event(c.config.idle_timeout)
+        if event is None:
+            return {"type": "http.disconnect"}
+        if isinstance(event, h11.Data):
+            self.body_read += len(event.data)
+            if self.body_read > c.config.limits.max_body_bytes:
+                if not self.started:
+                    await c.respond_and_close(413, b"Payload Too Large\n")
+                c.gone = True  # this connection is over, whatever the application does
+                return {"type": "http.disconnect"}
+            return {"type": "http.request", "body": bytes(event.data), "more_body": True}
+        if isinstance(event, h11.EndOfMessage):
+            self.body_done = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.disconnect"}
+
+    async def _until_disconnect_or_done(self) -> None:
+        """Wait until the response is complete or the client is seen going away."""
+        c = self.c
+        async with anyio.create_task_group() as group:
+
+            async def watch() -> None:
+                await self.finished.wait()
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch)
+            buffered = 0
+            while not c.gone and buffered < c.config.read_size:
+                try:
+                    data = await c.io.receive(c.config.read_size)
+                except OSError:
+                    c.gone = True
+                    break
+                if not data:
+                    c.gone = True
+                    break
+                buffered += len(data)
+                c.h11.receive_data(data)  # a pipelined request: kept for the next cycle
+            if not c.gone:
+                await self.finished.wait()
+            group.cancel_scope.cancel()
+
+    # -- send -----------------------------------------------------------------------------
+
+    async def send(self, message: MutableMapping[str, Any]) -> None:
+        c = self.c
+        kind = message.get("type")
+        if c.gone:
+            raise ClientDisconnected("the client has gone away")
+        if kind == "http.response.start":
+            if self.started:
+                raise RuntimeError("http.response.start sent twice")
+            status = int(message["status"])
+            headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
+            if not any(name.lower() == b"date" for name, _ in headers):
+                headers.append((b"date", http_date(time.time()).encode()))
+            self.started = True
+            data = c.h11.send(h11.Response(status_code=status, headers=headers))
+        elif kind == "http.response.body":
+            if not self.started:
+                raise RuntimeError("http.response.body before http.response.start")
+            if self.complete:
+                raise RuntimeError("http.response.body after the response was complete")
+            body = bytes(message.get("body", b""))
+            data = c.h11.send(h11.Data(data=body)) if body else b""
+            if not message.get("more_body", False):
+                data = (data or b"") + c.h11.send(h11.EndOfMessage())
+                self.complete = True
+        else:
+            raise RuntimeError(f"unexpected ASGI message {kind!r} in the http scope")
+        try:
+            if data:
+                await c.io.send(data, timeout=c.config.send_timeout)
+        except OSError:
+            c.gone = True
+            raise ClientDisconnected("the client has gone away") from None
+        if self.complete:
+            self.finished.set()
