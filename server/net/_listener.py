@@ -7,8 +7,8 @@ How this works:
    system's reason, and the bound port (useful with port 0) is known when it returns.
    With ``reuse_port`` every socket sets ``SO_REUSEPORT`` before ``bind``: sockets of
    several processes that all set it share the port, and the kernel hashes each new
-   connection to one of them; a port held by a socket without it stays refused, with a
-   message that names the setting.
+   connection to one of them; a port held by a socket without it stays refused (with a
+   message that names the setting when this listener asked to share).
 2. The rest is the shared acceptor (``server.behaviours.acceptor``): one linked process
    per connection, the node's HTTP connection budget (every listener of the node shares
    it, so HTTP clients cannot take the descriptors the control socket needs), connections
@@ -83,13 +83,8 @@ async def start_listener(
         )
     except OSError as exc:
         reason = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-        if exc.errno == errno.EADDRINUSE:
-            reason += (
-                " (to share a port between nodes, every one of them needs [node.http] "
-                "reuse_port = true)"
-                if reuse_port
-                else " (nodes share a port only with [node.http] reuse_port = true on each)"
-            )
+        if exc.errno == errno.EADDRINUSE and reuse_port:  # held by a socket that did not ask
+            reason += " (a port is shared only when every node sets [node.http] reuse_port)"
         raise StartError(what, reason) from None
     spec = AcceptorSpec(
         what=what,
