@@ -275,3 +275,13 @@ def test_a_control_command_on_a_root_of_nodes_names_a_node_root(tmp_path: Path) 
     done = server("status", "--root", str(tmp_path), check=False)
     assert done.returncode == 1
     assert f"use --root {tmp_path / 'node-1'}" in done.stderr
+
+
+def test_one_log_file_for_every_node_is_refused(tmp_path: Path) -> None:
+    log = tmp_path / "all.log"
+    done = server("--log-file", str(log), "start", "--nodes", "2", "--root", str(tmp_path / "R"),
+                  check=False)  # fmt: skip
+    assert done.returncode == 1
+    assert "--log-file does not go with --nodes (each node logs under its own root)" in (
+        done.stderr
+    )
