@@ -48,7 +48,8 @@
     ├── ProjectError                 ``server new`` cannot create the project
     ├── HeartError                   the watchdog behind ``server start``
     │   ├── HeartAlreadyRunning      a heart, or the node of a heart that died, holds the root
-    │   └── HeartStartFailed         a detached heart ended, or said nothing, before its node
+    │   ├── HeartStartFailed         a detached heart ended, or said nothing, before its node
+    │   └── LocalClusterError        ``server start --nodes N``: refused, or a node failed
     └── DistributionError            Erlang distribution (``server.dist``)
         ├── TermDecodeError          bytes are not a valid external term (what, at which offset)
         ├── NodeNameError            a node name is malformed, or short and long names mixed
@@ -102,6 +103,7 @@ __all__ = [
     "HttpProtocolError",
     "InstallFailed",
     "InstallRefused",
+    "LocalClusterError",
     "ModuleConflict",
     "ModuleLoadError",
     "NetError",
@@ -657,6 +659,18 @@ class HeartStartFailed(HeartError):
     def __init__(self, root: Path, why: str) -> None:
         self.root = root
         super().__init__(f"the heart for {root} {why}; see {root / 'log' / 'node.log'}")
+
+
+class LocalClusterError(HeartError):
+    """``server start --nodes N`` or ``server stop`` on such a root: refused, or a node failed.
+
+    ``why`` says what; when a node failed to start, the nodes started before it were stopped.
+    """
+
+    def __init__(self, root: Path, why: str) -> None:
+        self.root = root
+        self.why = why
+        super().__init__(f"nodes of {root}: {why}")
 
 
 class DistributionError(ServerError):

@@ -28,8 +28,15 @@ from server.cli._parser import parser
 from server.dev.reloader import ReloadEvent, watch
 from server.dev.session import DevRelease, prepare, serve
 from server.dev.start_function import resolve_start, serve_start
-from server.errors import ReleaseError, ServerError
-from server.heart import RESTARTS_ENV, run_heart_on_root, start_detached
+from server.errors import LocalClusterError, ReleaseError, ServerError
+from server.heart import (
+    RESTARTS_ENV,
+    local_node_roots,
+    run_heart_on_root,
+    start_detached,
+    start_nodes,
+    stop_nodes,
+)
 from server.node import (
     COMMANDS,
     RESTART_NEW_PROCESS,
@@ -266,7 +273,57 @@ async def _dev_release(release: DevRelease, grace: float) -> int:
     return 0
 
 
+def _start_nodes(args: argparse.Namespace, log_args: list[str]) -> int:
+    root = args.root.resolve()
+    for given, flag in ((args.foreground, "--foreground"), (args.log_file, "--log-file")):
+        if given:
+            raise LocalClusterError(
+                root, f"{flag} does not go with --nodes (each node logs under its own root)"
+            )
+    config = args.config.resolve() if args.config is not None else None
+    with Console(stderr=True).status(f"starting {args.nodes} nodes, each under its heart"):
+        nodes = start_nodes(
+            root, args.nodes, release=args.release, config=config, log_args=log_args
+        )
+    rows = [("node", "root", "OS pid", "HTTP port")]
+    rows += [
+        (n.name, str(n.root), str(n.node_pid), ",".join(map(str, n.http_ports)) or "-")
+        for n in nodes
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:  # plain columns that never wrap: paths stay whole for scripts
+        _say(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+            + "  "
+            + row[3]
+        )
+    _say(f"{len(nodes)} nodes serving {nodes[0].status.removeprefix('serving ')}")
+    _say(f"connected; drive the cluster with: server cluster releases --root {nodes[0].root}")
+    _say(f"stop them all with: server stop --root {root}")
+    return 0
+
+
+def _stop_nodes(root: Path) -> int:
+    with Console(stderr=True).status("stopping every node"):
+        stopped = stop_nodes(root)
+    for node in stopped:
+        how = f"stopped (heart pid {node.heart_pid})" if node.heart_pid else "was not running"
+        _say(f"{node.root.name}: {how}")
+    return 0
+
+
+def _local_cluster_root(args: argparse.Namespace) -> Path | None:
+    """``--root`` when it is a root of ``server start --nodes N`` (not a node's own)."""
+    root = Path(args.root).resolve()
+    if args.config is not None or (root / "releases").exists():  # a node's own root
+        return None
+    return root if local_node_roots(root) is not None else None
+
+
 def _start(args: argparse.Namespace) -> int:
+    if args.nodes is not None:
+        log_args = ["--log-level", args.log_level, "--log-format", args.log_format]
+        return _start_nodes(args, log_args)
     run_args: list[str] = []
     if args.release is not None:
         release = args.release
@@ -320,6 +377,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise SystemExit(_dev(args))
         elif args.command == "start":
             raise SystemExit(_start(args))
+        elif args.command in COMMANDS and (multi := _local_cluster_root(args)) is not None:
+            if args.command != "stop":
+                raise LocalClusterError(
+                    multi, f"it holds several nodes: use --root {multi / 'node-1'} (or node-2 ...)"
+                )
+            raise SystemExit(_stop_nodes(multi))
         elif args.command in COMMANDS:
             raise SystemExit(run_control_command(args))
     except ServerError as exc:

@@ -143,6 +143,14 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--release", metavar="NAME-VSN|PACKAGE", help="as for run")
     start.add_argument("--config", type=Path, help="sys.config (default <root>/sys.config)")
     start.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    start.add_argument(
+        "--nodes",
+        type=int,
+        metavar="N",
+        help="start N nodes of the release under ROOT/node-1 ... ROOT/node-N, each under its "
+        "heart, as one cluster listening on one HTTP port (the kernel spreads connections); "
+        "--release is a package, or NAME-VSN built from the source tree here",
+    )
 
     for command in COMMANDS.values():
         spelled = command.name.replace("_", "-")  # reload_config is typed reload-config

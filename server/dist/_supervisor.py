@@ -1,4 +1,7 @@
-"""The distribution's supervisor: the net kernel, ``rex`` and the group leader stand-in.
+"""The distribution's supervisor: the net kernel, ``rex``, the group leader, the peers.
+
+The last child connects to ``[node.dist] connect``'s peers at boot (``server.dist._peers``),
+then ends: a temporary child.
 
 Strategy ``one_for_all``: ``rex`` and the group leader are worth nothing without the net
 kernel, and a net kernel restarted gets a new creation from EPMD (pids of the old one are
@@ -13,7 +16,7 @@ from typing import TYPE_CHECKING
 from server import kernel
 from server.behaviours import gen_server, supervisor
 from server.behaviours.supervisor_callbacks import ChildSpec, SupervisorSpec
-from server.dist import _rpc
+from server.dist import _peers, _rpc
 from server.dist._net_kernel import NAME as NET_KERNEL
 
 if TYPE_CHECKING:
@@ -58,12 +61,13 @@ async def _start_group_leader() -> Pid:
 
 
 def init(settings: DistSettings) -> SupervisorSpec:
-    """The net kernel first; ``rex`` and the group leader once the node has its name."""
+    """The net kernel first; ``rex``, the group leader and the peers once it has its name."""
     return SupervisorSpec(
         children=[
             ChildSpec(id=NET_KERNEL, start=(_start_net_kernel, settings), shutdown=10.0),
             ChildSpec(id=_rpc.REX, start=(_start_rex, settings)),
             ChildSpec(id=_rpc.GROUP_LEADER, start=(_start_group_leader,)),
+            ChildSpec(id="connect_peers", start=(_peers.start_link, settings), restart="temporary"),
         ],
         strategy="one_for_all",
         intensity=INTENSITY,

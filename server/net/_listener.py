@@ -5,6 +5,10 @@ How this works:
 1. The host name is resolved first (without blocking the node), then one socket per
    address is bound and listens, in the caller: a port in use fails the start with the
    system's reason, and the bound port (useful with port 0) is known when it returns.
+   With ``reuse_port`` every socket sets ``SO_REUSEPORT`` before ``bind``: sockets of
+   several processes that all set it share the port, and the kernel hashes each new
+   connection to one of them; a port held by a socket without it stays refused (with a
+   message that names the setting when this listener asked to share).
 2. The rest is the shared acceptor (``server.behaviours.acceptor``): one linked process
    per connection, the node's HTTP connection budget (every listener of the node shares
    it, so HTTP clients cannot take the descriptors the control socket needs), connections
@@ -16,6 +20,7 @@ How this works:
 
 from __future__ import annotations
 
+import errno
 import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, final
@@ -58,6 +63,7 @@ async def start_listener(
     backlog: int,
     name: str | None,
     budget: ConnectionBudget,
+    reuse_port: bool = False,
 ) -> Pid:
     """Start an HTTP acceptor on ``host:port`` linked to the caller; return once it listens.
 
@@ -73,9 +79,14 @@ async def start_listener(
     except OSError as exc:
         raise StartError(what, f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     try:
-        listening = _TcpListening(open_tcp([(a[0], a[4]) for a in addresses], port, backlog))
+        listening = _TcpListening(
+            open_tcp([(a[0], a[4]) for a in addresses], port, backlog, reuse_port=reuse_port)
+        )
     except OSError as exc:
-        raise StartError(what, f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        reason = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        if exc.errno == errno.EADDRINUSE and reuse_port:  # held by a socket that did not ask
+            reason += " (a port is shared only when every node sets [node.http] reuse_port)"
+        raise StartError(what, reason) from None
     spec = AcceptorSpec(
         what=what,
         behaviour="http_listener",
@@ -93,9 +104,15 @@ async def start_listener(
 
 
 def open_tcp(
-    addresses: Sequence[tuple[socket.AddressFamily, tuple[Any, ...]]], port: int, backlog: int
+    addresses: Sequence[tuple[socket.AddressFamily, tuple[Any, ...]]],
+    port: int,
+    backlog: int,
+    *,
+    reuse_port: bool = False,
 ) -> list[socket.socket]:
     """Bind and listen on each address; with port 0, every one gets the first one's port.
+
+    ``reuse_port`` sets ``SO_REUSEPORT`` on each socket before it is bound.
 
     Raises:
         OSError: an address cannot be bound (every socket opened so far is closed).
@@ -110,6 +127,8 @@ def open_tcp(
             sock = socket.socket(family, socket.SOCK_STREAM)
             opened.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             bound_port = opened[0].getsockname()[1] if port == 0 and len(opened) > 1 else port

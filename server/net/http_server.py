@@ -73,11 +73,14 @@ class HttpDefaults:
             clients never take the descriptors the control socket and the node need.
         read_size: the most one read of a connection takes (bytes).
         send_timeout: a client that takes none of an answer for this long is cut off (s).
+        reuse_port: set ``SO_REUSEPORT`` on every listening socket before it is bound (the
+            nodes of one machine share a port; the kernel spreads connections among them).
     """
 
     max_connections: int | None = None
     read_size: int = DEFAULT_READ_SIZE
     send_timeout: float = 30.0
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         if self.max_connections is not None and self.max_connections < 1:
@@ -139,6 +142,7 @@ async def start_link(
     max_connections: int | None = None,
     read_size: int | None = None,
     send_timeout: float | None = None,
+    reuse_port: bool | None = None,
 ) -> Pid:
     """Start a listener on ``host:port``, linked to the caller; return once it listens.
 
@@ -157,6 +161,8 @@ async def start_link(
         read_size: the most one read takes (bytes); None: the node's default.
         send_timeout: a client that takes none of an answer for this long is cut off
             (seconds); None: the node's default.
+        reuse_port: share the port with other sockets that set it too (``SO_REUSEPORT``);
+            None: the node's default.
 
     Returns:
         The listener's pid. Usable as a supervisor child start function.
@@ -189,7 +195,15 @@ async def start_link(
         send_timeout=own.send_timeout,
     )
     budget = _shared_budget() if max_connections is None else ConnectionBudget(max_connections)
-    return await start_listener(host, port, config, backlog=backlog, name=name, budget=budget)
+    return await start_listener(
+        host,
+        port,
+        config,
+        backlog=backlog,
+        name=name,
+        budget=budget,
+        reuse_port=_defaults.reuse_port if reuse_port is None else reuse_port,
+    )
 
 
 def child_spec(
@@ -208,6 +222,7 @@ def child_spec(
     max_connections: int | None = None,
     read_size: int | None = None,
     send_timeout: float | None = None,
+    reuse_port: bool | None = None,
 ) -> ChildSpec:
     """A supervisor child spec starting ``start_link(host, port, handler, handler_args)``.
 
@@ -225,6 +240,7 @@ def child_spec(
         max_connections=max_connections,
         read_size=read_size,
         send_timeout=send_timeout,
+        reuse_port=reuse_port,
     )
     return ChildSpec(
         id=id,

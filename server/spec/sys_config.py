@@ -17,6 +17,7 @@
     max_connections = 10000           # all listeners together; default: fd limit - 256
     read_size = 65536                 # the most one read of a connection takes (bytes)
     send_timeout = 30.0               # a client that takes no answer this long is cut off
+    reuse_port = false                # SO_REUSEPORT: nodes of one machine share a port
 
     [counter]                         # every other table: env overrides for that app
     port = 8080
@@ -92,6 +93,9 @@ class HttpSettings(pydantic.BaseModel):
 
     ``max_connections`` counts the connections of all listeners together; left out, it is
     the soft descriptor limit less 256 (kept for the control socket and the node's files).
+    ``reuse_port`` sets ``SO_REUSEPORT`` on every listening socket before it is bound, so
+    several nodes of one machine listen on one port and the kernel spreads the connections
+    among them (every socket on the port must set it: ``server start --nodes N`` does).
     """
 
     model_config = SPEC_MODEL_CONFIG
@@ -99,6 +103,7 @@ class HttpSettings(pydantic.BaseModel):
     max_connections: Annotated[int, pydantic.Field(ge=1)] | None = None
     read_size: Annotated[int, pydantic.Field(ge=512, le=16 * 1024 * 1024)] = 64 * 1024
     send_timeout: Annotated[float, pydantic.Field(gt=0)] = 30.0
+    reuse_port: bool = False
 
 
 class DistTlsSettings(pydantic.BaseModel):
@@ -127,7 +132,10 @@ class DistSettings(pydantic.BaseModel):
     out means ``~/.erlang.cookie``, as Erlang does. ``listen_host`` is where peers connect
     (loopback by default: give an address peers can reach, on a private network or with
     TLS). ``rpc_allow`` lists the ``module:function`` pairs that peers may call through
-    ``rpc``/``erpc``; nothing else can be run from another node.
+    ``rpc``/``erpc``; nothing else can be run from another node. ``connect`` names peers
+    (``alive@host``) the node connects to at boot, retrying while they boot too, for at most
+    ``connect_timeout`` seconds (OTP's ``sync_nodes_optional`` and ``sync_nodes_timeout``;
+    the boot does not wait for it), so a node restarted by its heart rejoins by itself.
     """
 
     model_config = SPEC_MODEL_CONFIG
@@ -148,6 +156,8 @@ class DistSettings(pydantic.BaseModel):
     busy_limit: Annotated[int, pydantic.Field(ge=1024)] = 1024 * 1024
     max_message: Annotated[int, pydantic.Field(ge=1024)] = 256 * 1024 * 1024
     tls: DistTlsSettings | None = None
+    connect: list[_Text] = []
+    connect_timeout: Annotated[float, pydantic.Field(gt=0)] = 30.0
 
     @pydantic.model_validator(mode="after")
     def _ports(self) -> DistSettings:
@@ -157,6 +167,10 @@ class DistSettings(pydantic.BaseModel):
             module, _, function = entry.partition(":")
             if not module or not function:
                 raise ValueError(f"rpc_allow entry {entry!r} is not 'module:function'")
+        for peer in self.connect:
+            alive, _, host = peer.partition("@")
+            if not alive or not host:
+                raise ValueError(f"connect entry {peer!r} is not a node name 'alive@host'")
         return self
 
 
