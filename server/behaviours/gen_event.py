@@ -43,8 +43,9 @@ How this works:
 3. ``sys.get_state`` reports ``[HandlerState(handler, state), ...]``; ``sys.replace_state``'s
    function gets and returns that whole list (OTP calls it once per handler: one call lets
    the release handler restore every handler from its backup at once) and must keep the same
-   handlers. ``change_code(pid, module, ...)`` migrates every handler of ``module``: all new
-   states are computed first and kept only if every ``code_change`` succeeds.
+   handlers. ``change_code(pid, module, ...)`` migrates every handler of ``module``: each
+   ``code_change`` gets a copy of its state (``system_messages.copy_state``), all new states
+   are computed first, and they are kept only if every ``code_change`` succeeded.
 4. The release handler finds managers through the ``modules="dynamic"`` of their child spec
    (``child_spec``) and asks each one ``get_modules``: an appup ``update`` of a handler
    module suspends every manager holding it, migrates those handlers, and resumes it.
@@ -844,9 +845,10 @@ class _Manager:
         changed: list[tuple[_Entry, object]] = []
         for entry in self.entries:
             if entry.handler.module == module:
-                # called bare: the exception and its traceback go to the caller's answer
+                # called bare: the exception and its traceback go to the caller's answer; on
+                # a copy, so that one that mutates its input and then raises changes nothing
                 hook = getattr(resolve(module), "code_change", _default_code_change)
-                new = hook(old_vsn, entry.state, extra)
+                new = hook(old_vsn, system_messages.copy_state(entry.state), extra)
                 if type(new) is CoroutineType:
                     new = await new
                 changed.append((entry, new))

@@ -58,6 +58,8 @@ def handle_call(request: Any, state: dict[str, Any]) -> object:
     match request:
         case "events":
             return Reply(list(state["events"]), state)
+        case ("record", item):
+            return Reply("recorded", {**state, "events": [*state["events"], item]})
         case "crash":
             raise RuntimeError("handle_call crashed")
         case "junk":
@@ -83,4 +85,7 @@ def terminate(arg: Any, state: dict[str, Any]) -> object:
 
 
 def code_change(old_vsn: Any, state: dict[str, Any], extra: Any) -> object:
+    if extra == "fail" and "refuse" in state["events"]:
+        state["mutated"] = True  # a careless code_change that changes its input, then raises
+        raise RuntimeError("code_change refused")
     return {**state, "migrated": (old_vsn, extra)}
