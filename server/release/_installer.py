@@ -45,7 +45,7 @@ import anyio
 
 from server import code_server, kernel
 from server.app import controller
-from server.behaviours import resolve, supervisor, system_messages
+from server.behaviours import gen_event, resolve, supervisor, system_messages
 from server.errors import (
     CallError,
     CodeError,
@@ -366,10 +366,13 @@ async def _dry_one(
         state = await system_messages.get_state(using.pid)
     except CallError:
         return  # the process ended meanwhile: nothing to migrate
+    # an event manager's state is one HandlerState per handler: each of ``module`` migrates
+    states = gen_event.handler_states(state, module) if using.dynamic else [state]
     try:
-        result = hook(old_vsn, copy.deepcopy(state), extra)
-        if hasattr(result, "__await__"):
-            await result
+        for one in states:
+            result = hook(old_vsn, copy.deepcopy(one), extra)
+            if hasattr(result, "__await__"):
+                await result
     except Exception as exc:
         raise InstallRefused(
             f"dry run of {module}.code_change({old_vsn!r}, <state>, {extra!r}) in process "
