@@ -220,7 +220,11 @@ class _Failure(Exception):
 
 
 async def _invoke(module: str, fn_name: str, *args: object) -> object:
-    """Call ``module.fn_name(*args)`` through its current version; ``_Failure`` on a raise."""
+    """Call ``module.fn_name(*args)`` through its current version; ``_Failure`` on a raise.
+
+    An exception, or a ``ProcessExit`` (OTP's ``exit/1``; its reason), fails the handler
+    only; a kill of the manager itself goes through.
+    """
     try:
         fn = getattr(resolve(module), fn_name, None)
         if fn is None:
@@ -234,6 +238,11 @@ async def _invoke(module: str, fn_name: str, *args: object) -> object:
         text = "".join(traceback.format_exception(exc))
         exc.__traceback__ = None  # a reason must not keep frames (and module versions) alive
         raise _Failure(fn_name, exc, text) from None
+    except ProcessExit as exit_:
+        if exit_.reason == kernel.KILLED:  # exit(self(), "kill") cannot be caught, as in OTP
+            raise
+        # OTP's catch takes exit/1 too: only that handler goes, the manager runs on
+        raise _Failure(fn_name, exit_.reason, "") from None
     return result
 
 

@@ -22,8 +22,9 @@ callback                 allowed results
 ``terminate``'s ``arg`` says why the handler goes: the ``args`` of ``delete_handler`` or of a
 swap; ``"remove_handler"`` (a callback returned ``RemoveHandler``); ``"stop"`` (the manager
 is terminating); ``("stop", reason)`` (the process that added it with ``add_sup_handler``
-ended with ``reason``); ``("error", exception)`` (a callback raised) or
-``("error", ("bad_return_value", value))`` (a callback returned something else).
+ended with ``reason``); ``("error", exception)`` (a callback raised; for a
+``ProcessExit``, its reason) or ``("error", ("bad_return_value", value))`` (a callback
+returned something else).
 
 ``hibernate=True`` is accepted for OTP compatibility; the engine keeps no stack to drop, so
 it changes nothing. ``code_change(old_vsn, state, extra)`` must not mutate ``state``: it

@@ -24,7 +24,7 @@ from server.errors import (
 )
 from tests.behaviours.callbacks import event_log, event_tally
 
-from ._helpers import drain, recv, tagged, within
+from ._helpers import drain, reason_of, recv, tagged, within
 
 if TYPE_CHECKING:
     from server.kernel import Node, Pid
@@ -268,6 +268,32 @@ async def test_a_handler_that_fails_on_an_event_is_removed_and_reported_and_the_
         assert LOG.module in reports[0].getMessage()
         await gen_event.sync_notify(manager, "still running")
         assert drain() == [("event", "event_tally", "still running")]
+
+    await node.run_process(body)
+
+
+async def test_a_handler_that_exits_is_removed_with_that_reason_and_the_manager_runs_on(
+    node: Node,
+) -> None:
+    async def body() -> None:
+        manager = await _manager()
+        await _with_log(manager)
+        await gen_event.add_handler(manager, event_tally, kernel.self())
+        await gen_event.sync_notify(manager, ("exit", "quit"))
+        assert ("terminate", "event_log", ("error", "quit")) in drain()
+        assert await gen_event.which_handlers(manager) == [TALLY]
+
+    await node.run_process(body)
+
+
+async def test_a_handler_that_kills_its_manager_kills_it(node: Node) -> None:
+    async def body() -> None:
+        manager = await within(gen_event.start(), "start")
+        await _with_log(manager)
+        ref = kernel.monitor(manager)
+        gen_event.notify(manager, "kill_manager")
+        assert await reason_of(ref) == "killed", "a kill is not a handler's failure"
+        assert [m for m in drain() if type(m) is tuple and m[0] == "terminate"] == []
 
     await node.run_process(body)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from server import kernel
 from server.behaviours.gen_event_callbacks import (
     Error,
     Ok,
@@ -17,7 +18,7 @@ from server.behaviours.gen_event_callbacks import (
     Reply,
     SwapHandler,
 )
-from server.kernel import Pid, send
+from server.kernel import Pid, ProcessExit, send
 
 __vsn__ = "1"
 
@@ -47,6 +48,11 @@ def handle_event(event: Any, state: dict[str, Any]) -> object:
             return "not a result"
         case "remove":
             return RemoveHandler()
+        case ("exit", reason):
+            raise ProcessExit(reason)
+        case "kill_manager":
+            kernel.exit(kernel.self(), "kill")
+            return Ok(state)
         case ("swap", handler, args2):
             return SwapHandler(("swap_to", handler), state, handler, args2)
         case _:
