@@ -1,18 +1,21 @@
-"""gen_event: an event manager with handlers added and deleted at run time (the engine).
+"""gen_event: an event manager with handlers added and deleted at run time (the API).
 
-==================================  ==============================================================
-generic function                    callback it triggers (in each handler concerned)
-==================================  ==============================================================
-``start`` / ``start_link``          none: a manager starts with no handlers
-``add_handler`` / ``add_sup_handler`` ``init(args)``
-``notify`` / ``sync_notify``        ``handle_event(event, state)``, every handler, newest first
-``call(manager, handler, request)`` ``handle_call(request, state)``, that handler only
-any other message                   ``handle_info(message, state)``, every handler
-``delete_handler``                  ``terminate(args, state)``
-``swap_handler`` / ``swap_sup_handler``  old ``terminate(args1, state)``, new ``init((args2, T))``
-``stop`` / the parent's exit        ``terminate("stop", state)``, every handler
-``system_messages.change_code``     ``code_change(old_vsn, state, extra)``, that module's handlers
-==================================  ==============================================================
+========================================  ==================================================
+generic function                          callback it triggers (in each handler concerned)
+========================================  ==================================================
+``start`` / ``start_link``                none: a manager starts with no handlers
+``add_handler`` / ``add_sup_handler``     ``init(args)``
+``notify`` / ``sync_notify``              ``handle_event(event, state)``, every handler,
+                                          newest first
+``call(manager, handler, request)``       ``handle_call(request, state)``, that handler only
+any other message                         ``handle_info(message, state)``, every handler
+``delete_handler``                        ``terminate(args, state)``
+``swap_handler`` / ``swap_sup_handler``   old ``terminate(args1, state)`` returns ``T``,
+                                          then new ``init((args2, T))``
+``stop`` / the parent's exit              ``terminate("stop", state)``, every handler
+``system_messages.change_code``           ``code_change(old_vsn, state, extra)``, every
+                                          handler of that module
+========================================  ==================================================
 
 Results, and what the engine does with them (see ``gen_event_callbacks``):
 
