@@ -15,7 +15,11 @@
     │   │   └── AlreadyStarted       the name is held by a live process
     │   ├── SystemCallError          a system message was refused or failed
     │   │   └── CodeChangeFailed     ``code_change`` raised; state untouched, still suspended
-    │   └── SupervisorError          a supervisor refused an administrative request
+    │   ├── SupervisorError          a supervisor refused an administrative request
+    │   └── HandlerError             a gen_event manager refused or failed a handler request
+    │       ├── HandlerNotInstalled  no such handler in the manager
+    │       ├── HandlerAlreadyInstalled  the handler id is taken in the manager
+    │       └── HandlerFailed        the handler's callback raised or returned junk
     ├── CodeError                    the code server
     │   ├── NotPurged                load refused: an old version still exists
     │   ├── ModuleLoadError          a new version failed to compile or execute
@@ -93,6 +97,10 @@ __all__ = [
     "CookieError",
     "DistributionError",
     "EpmdError",
+    "HandlerAlreadyInstalled",
+    "HandlerError",
+    "HandlerFailed",
+    "HandlerNotInstalled",
     "HandshakeError",
     "HandshakeRefused",
     "HandshakeTimeout",
@@ -244,6 +252,49 @@ class SupervisorError(ProcessError):
         self.supervisor = supervisor
         self.reason = reason
         super().__init__(f"supervisor {supervisor}: {reason}")
+
+
+class HandlerError(ProcessError):
+    """A gen_event manager refused or failed a request about one of its handlers."""
+
+    def __init__(self, manager: object, handler: object, message: str) -> None:
+        self.manager = manager
+        self.handler = handler
+        super().__init__(f"event manager {manager}, handler {handler}: {message}")
+
+
+class HandlerNotInstalled(HandlerError, LookupError):
+    """The handler is not installed in the manager (OTP's ``module_not_found``)."""
+
+    def __init__(self, manager: object, handler: object, operation: str) -> None:
+        self.operation = operation
+        super().__init__(
+            manager, handler, f"{operation}: not installed (see gen_event.which_handlers)"
+        )
+
+
+class HandlerAlreadyInstalled(HandlerError):
+    """The handler id is taken: install the module again under ``(module, id)``."""
+
+    def __init__(self, manager: object, handler: object, operation: str) -> None:
+        self.operation = operation
+        super().__init__(
+            manager,
+            handler,
+            f"{operation}: already installed; give another instance an id: (module, id)",
+        )
+
+
+class HandlerFailed(HandlerError):
+    """A handler's callback raised or returned junk; ``reason`` says which."""
+
+    def __init__(
+        self, manager: object, handler: object, callback: str, reason: object, traceback_text: str
+    ) -> None:
+        self.callback = callback
+        self.reason = reason
+        self.traceback_text = traceback_text
+        super().__init__(manager, handler, f"{callback} failed: {reason!r}")
 
 
 class AlreadyStarted(StartError):

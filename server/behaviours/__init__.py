@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from server.behaviours import (
+    gen_event,
+    gen_event_callbacks,
     gen_server,
     gen_server_callbacks,
     gen_statem,
@@ -17,6 +19,8 @@ from server.behaviours._restart_intensity import add_restart, record_restart
 
 __all__ = [
     "add_restart",
+    "gen_event",
+    "gen_event_callbacks",
     "gen_server",
     "gen_server_callbacks",
     "gen_statem",

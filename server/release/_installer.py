@@ -45,7 +45,13 @@ import anyio
 
 from server import code_server, kernel
 from server.app import controller
-from server.behaviours import gen_statem_callbacks, resolve, supervisor, system_messages
+from server.behaviours import (
+    gen_event,
+    gen_statem_callbacks,
+    resolve,
+    supervisor,
+    system_messages,
+)
 from server.errors import (
     CallError,
     CodeError,
@@ -403,20 +409,23 @@ async def _dry_one(
         state = await system_messages.get_state(using.pid)
     except CallError:
         return  # the process ended meanwhile: nothing to migrate
-    # a gen_statem's state is (state, data), and its code_change takes both and returns Ok
+    # a gen_statem's state is (state, data), and its code_change takes both and returns Ok;
+    # an event manager's state is one HandlerState per handler: each of ``module`` migrates
     statem = kernel.get_label(using.pid, "behaviour") == "gen_statem"
+    states: list[Any] = gen_event.handler_states(state, module) if using.dynamic else [state]
     try:
-        if statem:
-            state_name, data = copy.deepcopy(state)
-            result = hook(old_vsn, state_name, data, extra)
-        else:
-            result = hook(old_vsn, copy.deepcopy(state), extra)
-        if hasattr(result, "__await__"):
-            result = await result
-        if statem and type(result) is not gen_statem_callbacks.Ok:
-            raise TypeError(
-                f"a gen_statem's code_change must return Ok(state, data), not {result!r}"
-            )
+        for one in states:
+            if statem:
+                state_name, data = copy.deepcopy(one)
+                result = hook(old_vsn, state_name, data, extra)
+            else:
+                result = hook(old_vsn, copy.deepcopy(one), extra)
+            if hasattr(result, "__await__"):
+                result = await result
+            if statem and type(result) is not gen_statem_callbacks.Ok:
+                raise TypeError(
+                    f"a gen_statem's code_change must return Ok(state, data), not {result!r}"
+                )
     except Exception as exc:
         raise InstallRefused(
             f"dry run of {module}.code_change({old_vsn!r}, <state>, {extra!r}) in process "

@@ -5,6 +5,11 @@ its own callback module) and every child below it, at any depth (an explicit sta
 every tree walk of the release code), with the ``modules`` of its child spec. A process
 outside every supervision tree, or with a wrong ``modules`` list, is never found, so it is
 never suspended nor migrated: the child spec is the contract.
+
+A child spec's ``modules="dynamic"`` means "ask the process": an event manager
+(``gen_event``) answers ``get_modules`` with the modules of the handlers it holds at that
+moment, as OTP's release handler asks. Any other process with dynamic modules counts as
+using none.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from typing import TYPE_CHECKING, final
 
 from anyio.lowlevel import checkpoint
 
+from server import kernel
 from server.app import controller
-from server.behaviours import supervisor
+from server.behaviours import gen_event, supervisor
 from server.errors import CallError
 from server.kernel import Pid
 
@@ -42,6 +48,7 @@ class Using:
     child_id: str | None
     modules: tuple[str, ...]
     is_supervisor: bool
+    dynamic: bool = False  # an event manager: its state is one HandlerState per handler
 
 
 async def supervised_processes() -> list[Using]:
@@ -81,11 +88,22 @@ async def _walk(application: str, top: Pid, found: list[Using]) -> None:
             await checkpoint()
         if not isinstance(row.pid, Pid):
             continue  # not running, or restarting
-        modules = () if row.modules == "dynamic" else tuple(row.modules)
+        dynamic = row.modules == "dynamic"
+        modules = await _dynamic_modules(row.pid) if dynamic else tuple(row.modules)
         is_sup = row.type == "supervisor"
-        found.append(Using(row.pid, application, sup, row.id, modules, is_sup))
+        found.append(Using(row.pid, application, sup, row.id, modules, is_sup, dynamic))
         if is_sup:
             await enter(row.pid)
+
+
+async def _dynamic_modules(pid: Pid) -> tuple[str, ...]:
+    """The handler modules an event manager holds (OTP's ``get_modules``); else none."""
+    if kernel.get_label(pid, "behaviour") != gen_event.BEHAVIOUR:
+        return ()
+    try:
+        return tuple(await gen_event.get_modules(pid))
+    except CallError:
+        return ()  # ending right now: nothing to upgrade in it
 
 
 def processes_using(processes: Iterable[Using], module: str) -> list[Using]:
