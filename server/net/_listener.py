@@ -72,35 +72,19 @@ async def start_listener(
         AlreadyStarted: ``name`` is held by a live process.
     """
     what = f"http listener {name or ''}{' ' if name else ''}on {host}:{port}"
-    try:
-        addresses = await anyio.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-    except OSError as exc:
-        raise StartError(what, f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    try:
-        listening = _TcpListening(
-            open_tcp([(a[0], a[4]) for a in addresses], port, backlog, reuse_port=reuse_port)
-        )
-    except OSError as exc:
-        reason = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-        if exc.errno == errno.EADDRINUSE and reuse_port:  # held by a socket that did not ask
-            reason += " (a port is shared only when every node sets [node.http] reuse_port)"
-        raise StartError(what, reason) from None
-    spec = AcceptorSpec(
+    return await start_tcp_acceptor(
+        host,
+        port,
         what=what,
         behaviour="http_listener",
-        open=lambda: listening,
         serve=lambda io: serve_connection(io, config),
-        budget=budget,
         refuse=refuse_connection,
+        budget=budget,
+        backlog=backlog,
         name=name,
-        labels={
-            PORT_LABEL: listening.sockets[0].getsockname()[1],
-            "http_handler": config.handler,
-        },
+        labels={"http_handler": config.handler},
+        reuse_port=reuse_port,
     )
-    return await acceptor.start_link(spec)
 
 
 def open_tcp(
@@ -154,6 +138,7 @@ async def start_tcp_acceptor(
     backlog: int,
     name: str | None,
     labels: Mapping[str, object],
+    reuse_port: bool = False,
 ) -> Pid:
     """An acceptor on ``host:port`` whose connections run ``serve``; returns once it listens.
 
@@ -168,9 +153,14 @@ async def start_tcp_acceptor(
     except OSError as exc:
         raise StartError(what, f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     try:
-        listening = _TcpListening(open_tcp([(a[0], a[4]) for a in addresses], port, backlog))
+        listening = _TcpListening(
+            open_tcp([(a[0], a[4]) for a in addresses], port, backlog, reuse_port=reuse_port)
+        )
     except OSError as exc:
-        raise StartError(what, f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        reason = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        if exc.errno == errno.EADDRINUSE and reuse_port:  # held by a socket that did not ask
+            reason += " (a port is shared only when every node sets [node.http] reuse_port)"
+        raise StartError(what, reason) from None
     spec = AcceptorSpec(
         what=what,
         behaviour=behaviour,

@@ -50,4 +50,5 @@ async def start_link(
         backlog=backlog,
         name=name,
         labels={"asgi_app": config.app},
+        reuse_port=http_server.node_defaults().reuse_port,
     )
