@@ -138,7 +138,9 @@ class ClusterNode:
             conn.close()
 
     def count(self, key: str) -> int:
-        status, body = self.request("GET", f"/count/{key}")
+        """This node's count of ``key`` (``load`` gives each node a key of its own, which only
+        that node increments, so the cluster-wide sum ``/count`` answers is this node's)."""
+        status, body = self.request("GET", f"/count/{own_key(key, self)}")
         assert status == 200, body
         value: int = body["value"]
         return value
@@ -343,11 +345,18 @@ class HealthGate:
         self.path.unlink(missing_ok=True)
 
 
+def own_key(key: str, node: ClusterNode) -> str:
+    """The key ``load`` increments on ``node`` for ``key``."""
+    return f"{key}.{node.name.partition('@')[0]}"
+
+
 @contextmanager
 def load(nodes: list[ClusterNode], key: str) -> Iterator[list[IncrementingClient]]:
     """One keep-alive client per node incrementing ``key`` through the bridge, warmed up;
     stopped (and joined) at the end."""
-    clients = [IncrementingClient(HTTP_PORT, key, host=node.address) for node in nodes]
+    clients = [
+        IncrementingClient(HTTP_PORT, own_key(key, node), host=node.address) for node in nodes
+    ]
     for client in clients:
         client.start()
     try:

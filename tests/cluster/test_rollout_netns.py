@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
     from server.kernel import Node
 
-pytestmark = [pytest.mark.node, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.node, pytest.mark.slow, pytest.mark.timeout(120)]  # ~55 s: CI
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-pytestmark = [pytest.mark.node, pytest.mark.timeout(110)]
+pytestmark = [pytest.mark.node, pytest.mark.slow, pytest.mark.timeout(110)]  # ~45 s: CI
 
 FRESH_CONNECTIONS = 40  # all of them on one of two nodes by chance: 2 ** -39
 
