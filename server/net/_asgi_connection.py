@@ -32,7 +32,9 @@ How this works:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, final
@@ -127,6 +129,8 @@ async def serve_asgi_connection(io: SocketIO, config: AsgiConfig) -> None:
     """The body of an ASGI connection process: serve requests, then close the socket."""
     kernel.set_label("behaviour", "asgi_connection")
     kernel.set_label("asgi_app", config.app)
+    with contextlib.suppress(OSError):  # TCP only: no Nagle delay between an answer's writes
+        io.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         await _Connection(io, config).run()
     except (TimeoutError, OSError):
@@ -306,7 +310,8 @@ class _Cycle:
             name == b"expect" and value.lower() == b"100-continue"
             for name, value in request.headers
         )
-        self.started = False  # http.response.start sent
+        self.started = False  # http.response.start given
+        self.head = b""  # the response head, written with the first body message
         self.complete = False  # the whole response sent
         self.broken = False  # the response cannot be completed: close the connection
         self.finished = anyio.Event()
@@ -444,16 +449,19 @@ class _Cycle:
             if not any(name.lower() == b"date" for name, _ in headers):
                 headers.append((b"date", http_date(time.time()).encode()))
             self.started = True
-            data = c.h11.send(h11.Response(status_code=status, headers=headers))
+            # the head waits for the first body message: one write for a small answer
+            self.head = c.h11.send(h11.Response(status_code=status, headers=headers)) or b""
+            return
         elif kind == "http.response.body":
             if not self.started:
                 raise RuntimeError("http.response.body before http.response.start")
             if self.complete:
                 raise RuntimeError("http.response.body after the response was complete")
             body = bytes(message.get("body", b""))
-            data = c.h11.send(h11.Data(data=body)) if body else b""
+            data = self.head + (c.h11.send(h11.Data(data=body)) or b"" if body else b"")
+            self.head = b""
             if not message.get("more_body", False):
-                data = (data or b"") + c.h11.send(h11.EndOfMessage())
+                data += c.h11.send(h11.EndOfMessage()) or b""
                 self.complete = True
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} in the http scope")
