@@ -1,8 +1,8 @@
 """The sys.config of each node of ``server start --nodes N``: what it adds, and TOML out.
 
 A pure core: ``node_layer`` takes the user's sys.config (as the TOML tables it was read
-into) and returns node ``i``'s, ``to_toml`` writes tables back as TOML text. What a node's
-layer sets over the user's file:
+into) and returns node ``i``'s; ``to_toml`` (``server.spec.toml_text``) writes tables back
+as TOML text. What a node's layer sets over the user's file:
 
 - ``[node] name`` = ``<stem>-<i>`` and ``control_socket`` = ``run/control.sock`` (each node
   its own socket, under its own root);
@@ -16,17 +16,14 @@ Everything else (heart limits, trusted keys, application env) is the user's, unc
 from __future__ import annotations
 
 import copy
-import json
-import math
-import re
 from typing import TYPE_CHECKING, Any
+
+from server.spec.toml_text import to_toml
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = ["node_layer", "node_names", "stem_of", "to_toml"]
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def stem_of(tables: Mapping[str, Any]) -> str:
@@ -60,52 +57,3 @@ def node_layer(
     dist["cookie"] = cookie
     dist["connect"] = [name for name in names if name != me]
     return layer
-
-
-def to_toml(tables: Mapping[str, Any]) -> str:
-    """``tables`` as TOML text that ``tomllib`` reads back equal (JSON values and tables)."""
-    lines: list[str] = []
-    _table(lines, (), tables)
-    return "\n".join(lines).lstrip("\n") + "\n"
-
-
-def _table(lines: list[str], path: tuple[str, ...], table: Mapping[str, Any]) -> None:
-    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
-    tables = {k: v for k, v in table.items() if isinstance(v, dict)}
-    if path and (scalars or not tables):
-        lines.append("")
-        lines.append(f"[{'.'.join(_key(part) for part in path)}]")
-    lines.extend(f"{_key(key)} = {_value(value)}" for key, value in scalars.items())
-    for key, value in tables.items():
-        _table(lines, (*path, key), value)
-
-
-def _string(text: str) -> str:
-    # JSON's escapes are TOML's, but JSON leaves DEL raw and TOML forbids it
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
-def _key(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else _string(key)
-
-
-def _value(value: object) -> str:
-    match value:
-        case bool():
-            return "true" if value else "false"
-        case int():
-            return str(value)
-        case float():
-            if math.isnan(value):
-                return "nan"
-            if math.isinf(value):
-                return "inf" if value > 0 else "-inf"
-            return repr(value)
-        case str():
-            return _string(value)
-        case list():
-            return "[" + ", ".join(_value(item) for item in value) + "]"
-        case dict():
-            inner = ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items())
-            return "{" + inner + "}" if inner else "{}"
-    raise TypeError(f"no TOML value for {type(value).__name__}: {value!r}")

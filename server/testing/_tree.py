@@ -8,9 +8,6 @@ copy boot that node's permanent release instead of the first version under test.
 
 from __future__ import annotations
 
-import json
-import math
-import re
 import shutil
 import tomllib
 from pathlib import Path
@@ -19,6 +16,7 @@ from typing import TYPE_CHECKING
 from server.release.boot import parse_release_name
 from server.release.source_tree import SourceTree
 from server.spec.sys_config import read_sys_config
+from server.spec.toml_text import to_toml as render_toml
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -26,7 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["copy_sources", "release_name", "render_toml", "write_sys_config"]
 
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.tar.gz", "*.sha256")
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def copy_sources(source: Path, root: Path) -> None:
@@ -102,49 +99,3 @@ def write_sys_config(
     path.write_text(text, encoding="utf-8")
     read_sys_config(path)  # the node would refuse it at boot: say so now, naming the key
     return tables
-
-
-def render_toml(tables: Mapping[str, Mapping[str, object]]) -> str:
-    """TOML text for top-level tables of JSON-like values (strings, numbers, lists, dicts).
-
-    Raises:
-        TypeError: a value TOML cannot hold (``None``) or of another type.
-    """
-    out: list[str] = []
-    for table, values in tables.items():
-        out.append(f"[{_key(table)}]")
-        out.extend(f"{_key(key)} = {_value(value)}" for key, value in values.items())
-        out.append("")
-    return "\n".join(out)
-
-
-def _key(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else _string(key)
-
-
-def _string(text: str) -> str:
-    # JSON's escapes are TOML's basic-string escapes; TOML also forbids a literal DEL
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
-def _value(value: object) -> str:
-    match value:
-        case bool():
-            return "true" if value else "false"
-        case int():
-            return str(value)
-        case float():
-            if math.isnan(value):
-                return "nan"
-            if math.isinf(value):
-                return "inf" if value > 0 else "-inf"
-            return repr(value)
-        case str():
-            return _string(value)
-        case list() | tuple():
-            return "[" + ", ".join(_value(item) for item in value) + "]"
-        case dict():
-            items = ", ".join(f"{_key(str(k))} = {_value(v)}" for k, v in value.items())
-            return "{" + items + "}"
-    what = "null" if value is None else type(value).__name__
-    raise TypeError(f"{value!r} cannot be written to sys.config: TOML has no {what}")
