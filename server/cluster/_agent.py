@@ -44,11 +44,11 @@ from server.errors import CallError, ServerError
 from server.release import fault_hook, handler
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
 
     from server.kernel import From, Pid
 
-__all__ = ["AGENT", "start_agent"]
+__all__ = ["AGENT", "running_vsn", "start_agent"]
 
 AGENT: Final = "release_agent"
 OK: Final = Atom("ok")
@@ -164,6 +164,10 @@ async def _confirm(root: Path, vsn: str) -> str:
     crash = fault_hook(root, "rollout_confirm")
     if crash is not None:
         crash(0)
-    rows = await handler.which_releases()
-    running = {row["status"]: row["vsn"] for row in rows}
-    return str(running.get("current") or running.get("permanent"))
+    return str(running_vsn(await handler.which_releases()))
+
+
+def running_vsn(rows: Iterable[Mapping[str, Any]]) -> str | None:
+    """The release a node runs, from its ``which_releases`` rows: current, else permanent."""
+    by_status = {row["status"]: row["vsn"] for row in rows}
+    return by_status.get("current") or by_status.get("permanent")

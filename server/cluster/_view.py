@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, final
 
 from server import kernel
+from server.cluster._agent import running_vsn
 from server.cluster._calls import Answer, ask
 from server.dist import Atom
 
@@ -33,8 +34,7 @@ class NodeReleases:
     @property
     def running(self) -> str | None:
         """The release the node runs: its current one, else its permanent one."""
-        by_status = {row["status"]: row["vsn"] for row in self.releases}
-        return by_status.get("current") or by_status.get("permanent")
+        return running_vsn(self.releases)
 
     @property
     def permanent(self) -> str | None:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from anyio.abc import SocketStream
 
-    from server.kernel import Node
+    from server.kernel import Node, Pid
 
 APPS = "tests.net.asgi_apps"
 
@@ -100,11 +100,9 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def connected(
-    app: str, *, app_name: str | None = None, **options: Any
-) -> AsyncIterator[Client]:
-    """A client connected to a connection process serving ``APPS:app`` (or ``app_name``)."""
-    config = AsgiConfig(app=app_name or f"{APPS}:{app}", **options)
+async def serving(config: AsgiConfig) -> AsyncIterator[tuple[SocketStream, Pid]]:
+    """A client stream to a connection process serving ``config`` on one real TCP
+    connection; the process is killed (and its end awaited) at the end."""
     listening = socket.create_server(("127.0.0.1", 0))
     try:
         stream = await anyio.connect_tcp("127.0.0.1", listening.getsockname()[1])
@@ -114,10 +112,19 @@ async def connected(
     pid, ref = kernel.spawn_monitor(serve_asgi_connection, SocketIO(accepted), config)
     try:
         async with stream:
-            yield Client(stream)
+            yield stream, pid
     finally:
         kernel.exit(pid, "kill")
         await kernel.receive(lambda m: getattr(m, "ref", None) is ref)
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    app: str, *, app_name: str | None = None, **options: Any
+) -> AsyncIterator[Client]:
+    """A client connected to a connection process serving ``APPS:app`` (or ``app_name``)."""
+    async with serving(AsgiConfig(app=app_name or f"{APPS}:{app}", **options)) as (stream, _):
+        yield Client(stream)
 
 
 def get(path: str, *headers: str) -> bytes:

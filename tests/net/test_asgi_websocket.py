@@ -20,8 +20,8 @@ from wsproto.events import (
 )
 
 from server import kernel
-from server.behaviours.socket_io import SocketIO
-from server.net._asgi_connection import AsgiConfig, serve_asgi_connection
+from server.net._asgi_connection import AsgiConfig
+from tests.net.test_asgi_connection import serving
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -65,20 +65,8 @@ class WsClient:
 
 @contextlib.asynccontextmanager
 async def ws_connected(app: str) -> AsyncIterator[tuple[WsClient, Pid]]:
-    config = AsgiConfig(app=f"{APPS}:{app}")
-    listening = socket.create_server(("127.0.0.1", 0))
-    try:
-        stream = await anyio.connect_tcp("127.0.0.1", listening.getsockname()[1])
-        accepted, _ = listening.accept()
-    finally:
-        listening.close()
-    pid, ref = kernel.spawn_monitor(serve_asgi_connection, SocketIO(accepted), config)
-    try:
-        async with stream:
-            yield WsClient(stream), pid
-    finally:
-        kernel.exit(pid, "kill")
-        await kernel.receive(lambda m: getattr(m, "ref", None) is ref)
+    async with serving(AsgiConfig(app=f"{APPS}:{app}")) as (stream, pid):
+        yield WsClient(stream), pid
 
 
 async def test_a_websocket_is_accepted_with_a_subprotocol_echoes_and_sees_the_close_code(

@@ -7,25 +7,23 @@ holds no frame of an old version between messages (so a soft purge succeeds at o
 
 from __future__ import annotations
 
-import socket
 import uuid
 from typing import TYPE_CHECKING
 
-import anyio
 import pytest
 from wsproto.events import CloseConnection, RejectConnection, TextMessage
 
 from server import code_server, kernel
-from server.behaviours.socket_io import SocketIO
-from server.net._asgi_connection import AsgiConfig, serve_asgi_connection
+from server.net._asgi_connection import AsgiConfig
 from tests.code_server._helpers import App
+from tests.net.test_asgi_connection import serving
 from tests.net.test_asgi_websocket import WsClient
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from server.kernel import Node, Pid
+    from server.kernel import Node
 
 HANDLER = """
     from server import kernel
@@ -71,16 +69,8 @@ def handler(tmp_path: Path) -> Iterator[App]:
         code_server.remove_path(root)
 
 
-async def _open(handler: App) -> tuple[WsClient, Pid, anyio.abc.SocketStream]:
-    config = AsgiConfig(app="tests.net.asgi_apps:http_only", websocket_handler=handler.dotted("ws"))
-    listening = socket.create_server(("127.0.0.1", 0))
-    try:
-        stream = await anyio.connect_tcp("127.0.0.1", listening.getsockname()[1])
-        accepted, _ = listening.accept()
-    finally:
-        listening.close()
-    pid = kernel.spawn(serve_asgi_connection, SocketIO(accepted), config)
-    return WsClient(stream), pid, stream
+def _config(handler: App) -> AsgiConfig:
+    return AsgiConfig(app="tests.net.asgi_apps:http_only", websocket_handler=handler.dotted("ws"))
 
 
 async def _say(client: WsClient, text: str) -> str:
@@ -97,8 +87,8 @@ async def test_an_open_websocket_runs_each_new_version_at_its_next_message(
 
     async def body() -> None:
         kernel.register("ws_tester", kernel.self())
-        client, pid, stream = await _open(handler)
-        async with stream:
+        async with serving(_config(handler)) as (stream, pid):
+            client = WsClient(stream)
             await client.handshake()
             assert await _say(client, "a") == "v1: a #1"
             for vsn in ("v2", "v3"):
@@ -120,8 +110,8 @@ async def test_a_failing_handler_closes_with_1011_and_on_close_still_runs(
 ) -> None:
     async def body() -> None:
         kernel.register("ws_tester", kernel.self())
-        client, _, stream = await _open(handler)
-        async with stream:
+        async with serving(_config(handler)) as (stream, _):
+            client = WsClient(stream)
             await client.handshake()
             await client.send(TextMessage(data="quiet"))
             await client.send(TextMessage(data="boom"))
@@ -135,8 +125,8 @@ async def test_a_failing_handler_closes_with_1011_and_on_close_still_runs(
 
 async def test_a_refused_websocket_gets_403(node: Node, handler: App) -> None:
     async def body() -> None:
-        client, _, stream = await _open(handler)
-        async with stream:
+        async with serving(_config(handler)) as (stream, _):
+            client = WsClient(stream)
             refused = await client.handshake("/no")
             assert isinstance(refused, RejectConnection)
             assert refused.status_code == 403
@@ -149,8 +139,8 @@ async def test_a_client_that_closes_is_seen_by_on_close_with_its_code(
 ) -> None:
     async def body() -> None:
         kernel.register("ws_tester", kernel.self())
-        client, _, stream = await _open(handler)
-        async with stream:
+        async with serving(_config(handler)) as (stream, _):
+            client = WsClient(stream)
             await client.handshake()
             assert await _say(client, "x") == "v1: x #1"
             await client.send(CloseConnection(code=1001))
