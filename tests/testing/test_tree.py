@@ -71,6 +71,7 @@ def test_only_the_release_sources_are_copied(tmp_path: Path) -> None:
         "demo-1.0.0.toml",
         "demo-1.1.0.toml",
         "demo-2.0.0.toml",
+        "demo-2.1.0.toml",
     ]
     assert not (copy / "lib").exists()
     assert not list(copy.rglob("__pycache__"))

@@ -64,10 +64,10 @@ async def _route(request: Request) -> Response:
     gen_server.cast("stats_server", ("hit", route))  # never fails, even while stats is down
     if path == "/stats" and method == "GET":
         try:
-            routes = await gen_server.call("stats_server", ("routes",))
+            summary = await gen_server.call("stats_server", ("summary",))
         except CallError as exc:
             return json_response({"error": str(exc)}, status=503)
-        return json_response({"routes": routes, "vsn": VSN})
+        return json_response({**summary, "vsn": VSN})
     if path == "/health" and method == "GET":
         return json_response({"release": release.current_vsn()})
     for prefix, op, allowed in (("/incr/", "incr", "POST"), ("/count/", "get", "GET")):

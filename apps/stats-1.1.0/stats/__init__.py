@@ -1,0 +1,1 @@
+"""The demo's stats application: requests counted per route."""
