@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check server tests bench apps
 
 typecheck: $(STAMP)
-	$(BIN)/mypy server tests
+	$(BIN)/mypy server tests bench
 	for app in apps/*/; do $(BIN)/mypy "$$app" || exit 1; done  # one run each: versions share module names
 
 pytest: $(STAMP)

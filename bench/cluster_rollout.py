@@ -317,8 +317,8 @@ async def throughput(config: Config, cleanup: Cleanup, setup: Setup) -> list[Res
     for path, method in ROUTES:
         for _ in range(config.repeats):  # interleaved: a slow spell falls on both sides
             for count in (1, config.nodes):
-                rate = await measure(ports[count], path, method, config, scratch)
-                samples.setdefault((count, path), []).append(rate)
+                measured = await measure(ports[count], path, method, config, scratch)
+                samples.setdefault((count, path), []).append(measured)
     out = []
     for path, _method in ROUTES:
         many, one = samples[config.nodes, path], samples[1, path]
