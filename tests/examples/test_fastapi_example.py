@@ -12,16 +12,13 @@ upgrade, still answered by the code it started in.
 from __future__ import annotations
 
 import http.client
-import shutil
 import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from server.release.package import build_package
-from server.release.source_tree import SourceTree
-from tests._support.nodes import REPO, NodeProcess, cli, free_port
-from tests.examples.clients import EchoSocket, LoadClient, call_json
+from tests._support.nodes import NodeProcess, cli, free_port
+from tests.examples.notes import EchoSocket, LoadClient, build_example, call_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -29,22 +26,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.node
 
-EXAMPLE = REPO / "examples" / "fastapi"
 CLIENTS = 4
 ROUNDS = 5  # good rounds each client must see on a version before the test goes on
-LEFT_BEHIND = frozenset({"build", "lib", "run", "log", "__pycache__", "RELEASES"})
-
-
-def _copy_example(target: Path) -> Path:
-    """The example's sources only: not what a run in its folder may have left there."""
-
-    def ignored(folder: str, names: list[str]) -> set[str]:
-        if folder.endswith("/releases"):  # unpacked releases sit beside the specs
-            return {name for name in names if not name.endswith(".toml")}
-        return {name for name in names if name in LEFT_BEHIND}
-
-    shutil.copytree(EXAMPLE, target, ignore=ignored)
-    return target
 
 
 class NoteWriter:
@@ -80,17 +63,13 @@ class NoteWriter:
 
 
 @pytest.fixture
-def example(tmp_path: Path) -> Iterator[tuple[NodeProcess, Path]]:
-    tree = _copy_example(tmp_path / "example")
-    packages = tmp_path / "packages"
-    for vsn in ("1.0.0", "2.0.0"):
-        build_package(SourceTree(tree), "notes", vsn, packages)
+def example(tmp_path: Path) -> Iterator[tuple[NodeProcess, dict[str, Path]]]:
+    packages = build_example(tmp_path / "example", tmp_path / "packages")
     root = tmp_path / "node"
     root.mkdir()
     port = free_port()
     (root / "sys.config").write_text(f"[notes]\nport = {port}\n")
-    release = str(packages / "notes-1.0.0.tar.gz")
-    node = NodeProcess(root, ["run", "--release", release], port).start()
+    node = NodeProcess(root, ["run", "--release", str(packages["1.0.0"])], port).start()
     try:
         node.wait_for("release notes 1.0.0 booted")
         yield node, packages
@@ -112,7 +91,7 @@ def _notes(node: NodeProcess) -> list[dict[str, Any]]:
 
 
 def test_the_example_upgrades_under_load_keeping_its_notes_and_goes_back(
-    example: tuple[NodeProcess, Path],
+    example: tuple[NodeProcess, dict[str, Path]],
 ) -> None:
     node, packages = example
     root = node.root
@@ -127,7 +106,7 @@ def test_the_example_upgrades_under_load_keeping_its_notes_and_goes_back(
         assert socket.echo("before") == "1.0.0 before"
         assert node.request("GET", "/tags/client0")[0] == 404
 
-        cli(root, "upgrade", str(packages / "notes-2.0.0.tar.gz"))
+        cli(root, "upgrade", str(packages["2.0.0"]))
         for client in clients:
             assert client.wait_until(_more("2.0.0", client)), client.failures
         releases = {row["vsn"]: row["status"] for row in node.control("releases")}

@@ -1,5 +1,7 @@
-"""Blocking clients for an ASGI app under load: keep-alive HTTP loops and WebSocket echoes.
+"""The FastAPI example (``examples/fastapi``) for tests and benchmarks: built, and loaded.
 
+- ``build_example``: a copy of the example's sources (not what a run in its folder left
+  there) and its two release packages built from it.
 - ``LoadClient``: a thread sending requests back to back on one keep-alive connection
   (``http.client``); each round is a ``step`` that returns the version that answered, or
   raises (a failure: counted, the connection opened anew). Callers wait on its counts.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import collections
 import http.client
 import json
+import shutil
 import socket
 import threading
 import time
@@ -31,11 +34,37 @@ from wsproto.events import (
     TextMessage,
 )
 
+from server.release.package import build_package
+from server.release.source_tree import SourceTree
+from tests._support.nodes import REPO
+
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
 HOST = "127.0.0.1"
 TIMEOUT = 10.0
+EXAMPLE = REPO / "examples" / "fastapi"
+VERSIONS = ("1.0.0", "2.0.0")
+_LEFT_BEHIND = frozenset({"build", "lib", "run", "log", "__pycache__", "RELEASES"})
+
+
+def build_example(tree: Path, packages: Path) -> dict[str, Path]:
+    """Copy the example's sources to ``tree``; build its packages into ``packages``.
+
+    Returns:
+        Each version's package (``notes-<vsn>.tar.gz``, its ``.sha256`` beside it).
+    """
+
+    def ignored(folder: str, names: list[str]) -> set[str]:
+        if folder.endswith("/releases"):  # unpacked releases sit beside the specs
+            return {name for name in names if not name.endswith(".toml")}
+        return {name for name in names if name in _LEFT_BEHIND}
+
+    shutil.copytree(EXAMPLE, tree, ignore=ignored)
+    for vsn in VERSIONS:
+        build_package(SourceTree(tree), "notes", vsn, packages)
+    return {vsn: packages / f"notes-{vsn}.tar.gz" for vsn in VERSIONS}
 
 
 def call_json(
