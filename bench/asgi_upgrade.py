@@ -34,12 +34,14 @@ its pid at the end, also on failure.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import importlib.util
 import itertools
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -118,7 +120,8 @@ class Echoes(threading.Thread):
                 self.echoed += 1
                 self.stopping.wait(ECHO_EVERY)
         except (OSError, ConnectionError) as exc:
-            self.dropped = repr(exc)
+            code = socket.close_code
+            self.dropped = f"closed {code}" if code is not None else type(exc).__name__
         finally:
             socket.close()
 
@@ -174,9 +177,13 @@ async def _under_load(
             socket.stopping.set()
         for thread in [*clients, *sockets]:
             await anyio.to_thread.run_sync(thread.join, 20.0)
-    failures = [why for c in clients for _, why in c.failures]
+    failures = [why.split("(")[0] for c in clients for _, why in c.failures]
     drops = [s.dropped for s in sockets if s.dropped is not None]
-    notes = tuple(sorted({why.split("(")[0] for why in [*failures, *drops]}))
+    notes = tuple(
+        f"{what}: {why} x{count}"
+        for what, whys in (("requests", failures), ("WebSockets", drops))
+        for why, count in sorted(collections.Counter(whys).items())
+    )
     return Outcome(
         server,
         sum(c.ok for c in clients),
@@ -227,7 +234,11 @@ async def _uvicorn(config: Config, scratch: Path, tree: Path) -> Outcome:
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     process = await anyio.open_process(
-        _uvicorn_command(source, port), env=env, start_new_session=True
+        _uvicorn_command(source, port),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,  # its "Reloading" lines, unread: a pipe could fill
+        start_new_session=True,
     )
     try:
         await _wait_listening(port, process)
