@@ -2,8 +2,9 @@
 
 Its two packages are built from a copy of the example's tree; a node (an OS process) is set
 up from the 1.0.0 package on an empty root and boots it. Several clients, each on its own
-keep-alive connection, keep adding notes and reading them back while ``server upgrade``
-installs 2.0.0 and ``server install 1.0.0`` goes back: no request fails, every note is kept
+keep-alive connection, keep adding notes and reading them back while the node's control
+socket is asked to ``upgrade`` to 2.0.0 (what ``server upgrade`` sends) and to ``install``
+1.0.0 again: no request fails, every note is kept
 through both state migrations (up: each note gets no tags; down: the tags are dropped), the
 new route answers in 2.0.0 only, and a WebSocket opened on 1.0.0 stays open across the
 upgrade, still answered by the code it started in.
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests._support.nodes import NodeProcess, cli, free_port
+from tests._support.nodes import NodeProcess, free_port
 from tests.examples.notes import EchoSocket, LoadClient, build_example, call_json
 
 if TYPE_CHECKING:
@@ -94,7 +95,6 @@ def test_the_example_upgrades_under_load_keeping_its_notes_and_goes_back(
     example: tuple[NodeProcess, dict[str, Path]],
 ) -> None:
     node, packages = example
-    root = node.root
     writers = [NoteWriter(f"client{n}") for n in range(CLIENTS)]
     clients = [LoadClient(node.port, writer) for writer in writers]
     for client in clients:
@@ -106,7 +106,8 @@ def test_the_example_upgrades_under_load_keeping_its_notes_and_goes_back(
         assert socket.echo("before") == "1.0.0 before"
         assert node.request("GET", "/tags/client0")[0] == 404
 
-        cli(root, "upgrade", str(packages["2.0.0"]))
+        upgraded = node.control("upgrade", package=str(packages["2.0.0"]))
+        assert upgraded["vsn"] == "2.0.0"
         for client in clients:
             assert client.wait_until(_more("2.0.0", client)), client.failures
         releases = {row["vsn"]: row["status"] for row in node.control("releases")}
@@ -128,7 +129,11 @@ def test_the_example_upgrades_under_load_keeping_its_notes_and_goes_back(
         assert tagged_before <= tagged_ids <= tagged_after
         assert tagged_before, "client0 added notes on 2.0.0"
 
-        cli(root, "install", "1.0.0")  # down, through 2.0.0's code_change
+        back = node.control("install", vsn="1.0.0")  # down, through 2.0.0's code_change
+        assert (back["direction"], back["modules_loaded"]) == (
+            "down",
+            ["notes.main", "notes.store"],
+        )
         for client in clients:
             assert client.wait_until(_more("1.0.0", client)), client.failures
     finally:
