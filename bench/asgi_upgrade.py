@@ -141,7 +141,7 @@ def _longest_gap(clients: list[LoadClient], began: float, ended: float) -> float
 
 
 async def _waited(done: Callable[[], bool], what: str) -> None:
-    """Block (in a thread) until ``done()``; a run that cannot get there is abandoned."""
+    """Poll until ``done()`` (the threads update what it reads); give up after ``WAIT``."""
     deadline = time.perf_counter() + WAIT
     while not done():
         if time.perf_counter() > deadline:

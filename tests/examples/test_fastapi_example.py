@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.node
 
 CLIENTS = 4
-ROUNDS = 5  # good rounds each client must see on a version before the test goes on
+ROUNDS = 10  # good rounds each client must see on a version before the test goes on
 
 
 class NoteWriter:
