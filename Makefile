@@ -21,12 +21,13 @@ build: $(STAMP)
 test: $(STAMP) lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check server tests bench apps
-	$(BIN)/ruff check server tests bench apps
+	$(BIN)/ruff format --check server tests bench apps examples/fastapi/apps
+	$(BIN)/ruff check server tests bench apps examples/fastapi/apps
 
 typecheck: $(STAMP)
 	$(BIN)/mypy server tests bench
 	for app in apps/*/; do $(BIN)/mypy "$$app" || exit 1; done  # one run each: versions share module names
+	for app in examples/fastapi/apps/*/; do $(BIN)/mypy "$$app" || exit 1; done  # the FastAPI example's
 
 pytest: $(STAMP)
 	$(BIN)/pytest
