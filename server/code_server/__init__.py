@@ -23,6 +23,7 @@ from server.code_server._api import (
     is_managed,
     load,
     module_proxy,
+    on_purge,
     processes_in_old_code,
     purge,
     remove_path,
@@ -30,6 +31,7 @@ from server.code_server._api import (
     restore_paths,
     soft_purge,
     source_changed,
+    watch_old_code,
     which_versions,
 )
 from server.code_server._proxy import ModuleProxy
@@ -43,6 +45,7 @@ from server.code_server._staging import (
     top_level_names,
 )
 from server.code_server._table import (
+    PURGE_NOTICE_TIMEOUT,
     CodeServer,
     PathsUndo,
     VersionInfo,
@@ -55,6 +58,7 @@ __all__ = [
     "CodeServer",
     "ModuleProxy",
     "ModuleVersion",
+    "PURGE_NOTICE_TIMEOUT",
     "PathsUndo",
     "VersionInfo",
     "add_path",
@@ -71,6 +75,7 @@ __all__ = [
     "is_managed",
     "load",
     "module_proxy",
+    "on_purge",
     "prepare",
     "processes_in_old_code",
     "purge",
@@ -83,6 +88,7 @@ __all__ = [
     "soft_purge",
     "source_changed",
     "top_level_names",
+    "watch_old_code",
     "which_versions",
 ]
 
