@@ -47,7 +47,13 @@ if TYPE_CHECKING:
 
     from server.behaviours.socket_io import SocketIO
 
-__all__ = ["DEFAULT_MAX_MESSAGE", "ClientDisconnected", "WebSocketCycle", "is_websocket_upgrade"]
+__all__ = [
+    "DEFAULT_MAX_MESSAGE",
+    "SERVICE_RESTART",
+    "ClientDisconnected",
+    "WebSocketCycle",
+    "is_websocket_upgrade",
+]
 
 logger = logging.getLogger("server.net.asgi")
 
