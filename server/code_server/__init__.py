@@ -45,7 +45,6 @@ from server.code_server._staging import (
     top_level_names,
 )
 from server.code_server._table import (
-    PURGE_NOTICE_TIMEOUT,
     CodeServer,
     PathsUndo,
     VersionInfo,
@@ -58,7 +57,6 @@ __all__ = [
     "CodeServer",
     "ModuleProxy",
     "ModuleVersion",
-    "PURGE_NOTICE_TIMEOUT",
     "PathsUndo",
     "VersionInfo",
     "add_path",

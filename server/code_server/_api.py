@@ -180,7 +180,7 @@ def on_purge(notice: Callable[[str], anyio.Event | None] | None) -> None:
     ``notice(module)`` is called by the purging process, so it must not block (it sets an
     event of the process's own). It returns an event it sets once the process left the old
     code, or None to be waited for until it ends. The purge waits that long, at most
-    ``PURGE_NOTICE_TIMEOUT`` seconds, then kills the process like any other if it still
+    ``PURGE_NOTICE_TIMEOUT`` (5) seconds, then kills the process like any other if it still
     runs the old code. None takes the notice back.
 
     Raises:

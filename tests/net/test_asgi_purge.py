@@ -240,3 +240,40 @@ def test_purge_grace_is_checked_by_the_spec() -> None:
         spec(-1.0)
     with pytest.raises(ValueError, match=r"purge_grace\n.*valid number"):
         spec("soon")
+
+
+HANDLER = """
+    from server.net.websocket_handler import Accept, Send
+
+    VSN = "$vsn"
+
+
+    def on_connect(request, args):
+        return Accept(0)
+
+
+    def on_message(message, count):
+        return Send([f"{VSN}: {message} #{count + 1}"], count + 1)
+"""
+
+
+async def test_a_native_handlers_websocket_survives_the_purges_of_installs_in_a_row(
+    node: Node, web: App
+) -> None:
+    name = web.dotted("handler")
+    web.first("handler", HANDLER, vsn="v1")
+    config = AsgiConfig(app=f"{web.dotted('web')}:app", websocket_handler=name)
+
+    async def body() -> None:
+        async with serving(config) as (stream, pid):
+            ws = WsClient(stream)
+            await ws.handshake()
+            assert await say(ws, "a") == "v1: a #1"
+            for count, vsn in enumerate(("v2", "v3", "v4"), start=2):
+                if code_server.has_old(name):
+                    assert not await code_server.purge(name)  # nobody runs the old code
+                web.load("handler", HANDLER, vsn=vsn)
+                assert await say(ws, "b") == f"{vsn}: b #{count}"
+            assert kernel.is_alive(pid)
+
+    await node.run_process(body)
