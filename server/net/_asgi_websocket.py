@@ -18,13 +18,17 @@ How this works:
    a ``send`` after the connection closed raises ``ClientDisconnected``.
 5. ``close(code)`` closes from the server side, whatever the application is doing: the
    node uses it with 1012 (service restart) when the application's old version must go.
+6. The connection process's label ``websocket_io`` holds its counters
+   (``WebSocketCounters``): bytes read and written, and the most bytes it held at once
+   (the message being assembled plus one read).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any, Final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, final
 from urllib.parse import unquote
 
 import anyio
@@ -40,6 +44,8 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
+from server import kernel
+
 if TYPE_CHECKING:
     from collections.abc import MutableMapping
 
@@ -51,6 +57,7 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE",
     "SERVICE_RESTART",
     "ClientDisconnected",
+    "WebSocketCounters",
     "WebSocketCycle",
     "is_websocket_upgrade",
 ]
@@ -72,6 +79,18 @@ def is_websocket_upgrade(request: h11.Request) -> bool:
 
 def _bytes(part: bytes | str) -> bytes:
     return part if isinstance(part, bytes) else part.encode()
+
+
+@final
+@dataclass(slots=True)
+class WebSocketCounters:
+    """What one WebSocket moved, in bytes on the wire (its process's ``websocket_io``)."""
+
+    bytes_in: int = 0
+    bytes_out: int = 0
+    #: the most bytes held at once: the message being assembled and one read (at most
+    #: ``max_message + read_size``)
+    most_held: int = 0
 
 
 class ClientDisconnected(OSError):
@@ -111,6 +130,8 @@ class WebSocketCycle:
         self.parts: list[bytes | str] = []
         self.size = 0
         self.lock = anyio.Lock()  # one writer at a time on the socket
+        self.counters = WebSocketCounters(bytes_in=len(pending))
+        kernel.set_label("websocket_io", self.counters)
 
     def scope(self) -> dict[str, Any]:
         raw_path, _, query = self.request.target.partition(b"?")
@@ -160,6 +181,9 @@ class WebSocketCycle:
             return False
         if not data:
             return False
+        counters = self.counters
+        counters.bytes_in += len(data)
+        counters.most_held = max(counters.most_held, self.size + len(data))
         try:
             self.ws.receive_data(data)
         except RemoteProtocolError as error:
@@ -235,6 +259,7 @@ class WebSocketCycle:
         async with self.lock:
             try:
                 await self.io.send(data, timeout=self.send_timeout)
+                self.counters.bytes_out += len(data)
             except OSError:
                 self.closed = True
                 raise ClientDisconnected("the client has gone away") from None

@@ -174,3 +174,16 @@ async def lifespan_shutdown_fails(scope: Scope, receive: Receive, send: Send) ->
 async def lifespan_sends_a_wrong_message(scope: Scope, receive: Receive, send: Send) -> None:
     await receive()
     await send({"type": "http.response.start", "status": 200})
+
+
+async def ws_sends_forever(scope: Scope, receive: Receive, send: Send) -> None:
+    """Sends 256 KiB messages until a send fails; tells how many went out, and why not."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    sent = 0
+    try:
+        while True:
+            await send({"type": "websocket.send", "bytes": b"x" * 262144})
+            sent += 1
+    except OSError as error:
+        saw((sent, type(error).__name__))
