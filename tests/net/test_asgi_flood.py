@@ -130,3 +130,17 @@ async def test_a_client_that_never_reads_blocks_the_sender_and_is_cut_off(node: 
             assert counters.bytes_out < 64 * 1024 * 1024
 
     await node.run_process(body)
+
+
+async def test_an_http_client_that_never_reads_blocks_the_response_and_is_cut_off(
+    node: Node,
+) -> None:
+    async def body() -> None:
+        kernel.register("asgi_tester", kernel.self())
+        app = "tests.net.asgi_conformance_apps:streams_until_the_client_goes"
+        async with serving(AsgiConfig(app=app, send_timeout=0.3)) as (s, _):
+            await s.send(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
+            assert await _told("saw") == ("saw", "started")
+            assert await _told("saw") == ("saw", "ClientDisconnected")  # never read a byte
+
+    await node.run_process(body)
