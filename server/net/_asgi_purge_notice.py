@@ -3,10 +3,12 @@
 A connection process runs the ASGI application in its own frames, so a purge of the
 application's old version finds it (``code_server.processes_in_old_code``) and, without a
 notice, kills it: the client would see its connection reset. ``run_until_purged`` sets a
-purge notice (``code_server.on_purge``) for the call: when a purge comes, a watcher task
-runs ``on_purge(module)`` (a WebSocket sends its close 1012, a request not yet answered
-gets its 503), then cancels the call, whose frames unwind. The call runs in the calling
-task (its frames stay on the process's stack, where the code server looks for old code).
+purge notice (``code_server.on_purge``) for the call: when a purge comes, the notice cancels the
+call (a cancel scope around it: no task of its own, nothing per request but the scope), its
+frames unwind, the purge is told they are gone, and ``on_purge(module)`` runs (a WebSocket
+sends its close 1012, a request not yet answered gets its 503). The call runs in the
+calling task, so its frames stay on the process's stack, where the code server looks for
+old code. Writes in progress are whole frames (``_asgi_websocket`` shields them).
 """
 
 from __future__ import annotations
@@ -27,17 +29,17 @@ NOTICE_WRITE_TIMEOUT: Final = 1.0
 
 
 class _Notice:
-    """The purge notice of one call: remembers the module and wakes the watcher."""
+    """The purge notice of one call: cancels it and says when its frames are gone."""
 
-    def __init__(self) -> None:
+    def __init__(self, scope: anyio.CancelScope) -> None:
+        self.scope = scope
         self.module: str | None = None
-        self.event = anyio.Event()
         self.left = anyio.Event()  # set once the call's frames are gone
 
     def __call__(self, module: str) -> anyio.Event:
         if self.module is None:
             self.module = module
-        self.event.set()
+            self.scope.cancel()
         return self.left
 
 
@@ -49,31 +51,17 @@ async def run_until_purged(
     Raises:
         Exception: whatever ``call()`` raised (not after a purge: then it was cancelled).
     """
-    notice = _Notice()
-    purged: str | None = None
-    failure: Exception | None = None
-    code_server.on_purge(notice)
-    try:
-        async with anyio.create_task_group() as group:
-
-            async def watch() -> None:
-                nonlocal purged
-                await notice.event.wait()
-                purged = notice.module
-                assert purged is not None
-                with anyio.move_on_after(NOTICE_WRITE_TIMEOUT):
-                    await on_purge(purged)
-                group.cancel_scope.cancel()
-
-            group.start_soon(watch)
-            try:
-                await call()
-            except Exception as exc:  # raised below, outside the task group (not wrapped)
-                failure = exc
-            group.cancel_scope.cancel()
-    finally:
-        code_server.on_purge(None)
-        notice.left.set()
-    if failure is not None and purged is None:
-        raise failure
-    return purged
+    with anyio.CancelScope() as scope:
+        notice = _Notice(scope)
+        code_server.on_purge(notice)
+        try:
+            await call()
+        finally:
+            code_server.on_purge(None)
+            notice.left.set()
+    module = notice.module
+    if module is None or not scope.cancelled_caught:
+        return None
+    with anyio.move_on_after(NOTICE_WRITE_TIMEOUT):
+        await on_purge(module)
+    return module

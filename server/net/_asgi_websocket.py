@@ -16,8 +16,9 @@ How this works:
    application's ``receive`` gets ``websocket.disconnect`` with the client's code.
 4. ``send`` writes each frame whole before it returns (back-pressure on the application);
    a ``send`` after the connection closed raises ``ClientDisconnected``.
-5. ``close(code)`` closes from the server side, whatever the application is doing: the
-   node uses it with 1012 (service restart) when the application's old version must go.
+5. ``close(code)`` closes from the server side: the node uses it with 1012 (service
+   restart) when the application's old version must go. A write cancelled in the middle
+   of a frame leaves nothing more to send (the close is then the TCP connection's).
 6. The connection process's label ``websocket_io`` holds its counters
    (``WebSocketCounters``): bytes read and written, and the most bytes it held at once
    (the message being assembled plus one read).
@@ -130,6 +131,7 @@ class WebSocketCycle:
         self.parts: list[bytes | str] = []
         self.size = 0
         self.lock = anyio.Lock()  # one writer at a time on the socket
+        self.torn = False  # a write was cut off mid-frame: nothing more can be sent
         self.counters = WebSocketCounters(bytes_in=len(pending))
         kernel.set_label("websocket_io", self.counters)
 
@@ -257,8 +259,12 @@ class WebSocketCycle:
 
     async def _write(self, data: bytes) -> None:
         async with self.lock:
+            if self.torn:
+                raise ClientDisconnected("the websocket is closed")
+            self.torn = True  # until the write completes: cancelled in it, a frame is torn
             try:
                 await self.io.send(data, timeout=self.send_timeout)
+                self.torn = False
                 self.counters.bytes_out += len(data)
             except OSError:
                 self.closed = True
