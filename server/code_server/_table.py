@@ -544,7 +544,7 @@ class CodeServer(importlib.abc.MetaPathFinder):
             self._drop_old(entry)
         if me is not None and me in victims:  # the caller runs old code too: it goes last
             kernel.exit(me, kernel.KILL)
-        return bool(victims)
+        return bool(others)
 
     def _drop_old(self, entry: ModuleEntry) -> None:
         old = entry.old
