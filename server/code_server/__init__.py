@@ -23,6 +23,7 @@ from server.code_server._api import (
     is_managed,
     load,
     module_proxy,
+    on_purge,
     processes_in_old_code,
     purge,
     remove_path,
@@ -30,6 +31,7 @@ from server.code_server._api import (
     restore_paths,
     soft_purge,
     source_changed,
+    watch_old_code,
     which_versions,
 )
 from server.code_server._proxy import ModuleProxy
@@ -71,6 +73,7 @@ __all__ = [
     "is_managed",
     "load",
     "module_proxy",
+    "on_purge",
     "prepare",
     "processes_in_old_code",
     "purge",
@@ -83,6 +86,7 @@ __all__ = [
     "soft_purge",
     "source_changed",
     "top_level_names",
+    "watch_old_code",
     "which_versions",
 ]
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from server.code_server._table import code_server
+from server import kernel
+from server.code_server._table import PURGE_NOTICE_LABEL, code_server
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
+
+    import anyio
 
     from server.code_server._proxy import ModuleProxy
     from server.code_server._table import PathsUndo, VersionInfo
@@ -32,6 +35,7 @@ __all__ = [
     "is_managed",
     "load",
     "module_proxy",
+    "on_purge",
     "processes_in_old_code",
     "purge",
     "remove_path",
@@ -39,6 +43,7 @@ __all__ = [
     "restore_paths",
     "soft_purge",
     "source_changed",
+    "watch_old_code",
     "which_versions",
 ]
 
@@ -167,6 +172,32 @@ async def purge(module: str) -> bool:
         True if a process was killed.
     """
     return await code_server.purge(module)
+
+
+def on_purge(notice: Callable[[str], anyio.Event | None] | None) -> None:
+    """Ask to be told before a ``purge`` kills the calling process for running old code.
+
+    ``notice(module)`` is called by the purging process, so it must not block (it sets an
+    event of the process's own). It returns an event it sets once the process left the old
+    code, or None to be waited for until it ends. The purge waits that long, at most
+    ``PURGE_NOTICE_TIMEOUT`` (5) seconds, then kills the process like any other if it still
+    runs the old code. None takes the notice back.
+
+    Raises:
+        NoProcessError: not called from a process.
+    """
+    kernel.set_label(PURGE_NOTICE_LABEL, notice)
+
+
+def watch_old_code(module: str, *, watch: bool = True) -> None:
+    """The calling process gets ``("old_code_lingers", module)`` at each refused soft purge.
+
+    ``watch=False`` stops it (so does the process's end).
+
+    Raises:
+        NoProcessError: not called from a process.
+    """
+    code_server.watch_old_code(module, kernel.self(), watch=watch)
 
 
 def source_changed(module: str) -> bool:

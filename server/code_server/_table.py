@@ -14,6 +14,12 @@ How this works:
    version's globals. ``soft_purge`` refuses while one does; ``purge`` kills them
    (``killed``), waits for their ends, then drops the old version. ``importlib.reload`` of
    a managed module is a ``load`` like any other.
+   A process that set a purge notice (``on_purge``) is told first and given
+   ``PURGE_NOTICE_TIMEOUT`` seconds to leave the old code (the event its notice returned
+   is set) or end (a WebSocket connection closes with 1012); it is killed as any other if
+   it still runs the old code then. A
+   process that asked (``watch_old_code``) gets ``("old_code_lingers", module)`` each time
+   a soft purge of that module is refused.
 5. The table is a plain synchronous object: imports must reach it synchronously, and the
    node is single-threaded, so each operation is atomic. Only ``purge`` waits (for the
    processes it killed).
@@ -23,10 +29,13 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Final, final
+
+import anyio
 
 from server import kernel
 from server.code_server._proxy import ModuleProxy
@@ -52,6 +61,8 @@ if TYPE_CHECKING:
     from server.kernel import Pid
 
 __all__ = [
+    "PURGE_NOTICE_LABEL",
+    "PURGE_NOTICE_TIMEOUT",
     "CodeServer",
     "ModuleEntry",
     "PathsUndo",
@@ -60,6 +71,14 @@ __all__ = [
     "resolve",
     "top_level_names",
 ]
+
+
+logger = logging.getLogger("server.code_server")
+
+#: The (hidden) process label holding a process's purge notice (see ``on_purge``).
+PURGE_NOTICE_LABEL: Final = "_purge_notice"
+#: How long a purge waits for the processes it noticed to leave the old code, in seconds.
+PURGE_NOTICE_TIMEOUT: Final = 5.0
 
 
 @final
@@ -128,6 +147,7 @@ class CodeServer(importlib.abc.MetaPathFinder):
         self.roots: dict[str, Path] = {}
         self.entries: dict[str, ModuleEntry] = {}
         self.installed = False
+        self.watchers: dict[str, list[Pid]] = {}  # told when a soft purge is refused
 
     # -- source roots ---------------------------------------------------------------------
 
@@ -476,9 +496,29 @@ class CodeServer(importlib.abc.MetaPathFinder):
             return True
         old_globals = entry.old.module.__dict__
         if any(_runs_in(pid, old_globals) for pid in _live_processes()):
+            self._tell_watchers(name)
             return False
         self._drop_old(entry)
         return True
+
+    def watch_old_code(self, name: str, pid: Pid, *, watch: bool = True) -> None:
+        """``pid`` gets ``("old_code_lingers", name)`` at each refused soft purge of ``name``."""
+        watchers = [p for p in self.watchers.get(name, []) if p is not pid and kernel.is_alive(p)]
+        if watch:
+            watchers.append(pid)
+        if watchers:
+            self.watchers[name] = watchers
+        else:
+            self.watchers.pop(name, None)
+
+    def _tell_watchers(self, name: str) -> None:
+        watchers = self.watchers.get(name)
+        if not watchers:
+            return
+        alive = [pid for pid in watchers if kernel.is_alive(pid)]
+        self.watchers[name] = alive
+        for pid in alive:
+            kernel.send(pid, ("old_code_lingers", name))
 
     async def purge(self, name: str) -> bool:
         """Kill every process running old code of ``name`` (reason ``killed``), then drop it.
@@ -490,18 +530,21 @@ class CodeServer(importlib.abc.MetaPathFinder):
             True if at least one process was killed.
         """
         entry = self.entries.get(name)
-        if entry is None or entry.old is None:
+        old = entry.old if entry is not None else None
+        if entry is None or old is None:
             return False
         victims = self.processes_in_old_code(name)
         me = _caller()
         others = [pid for pid in victims if pid is not me]
         if others:
+            others = await _notice_and_wait(others, name, old.module.__dict__)
+        if others:
             await _kill_and_wait(others)
-        if entry.old is not None:
+        if entry.old is old:  # a purge that ran meanwhile may have dropped it (and loaded)
             self._drop_old(entry)
         if me is not None and me in victims:  # the caller runs old code too: it goes last
             kernel.exit(me, kernel.KILL)
-        return bool(victims)
+        return bool(others)
 
     def _drop_old(self, entry: ModuleEntry) -> None:
         old = entry.old
@@ -613,6 +656,33 @@ def _caller() -> Pid | None:
         return kernel.self()
     except NoProcessError:
         return None
+
+
+async def _notice_and_wait(
+    victims: list[Pid], name: str, old_globals: dict[str, object]
+) -> list[Pid]:
+    """Tell the victims that set a purge notice; the ones still in the old code after."""
+    ending: list[Pid] = []
+    leaving: list[anyio.Event] = []
+    for pid in victims:
+        notice = kernel.get_label(pid, PURGE_NOTICE_LABEL)
+        if not callable(notice):
+            continue
+        try:
+            left = notice(name)
+        except Exception:
+            logger.exception("purge of %s: the purge notice of %r failed", name, pid)
+            continue
+        if isinstance(left, anyio.Event):
+            leaving.append(left)
+        else:
+            ending.append(pid)
+    if ending or leaving:
+        with anyio.move_on_after(PURGE_NOTICE_TIMEOUT):
+            for event in leaving:
+                await event.wait()
+            await kernel.wait_ended(ending)
+    return [pid for pid in victims if kernel.is_alive(pid) and _runs_in(pid, old_globals)]
 
 
 async def _kill_and_wait(victims: list[Pid]) -> None:

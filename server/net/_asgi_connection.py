@@ -25,7 +25,14 @@ How this works:
    raises (or returns) in the middle of a response has the connection closed, since the
    response cannot be completed. Either way the traceback is logged and the connection
    process goes on only when the response was complete and reusable.
-6. Limits: a request head over ``limits.max_head_bytes`` gets 431 and a body over
+6. Purges: while the application runs, the process holds a purge notice
+   (``_asgi_purge_notice``). A purge of the code a request runs (the second install of
+   its module, or the end of the ``[asgi]`` table's ``purge_grace``) answers 503 to a
+   request not answered yet, else closes the connection; a WebSocket of the ``websocket``
+   scope is closed with 1012 (service restart). After each request, a connection of an
+   application with a purger (``AsgiConfig.purger``) tells it, while the module has an
+   old version, so that the old version is soft-purged as soon as no request runs it.
+7. Limits: a request head over ``limits.max_head_bytes`` gets 431 and a body over
    ``limits.max_body_bytes`` gets 413 (when no response started yet; the application's
    ``receive`` sees ``http.disconnect``), and the connection is closed.
 """
@@ -43,10 +50,16 @@ from urllib.parse import unquote
 import anyio
 import h11
 
-from server import kernel
+from server import code_server, kernel
 from server.behaviours import resolve
 from server.behaviours.socket_io import DEFAULT_READ_SIZE
-from server.net._asgi_websocket import ClientDisconnected, WebSocketCycle, is_websocket_upgrade
+from server.net._asgi_purge_notice import run_until_purged
+from server.net._asgi_websocket import (
+    SERVICE_RESTART,
+    ClientDisconnected,
+    WebSocketCycle,
+    is_websocket_upgrade,
+)
 from server.net.http import DEFAULT_LIMITS, HttpLimits, http_date
 from server.net.websocket_handler import serve_native
 
@@ -91,6 +104,8 @@ class AsgiConfig:
     #: instead of the ASGI application; ``websocket_args`` is its ``on_connect``'s ``args``
     websocket_handler: str | None = None
     websocket_args: object = None
+    #: the registered name of the application's purger (``_asgi_purger``), if it has one
+    purger: str | None = None
 
     def __post_init__(self) -> None:
         parse_app(self.app)
@@ -167,6 +182,7 @@ class _Connection:
         self.client = _address(io.socket, peer=True)
         self.server = _address(io.socket, peer=False)
         self.gone = False  # the client closed or reset its side
+        self.module = parse_app(config.app)[0]
 
     async def run(self) -> None:
         while True:
@@ -180,7 +196,9 @@ class _Connection:
                 if is_websocket_upgrade(event):
                     await self.websocket(event)
                     return
-                if not await _Cycle(self, event).run():
+                served = await _Cycle(self, event).run()
+                self.tell_purger()
+                if not served:
                     return
             if self.h11.our_state is h11.MUST_CLOSE or self.h11.their_state is h11.MUST_CLOSE:
                 await self.close()
@@ -190,6 +208,15 @@ class _Connection:
             except h11.LocalProtocolError:
                 await self.close()
                 return
+
+    def tell_purger(self) -> None:
+        """Tell the purger this process may have left old code (while there is some)."""
+        purger = self.config.purger
+        if purger is None or not code_server.has_old(self.module):
+            return
+        pid = kernel.whereis(purger)
+        if pid is not None:
+            kernel.send(pid, ("left_old_code", kernel.self()))
 
     async def websocket(self, request: h11.Request) -> None:
         """Hand the connection to the application's ``websocket`` scope until it ends."""
@@ -209,9 +236,15 @@ class _Connection:
             await serve_native(cycle, config.websocket_handler, config.websocket_args)
             await self.close()
             return
+
+        async def purged(module: str) -> None:
+            await cycle.close(SERVICE_RESTART)
+
         try:
             app = resolve_app(config.app)
-            await app(cycle.scope(), cycle.receive, cycle.send)
+            module = await run_until_purged(
+                lambda: app(cycle.scope(), cycle.receive, cycle.send), purged
+            )
         except Exception:
             logger.exception(
                 "asgi: application %s failed on websocket %s",
@@ -224,7 +257,17 @@ class _Connection:
                 return
             await cycle.close(1011)
         else:
-            if not cycle.accepted and not cycle.closed:  # returned without accepting: 403
+            if module is not None:
+                logger.info(
+                    "asgi: websocket %s closed with 1012: the code it ran (%s) was purged",
+                    request.target.decode("latin-1"),
+                    module,
+                    extra={"report": "asgi_purged", "app": config.app},
+                )
+                if not cycle.accepted:
+                    await self.respond_and_close(503, b"Service Unavailable\n")
+                    return
+            elif not cycle.accepted and not cycle.closed:  # returned without accepting: 403
                 await cycle.send({"type": "websocket.close"})
             await cycle.close(1000)
         await self.close()
@@ -341,7 +384,9 @@ class _Cycle:
         config = self.c.config
         try:
             app = resolve_app(config.app)
-            await app(self.scope(), self.receive, self.send)
+            purged = await run_until_purged(
+                lambda: app(self.scope(), self.receive, self.send), self._purged
+            )
         except Exception:
             logger.exception(
                 "asgi: application %s failed on %s %s",
@@ -354,6 +399,17 @@ class _Cycle:
                 await self.c.respond_and_close(500, b"Internal Server Error\n")
                 return False
             self.broken = True
+        else:
+            if purged is not None:
+                logger.info(
+                    "asgi: %s %s ended: the code it ran (%s) was purged",
+                    self.request.method.decode("ascii", "replace"),
+                    self.request.target.decode("latin-1"),
+                    purged,
+                    extra={"report": "asgi_purged", "app": config.app},
+                )
+                await self.c.close()
+                return False
         finally:
             self.finished.set()
         if not self.complete:
@@ -366,6 +422,25 @@ class _Cycle:
         if self.c.gone:
             return False
         return await self._drain_body()
+
+    async def _purged(self, module: str) -> None:
+        """The code this request runs is purged: a 503 if no answer started (then closed)."""
+        c = self.c
+        self.broken = True
+        if self.started or c.gone or c.h11.our_state is not h11.SEND_RESPONSE:
+            return
+        body = b"Service Unavailable: the code serving this request was replaced\n"
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+            (b"retry-after", b"0"),
+            (b"date", http_date(time.time()).encode()),
+        ]
+        data = c.h11.send(h11.Response(status_code=503, headers=headers)) or b""
+        data += (c.h11.send(h11.Data(data=body)) or b"") + (c.h11.send(h11.EndOfMessage()) or b"")
+        self.started = self.complete = True
+        await c.io.send(data, timeout=c.config.send_timeout)
 
     async def _drain_body(self) -> bool:
         """Read what is left of the request body, so the next request can be parsed."""

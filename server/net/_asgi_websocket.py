@@ -16,15 +16,20 @@ How this works:
    application's ``receive`` gets ``websocket.disconnect`` with the client's code.
 4. ``send`` writes each frame whole before it returns (back-pressure on the application);
    a ``send`` after the connection closed raises ``ClientDisconnected``.
-5. ``close(code)`` closes from the server side, whatever the application is doing: the
-   node uses it with 1012 (service restart) when the application's old version must go.
+5. ``close(code)`` closes from the server side: the node uses it with 1012 (service
+   restart) when the application's old version must go. A write cancelled in the middle
+   of a frame leaves nothing more to send (the close is then the TCP connection's).
+6. The connection process's label ``websocket_io`` holds its counters
+   (``WebSocketCounters``): bytes read and written, and the most bytes it held at once
+   (the message being assembled plus one read).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any, Final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, final
 from urllib.parse import unquote
 
 import anyio
@@ -40,6 +45,8 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
+from server import kernel
+
 if TYPE_CHECKING:
     from collections.abc import MutableMapping
 
@@ -47,7 +54,14 @@ if TYPE_CHECKING:
 
     from server.behaviours.socket_io import SocketIO
 
-__all__ = ["DEFAULT_MAX_MESSAGE", "ClientDisconnected", "WebSocketCycle", "is_websocket_upgrade"]
+__all__ = [
+    "DEFAULT_MAX_MESSAGE",
+    "SERVICE_RESTART",
+    "ClientDisconnected",
+    "WebSocketCounters",
+    "WebSocketCycle",
+    "is_websocket_upgrade",
+]
 
 logger = logging.getLogger("server.net.asgi")
 
@@ -66,6 +80,18 @@ def is_websocket_upgrade(request: h11.Request) -> bool:
 
 def _bytes(part: bytes | str) -> bytes:
     return part if isinstance(part, bytes) else part.encode()
+
+
+@final
+@dataclass(slots=True)
+class WebSocketCounters:
+    """What one WebSocket moved, in bytes on the wire (its process's ``websocket_io``)."""
+
+    bytes_in: int = 0
+    bytes_out: int = 0
+    #: the most bytes held at once: the message being assembled and one read (at most
+    #: ``max_message + read_size``)
+    most_held: int = 0
 
 
 class ClientDisconnected(OSError):
@@ -105,6 +131,9 @@ class WebSocketCycle:
         self.parts: list[bytes | str] = []
         self.size = 0
         self.lock = anyio.Lock()  # one writer at a time on the socket
+        self.torn = False  # a write was cut off mid-frame: nothing more can be sent
+        self.counters = WebSocketCounters(bytes_in=len(pending))
+        kernel.set_label("websocket_io", self.counters)
 
     def scope(self) -> dict[str, Any]:
         raw_path, _, query = self.request.target.partition(b"?")
@@ -154,6 +183,9 @@ class WebSocketCycle:
             return False
         if not data:
             return False
+        counters = self.counters
+        counters.bytes_in += len(data)
+        counters.most_held = max(counters.most_held, self.size + len(data))
         try:
             self.ws.receive_data(data)
         except RemoteProtocolError as error:
@@ -227,8 +259,13 @@ class WebSocketCycle:
 
     async def _write(self, data: bytes) -> None:
         async with self.lock:
+            if self.torn:
+                raise ClientDisconnected("the websocket is closed")
+            self.torn = True  # until the write completes: cancelled in it, a frame is torn
             try:
                 await self.io.send(data, timeout=self.send_timeout)
+                self.torn = False
+                self.counters.bytes_out += len(data)
             except OSError:
                 self.closed = True
                 raise ClientDisconnected("the client has gone away") from None

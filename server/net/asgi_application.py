@@ -6,7 +6,9 @@ started through this module instead of (or around) its own ``mod``. Its tree::
     asgi top supervisor (rest_for_one)
       ├── app        the application's own tree, when it has a mod (its start, as usual)
       ├── lifespan   the ASGI lifespan: startup before anything is served, shutdown last
-      └── web        the listener and its connections (server.net.asgi_server)
+      ├── web        the listener and its connections (server.net.asgi_server)
+      └── purger     purges the app module's old version once no request runs it, or at
+                     the end of ``purge_grace`` (``_asgi_purger``)
 
 ``rest_for_one``: when the application's own tree restarts, the lifespan and the listener
 restart after it (they depend on its processes); when the lifespan restarts, so does the
@@ -28,7 +30,7 @@ from server.app.env import get_env
 from server.behaviours import resolve, supervisor
 from server.behaviours.supervisor_callbacks import ChildSpec, SupervisorSpec
 from server.kernel import Pid
-from server.net import asgi_lifespan, asgi_server, http_server
+from server.net import _asgi_purger, asgi_lifespan, asgi_server, http_server
 from server.net.asgi_server import AsgiConfig
 
 if TYPE_CHECKING:
@@ -71,16 +73,26 @@ def init(args: dict[str, Any]) -> SupervisorSpec:
         )
     )
     defaults = http_server.node_defaults()
+    purger = f"asgi_purger_{name}"
     config = AsgiConfig(
         app=asgi["app"],
         root_path=asgi.get("root_path", ""),
         websocket_handler=asgi.get("websocket_handler"),
         read_size=defaults.read_size,
         send_timeout=defaults.send_timeout,
+        purger=purger,
     )
     host = str(get_env(name, "host", asgi["host"]))
     port = int(get_env(name, "port", asgi["port"]))
     children.append(ChildSpec(id="web", start=(asgi_server.start_link, host, port, config)))
+    grace = asgi.get("purge_grace")
+    module = str(asgi["app"]).partition(":")[0]
+    children.append(
+        ChildSpec(
+            id="purger",
+            start=(_start_purger, module, None if grace is None else float(grace), purger),
+        )
+    )
     return SupervisorSpec(children=children, strategy="rest_for_one", intensity=5, period=10.0)
 
 
@@ -93,6 +105,10 @@ async def _start_own(module: str, args: object) -> Pid:
     if not isinstance(result, Pid):
         raise TypeError(f"{module}.start returned {result!r}, not a pid")
     return result
+
+
+async def _start_purger(module: str, grace: float | None, name: str) -> Pid:
+    return await _asgi_purger.start_link(module, grace, name=name)
 
 
 async def _start_lifespan(app: str, shutdown_timeout: float) -> Pid:

@@ -21,6 +21,7 @@ One TOML file per application version (``appspecs/<app>-<vsn>.toml`` in a source
     [asgi]                            # optional: serve an ASGI application (FastAPI...)
     app = "counter.api:app"           # module:attribute, the module listed in modules
     port = 8000                       # host and port: the env's host/port win when set
+    purge_grace = 30.0                # optional: end old-version requests 30 s after an install
 
     [env_schema]                      # optional: the env's keys and types (env_schema.py)
     port = { type = "int", ge = 1, le = 65535 }
@@ -81,6 +82,9 @@ class AsgiSpec(pydantic.BaseModel):
     root_path: str = ""
     websocket_handler: ModuleName | None = None  # a native handler for every WebSocket
     shutdown_timeout: Annotated[float, pydantic.Field(gt=0)] = 30.0
+    #: seconds after an install before requests and WebSockets still running the old
+    #: version are ended (WebSockets with 1012); None: they run until the next install
+    purge_grace: Annotated[float, pydantic.Field(ge=0)] | None = None
 
     @property
     def module(self) -> str:

@@ -47,6 +47,9 @@ async def test_an_asgi_application_starts_its_lifespan_serves_and_shuts_down(nod
         told = await within(kernel.receive(), "startup")
         assert isinstance(told, tuple)
         assert told[0] == "startup"
+        purger = kernel.whereis("asgi_purger_shop")  # the app module's purger, in the tree
+        assert purger is not None
+        assert kernel.get_label(purger, "module") == "tests.net.asgi_apps"
         async with await anyio.connect_tcp("127.0.0.1", port) as stream:  # env's port won
             client = Client(stream)
             await client.send(get("/hello"))
