@@ -106,6 +106,10 @@ class AsgiConfig:
     websocket_args: object = None
     #: the registered name of the application's purger (``_asgi_purger``), if it has one
     purger: str | None = None
+    #: the lifespan's ``state`` (ASGI's lifespan state): every request and WebSocket scope
+    #: gets a shallow copy. It is held by the server, not by the application object, so
+    #: what the startup put there is seen by every version of the application
+    lifespan_state: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         parse_app(self.app)
@@ -229,6 +233,7 @@ class _Connection:
             client=self.client,
             server=self.server,
             root_path=config.root_path,
+            state=config.lifespan_state,
             read_size=config.read_size,
             send_timeout=config.send_timeout,
         )
@@ -376,7 +381,7 @@ class _Cycle:
             "headers": [(name, value) for name, value in request.headers],
             "client": self.c.client,
             "server": self.c.server,
-            "state": {},
+            "state": dict(self.c.config.lifespan_state or {}),
         }
 
     async def run(self) -> bool:

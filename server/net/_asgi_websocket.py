@@ -110,6 +110,7 @@ class WebSocketCycle:
         client: list[Any] | None,
         server: list[Any] | None,
         root_path: str,
+        state: dict[str, Any] | None = None,
         read_size: int,
         send_timeout: float,
         max_message: int = DEFAULT_MAX_MESSAGE,
@@ -124,6 +125,7 @@ class WebSocketCycle:
         if pending:
             self.ws.receive_data(pending)
         self.client, self.server, self.root_path = client, server, root_path
+        self.state = state
         self.connected = False  # websocket.connect handed to the application
         self.accepted = False
         self.closed = False  # a close was sent or received, or the socket is gone
@@ -156,7 +158,7 @@ class WebSocketCycle:
             "client": self.client,
             "server": self.server,
             "subprotocols": protocols,
-            "state": {},
+            "state": dict(self.state or {}),
         }
 
     # -- receive --------------------------------------------------------------------------

@@ -52,6 +52,7 @@ def init(args: dict[str, Any]) -> SupervisorSpec:
     asgi = args["asgi"]
     mod = args.get("mod")
     children: list[ChildSpec] = []
+    lifespan_state: dict[str, Any] = {}  # the lifespan's state, copied into each scope
     if mod is not None:
         children.append(
             ChildSpec(
@@ -68,6 +69,7 @@ def init(args: dict[str, Any]) -> SupervisorSpec:
                 _start_lifespan,
                 asgi["app"],
                 float(asgi["shutdown_timeout"]),
+                lifespan_state,
             ),
             shutdown=float(asgi["shutdown_timeout"]) + 5.0,
         )
@@ -81,6 +83,7 @@ def init(args: dict[str, Any]) -> SupervisorSpec:
         read_size=defaults.read_size,
         send_timeout=defaults.send_timeout,
         purger=purger,
+        lifespan_state=lifespan_state,
     )
     host = str(get_env(name, "host", asgi["host"]))
     port = int(get_env(name, "port", asgi["port"]))
@@ -111,8 +114,8 @@ async def _start_purger(module: str, grace: float | None, name: str) -> Pid:
     return await _asgi_purger.start_link(module, grace, name=name)
 
 
-async def _start_lifespan(app: str, shutdown_timeout: float) -> Pid:
-    return await asgi_lifespan.start_link(app, shutdown_timeout=shutdown_timeout)
+async def _start_lifespan(app: str, shutdown_timeout: float, state: dict[str, Any]) -> Pid:
+    return await asgi_lifespan.start_link(app, shutdown_timeout=shutdown_timeout, state=state)
 
 
 async def _own(args: Mapping[str, Any], name: str, *call: object) -> object:

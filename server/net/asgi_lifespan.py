@@ -60,6 +60,7 @@ class _Options:
     app: str
     startup_timeout: float
     shutdown_timeout: float
+    state: dict[str, Any] | None
 
 
 @final
@@ -77,8 +78,13 @@ async def start_link(
     name: str | None = None,
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    state: dict[str, Any] | None = None,
 ) -> Pid:
     """Run ``app``'s lifespan startup; return once it completed (a supervisor child start).
+
+    ``state`` is the lifespan scope's ``state`` (ASGI's lifespan state), emptied at each
+    startup; pass the same dict as the listener's ``AsgiConfig.lifespan_state``, so that
+    requests see what the startup put there. Without it the scope has no ``state``.
 
     Raises:
         StartError: the startup failed (``lifespan.startup.failed``, an exception, or no
@@ -86,7 +92,7 @@ async def start_link(
         ValueError: ``app`` is not ``module:attribute``.
     """
     parse_app(app)
-    options = _Options(app, startup_timeout, shutdown_timeout)
+    options = _Options(app, startup_timeout, shutdown_timeout, state)
     pid = await gen_server.start_link(__name__, options, name=name, timeout=math.inf)
     assert pid is not None
     return pid
@@ -96,7 +102,7 @@ def _tagged(ref: Ref, kind: str) -> Any:
     return lambda m: type(m) is tuple and len(m) == 3 and m[0] is ref and m[1] == kind
 
 
-async def _run(app_name: str, ref: Ref, server: Pid) -> None:
+async def _run(app_name: str, ref: Ref, server: Pid, state: dict[str, Any] | None) -> None:
     """The runner: the application's lifespan coroutine, talking to ``server``."""
     kernel.set_label("behaviour", "asgi_lifespan_runner")
     first = True
@@ -115,7 +121,7 @@ async def _run(app_name: str, ref: Ref, server: Pid) -> None:
 
     app = resolve_app(app_name)
     try:
-        await app(dict(_SCOPE), receive, send)
+        await app(dict(_SCOPE) if state is None else {**_SCOPE, "state": state}, receive, send)
     except Exception as exc:
         if not first:
             raise  # a failure of the lifespan itself: crash, reported
@@ -128,7 +134,9 @@ async def init(options: _Options) -> object:
     kernel.set_label("behaviour", "asgi_lifespan")
     kernel.set_label("asgi_app", options.app)
     ref = Ref()
-    runner = kernel.spawn_link(_run, options.app, ref, kernel.self())
+    if options.state is not None:
+        options.state.clear()  # a restarted lifespan starts from nothing, as a new server
+    runner = kernel.spawn_link(_run, options.app, ref, kernel.self(), options.state)
     spoke = False
 
     def ours(message: object) -> bool:

@@ -179,3 +179,18 @@ async def combined(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         await lifespan_ok(scope, receive, send)
         return
     await _json(send, {"path": scope["path"]})
+
+
+async def lifespan_state(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """Puts a greeting in the lifespan's state at startup; answers each request's state,
+    after changing its own copy (which the next request must not see)."""
+    if scope["type"] == "lifespan":
+        assert (await receive())["type"] == "lifespan.startup"
+        scope["state"]["greeting"] = "hello"
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    seen = dict(scope["state"])
+    scope["state"]["greeting"] = "changed by a request"
+    await _json(send, seen)

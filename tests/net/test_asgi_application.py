@@ -87,3 +87,21 @@ def test_a_bad_asgi_table_is_refused_naming_the_field(asgi: dict[str, object], w
         AppSpec.model_validate(
             {"name": "shop", "vsn": "1", "modules": ["tests.net.asgi_apps"], "asgi": asgi}
         )
+
+
+async def test_what_the_lifespan_puts_in_its_state_is_copied_into_every_request(
+    node: Node,
+) -> None:
+    async def body() -> None:
+        await _boot()
+        port = free_port()
+        await within(controller.load_application(_spec("lifespan_state", port)), "load")
+        await within(controller.start_application("shop", "temporary"), "start")
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            client = Client(stream)
+            for _ in range(2):  # a request's change to its copy is not seen by the next
+                await client.send(get("/"))
+                assert json.loads((await client.answer()).body) == {"greeting": "hello"}
+        await within(controller.stop_application("shop"), "stop")
+
+    await node.run_process(body)
