@@ -69,6 +69,7 @@ EXTRA_ROWS: dict[str, str | None] = {
     "testing": None,
     "dev": "cli",
     "node": "heart",
+    "observer": "node",  # the web view the node's boot starts; the CLI views' data
     "cluster": "control",  # release handling across nodes: above dist, below the node's boot
 }
 

@@ -1,0 +1,41 @@
+"""The observer: a live web view of the node (and its cluster), and the data behind it.
+
+``start_link`` serves the view (the node's boot starts it when sys.config has a
+``[node.observer]`` table); ``observer_url`` is its address with the token. The snapshot
+functions (``process_rows``, ``supervision_trees``, ``code_rows``...) are what the pages
+and the CLI's ``processes``, ``tree`` and ``code`` show.
+"""
+
+from __future__ import annotations
+
+from server.observer._service import NAME, observer_url, start_link, subscribe
+from server.observer._snapshot import (
+    code_rows,
+    find_process,
+    memory_bytes,
+    node_rows,
+    overview,
+    process_detail,
+    process_rows,
+    release_rows,
+    supervision_trees,
+)
+from server.observer._web import VIEWS, view
+
+__all__ = [
+    "NAME",
+    "VIEWS",
+    "code_rows",
+    "find_process",
+    "memory_bytes",
+    "node_rows",
+    "observer_url",
+    "overview",
+    "process_detail",
+    "process_rows",
+    "release_rows",
+    "start_link",
+    "subscribe",
+    "supervision_trees",
+    "view",
+]
