@@ -70,6 +70,7 @@ EXTRA_ROWS: dict[str, str | None] = {
     "dev": "cli",
     "node": "heart",
     "cluster": "control",  # release handling across nodes: above dist, below the node's boot
+    "observer": "node",  # the node's metrics and lag sampler: started by the boot, read by it
 }
 
 #: Top-level modules every layer may import (the error tree) and the entry point (top).
