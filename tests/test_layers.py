@@ -69,8 +69,8 @@ EXTRA_ROWS: dict[str, str | None] = {
     "testing": None,
     "dev": "cli",
     "node": "heart",
-    "observer": "node",  # the web view the node's boot starts; the CLI views' data
     "cluster": "control",  # release handling across nodes: above dist, below the node's boot
+    "observer": "node",  # the web view, metrics and lag sampler the boot starts; CLI views' data
 }
 
 #: Top-level modules every layer may import (the error tree) and the entry point (top).

@@ -1,9 +1,10 @@
-"""The observer: a live web view of the node (and its cluster), and the data behind it.
+"""The observer: a live view of a node (and its cluster), its metrics and its loop lag.
 
-``start_link`` serves the view (the node's boot starts it when sys.config has a
+``start_link`` serves the web view (the node's boot starts it when sys.config has a
 ``[node.observer]`` table); ``observer_url`` is its address with the token. The snapshot
 functions (``process_rows``, ``supervision_trees``, ``code_rows``...) are what the pages
-and the CLI's ``processes``, ``tree`` and ``code`` show.
+and the CLI's ``processes``, ``tree`` and ``code`` show. ``lag_statistics`` reads the
+event-loop lag sampler (``server.observer.loop_lag``, started by every node's boot).
 """
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ from server.observer._snapshot import (
     supervision_trees,
 )
 from server.observer._web import VIEWS, view
+from server.observer.loop_lag import LagBucket, LagStatistics, lag_statistics
 
 __all__ = [
     "NAME",
     "VIEWS",
+    "LagBucket",
+    "LagStatistics",
     "code_rows",
     "find_process",
+    "lag_statistics",
     "memory_bytes",
     "node_rows",
     "observer_url",

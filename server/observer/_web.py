@@ -26,7 +26,7 @@ import anyio
 
 from server import kernel
 from server.errors import CallError
-from server.observer import _service, _snapshot
+from server.observer import _service, _snapshot, loop_lag
 from server.spec.sys_config import ObserverSettings
 
 if TYPE_CHECKING:
@@ -73,7 +73,18 @@ async def view(name: str) -> Any:
 
 def _loop_lag() -> dict[str, Any] | None:
     """The event loop's lag from the sampler, when it runs (see ``loop_lag``)."""
-    return None
+    figures = loop_lag.lag_statistics()
+    if figures is None:
+        return None
+    return {
+        "samples": figures.samples,
+        "p50": figures.p50,
+        "p90": figures.p90,
+        "p99": figures.p99,
+        "max": figures.max,
+        "window": figures.window,
+        "series": [{"ago": b.ago, "max": b.max, "p99": b.p99} for b in figures.series],
+    }
 
 
 def _label(key: str) -> object:
