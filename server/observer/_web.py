@@ -1,12 +1,15 @@
 """The observer's ASGI application: one page, its assets, JSON views and a push stream.
 
 Every request runs in its connection process (the node's ASGI server). Routes, each
-answered only with the observer's token (``?token=`` or ``Authorization: Bearer``; 401
-without it, compared in constant time with ``hmac.compare_digest``):
+answered only with the observer's token (``?token=``, ``Authorization: Bearer``, or the
+``observer_token`` cookie that the page's answer sets, so that its assets and its stream
+carry it; 401 without it, compared in constant time with ``hmac.compare_digest``):
 
 - ``GET /``: the page (``static/index.html``); ``GET /static/<file>``: its script and style;
 - ``GET /api/<view>``: one view as JSON (``overview``, ``trees``, ``processes``, ``code``,
   ``releases``, ``nodes``), ``GET /api/process?pid=<0.12.0>[&state=1]``: one process;
+- ``POST /api/kill?pid=<0.12.0>``: end that process with ``kill`` (as Erlang's observer
+  offers), for a supervisor to restart;
 - ``GET /events?view=<view>``: server-sent events: the view (and the overview) every
   ``interval`` seconds as ``event: view``, and each step of an install as it happens as
   ``event: install`` (the stream's connection process subscribes to the observer);
@@ -43,6 +46,9 @@ ASSETS: Final = {
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }
+
+#: The cookie the page's own requests (its assets, its stream) carry the token in.
+COOKIE: Final = "observer_token"
 
 VIEWS: Final = ("overview", "trees", "processes", "code", "releases", "nodes")
 
@@ -104,11 +110,22 @@ def _authorized(scope: Message, query: dict[str, list[str]]) -> bool:
     given = query.get("token", [""])[0]
     for key, value in scope.get("headers", []):
         if key == b"authorization" and value.startswith(b"Bearer "):
-            given = value[len(b"Bearer ") :].decode("latin-1")
+            given = given or value[len(b"Bearer ") :].decode("latin-1")
+        elif key == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                name, _, cookie = part.strip().partition("=")
+                if name == COOKIE:
+                    given = given or cookie
     return hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8"))
 
 
-async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -116,6 +133,7 @@ async def _respond(send: Send, status: int, body: bytes, content_type: str) -> N
             "headers": [
                 (b"content-type", content_type.encode("ascii")),
                 (b"cache-control", b"no-store"),
+                *headers,
             ],
         }
     )
@@ -138,10 +156,14 @@ async def app(scope: Message, receive: Callable[[], Awaitable[Message]], send: S
     if not _authorized(scope, query):
         await _respond(send, 401, b"observer: a missing or wrong token\n", "text/plain")
         return
-    if scope["method"] != "GET":
-        await _respond(send, 405, b"observer: GET only\n", "text/plain")
+    if path == "/api/kill":
+        await _kill(send, scope["method"], query)
+    elif scope["method"] != "GET":
+        await _respond(send, 405, b"observer: GET only (POST for /api/kill)\n", "text/plain")
     elif path in ("/", "/index.html"):
-        await _asset(send, "index.html")
+        token = _label(_service.TOKEN_LABEL)
+        cookie = f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"
+        await _asset(send, "index.html", ((b"set-cookie", cookie.encode("latin-1")),))
     elif path.startswith("/static/"):
         await _asset(send, path.removeprefix("/static/"))
     elif path == "/api/process":
@@ -159,12 +181,12 @@ async def app(scope: Message, receive: Callable[[], Awaitable[Message]], send: S
         await _respond(send, 404, b"observer: no such page\n", "text/plain")
 
 
-async def _asset(send: Send, name: str) -> None:
+async def _asset(send: Send, name: str, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
     if name not in ASSETS:
         await _respond(send, 404, b"observer: no such file\n", "text/plain")
         return
     body = resources.files("server.observer").joinpath("static", name).read_bytes()
-    await _respond(send, 200, body, ASSETS[name])
+    await _respond(send, 200, body, ASSETS[name], headers)
 
 
 async def _process(send: Send, query: dict[str, list[str]]) -> None:
@@ -177,6 +199,20 @@ async def _process(send: Send, query: dict[str, list[str]]) -> None:
         await _json(send, 404, {"error": f"no live process {text!r}"})
     else:
         await _json(send, 200, detail)
+
+
+async def _kill(send: Send, method: str, query: dict[str, list[str]]) -> None:
+    """``POST /api/kill?pid=``: end a process with ``kill`` (Erlang observer's "Kill process")."""
+    if method != "POST":
+        await _json(send, 405, {"error": "kill a process with POST /api/kill?pid=<pid>"})
+        return
+    text = query.get("pid", [""])[0]
+    pid = _snapshot.find_process(text)
+    if pid is None:
+        await _json(send, 404, {"error": f"no live process {text!r}"})
+        return
+    kernel.exit(pid, kernel.KILL)
+    await _json(send, 200, {"killed": repr(pid)})
 
 
 async def _metrics(send: Send) -> None:

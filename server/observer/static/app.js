@@ -102,9 +102,12 @@ function renderOverview(o) {
   const parts = [cards];
   if (lag) {
     const ms = (s) => `${(s * 1000).toFixed(2)} ms`;
-    cards.append(card("loop lag p50 / p99", `${ms(lag.p50)} / ${ms(lag.p99)}`, "card-lag"),
-                 card("loop lag max", ms(lag.max), "card-lag-max"));
-    parts.push(el("h3", {}, "event-loop lag, last minutes (max and p99 per bucket)"), lagChart(lag.series || []));
+    cards.append(card("loop lag p50 / p90", `${ms(lag.p50)} / ${ms(lag.p90)}`, "card-lag"),
+                 card("loop lag p99 / max", `${ms(lag.p99)} / ${ms(lag.max)}`, "card-lag-max"));
+    parts.push(el("h3", {}, `event-loop lag over the last ${Math.round(lag.window / 60)} minutes, per 10 s: `,
+                  el("span", { style: "color:#d9822b" }, "max"), " and ",
+                  el("span", { style: "color:#2b6cd9" }, "p99"), ` (top: ${ms(Math.max(0, ...(lag.series || []).map((b) => b.max)))})`),
+               lagChart(lag.series || []));
   }
   parts.push(el("h3", {}, "applications"),
              table(["application", "vsn"], o.applications.map((a) => [a.name, a.vsn])));
@@ -159,9 +162,11 @@ function renderTrees(trees) {
 function treeNode(node, label, key) {
   const status = el("span", { class: `status-${node.status}` }, node.status);
   if (node.type !== "supervisor") {
-    return el("div", { class: "leaf", "data-child": node.id, "data-pid": node.pid },
-              `${node.id} `, el("span", { class: "pid" }, node.pid),
-              node.name ? ` (${node.name}) ` : " ", status);
+    const leaf = el("div", { class: "leaf clickable", "data-child": node.id, "data-pid": node.pid },
+                    `${node.id} `, el("span", { class: "pid" }, node.pid),
+                    node.name ? ` (${node.name}) ` : " ", status);
+    if (node.status === "running") leaf.addEventListener("click", () => showProcess(node.pid, false));
+    return leaf;
   }
   const summary = el("summary", {},
     `${label} `, el("span", { class: "pid" }, node.pid), node.name ? ` (${node.name}) ` : " ",
@@ -223,7 +228,13 @@ async function showProcess(pid, withState) {
     d.state !== undefined
       ? el("div", {}, el("h3", {}, "state (sys.get_state)"), el("pre", { id: "state" }, d.state))
       : el("button", { id: "show-state", onclick: () => showProcess(pid, true) }, "show its state (sys.get_state)"),
+    el("button", { id: "kill", onclick: () => killProcess(d.pid) }, "kill it (exit kill)"),
     el("button", { onclick: () => { detail.hidden = true; } }, "close"));
+}
+
+async function killProcess(pid) {
+  await fetch(`api/kill?pid=${encodeURIComponent(pid)}&token=${encodeURIComponent(token)}`, { method: "POST" });
+  detail.hidden = true;
 }
 
 function renderCode(rows) {
