@@ -4,7 +4,8 @@
 ``[node.observer]`` table); ``observer_url`` is its address with the token. The snapshot
 functions (``process_rows``, ``supervision_trees``, ``code_rows``...) are what the pages
 and the CLI's ``processes``, ``tree`` and ``code`` show. ``lag_statistics`` reads the
-event-loop lag sampler (``server.observer.loop_lag``, started by every node's boot).
+event-loop lag sampler (``server.observer.loop_lag``, started by every node's boot);
+``render_metrics`` is the Prometheus text the view serves at ``/metrics``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from server.observer._snapshot import (
 )
 from server.observer._web import VIEWS, view
 from server.observer.loop_lag import LagBucket, LagStatistics, lag_statistics
+from server.observer.metrics import render_metrics
 
 __all__ = [
     "NAME",
@@ -39,6 +41,7 @@ __all__ = [
     "process_detail",
     "process_rows",
     "release_rows",
+    "render_metrics",
     "start_link",
     "subscribe",
     "supervision_trees",

@@ -10,7 +10,7 @@ the nodes of the cluster.
 Costs, for a page open all day: ``process_rows`` reads each process's record and walks
 its suspended stack (no message is sent); ``statuses=True`` adds one ``sys`` call per
 behaviour process, so the pushed view leaves it out. ``supervision_trees`` makes one
-``which_children`` and one ``get_state`` call per supervisor.
+``which_children`` call per supervisor.
 """
 
 from __future__ import annotations
@@ -194,9 +194,9 @@ async def process_detail(pid: Pid, *, state: bool = False) -> dict[str, Any] | N
 async def supervision_trees() -> list[dict[str, Any]]:
     """Each running application's supervision tree, children nested under supervisors.
 
-    A supervisor's entry has ``restarts``: the restarts it counts against its intensity
-    (those within its last ``period`` seconds, as OTP's supervisor keeps them); a child's
-    ``status`` is ``running``, ``restarting`` or ``undefined`` (not running).
+    A supervisor's entry has ``restarts``: how many children it restarted since it started
+    (``supervisor.restart_count``); a child's ``status`` is ``running``, ``restarting`` or
+    ``undefined`` (not running).
     """
     trees = []
     for app, top in (await controller.top_supervisors()).items():
@@ -215,10 +215,9 @@ async def _node(pid: Pid, child_id: str | None, kind: str) -> dict[str, Any]:
     if kind == "supervisor":
         try:
             rows = await supervisor.which_children(pid)
-            held = await system_messages.get_state(pid, timeout=SYS_TIMEOUT)
         except CallError:
-            rows, held = [], None
-        entry["restarts"] = len(getattr(held, "restarts", ()))
+            rows = []
+        entry["restarts"] = supervisor.restart_count(pid) or 0
         entry["children"] = [
             await _node(row.pid, row.id, row.type)
             if isinstance(row.pid, kernel.Pid)

@@ -29,7 +29,7 @@ import anyio
 
 from server import kernel
 from server.errors import CallError
-from server.observer import _service, _snapshot, loop_lag
+from server.observer import _service, _snapshot, loop_lag, metrics
 from server.spec.sys_config import ObserverSettings
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ async def _kill(send: Send, method: str, query: dict[str, list[str]]) -> None:
 
 
 async def _metrics(send: Send) -> None:
-    await _respond(send, 404, b"observer: no metrics\n", "text/plain")
+    await _respond(send, 200, metrics.render_metrics(), metrics.CONTENT_TYPE)
 
 
 def _event(kind: str, data: Any) -> bytes:
