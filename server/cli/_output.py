@@ -256,6 +256,8 @@ def show(console: Console, name: str, result: Any) -> None:
         console.print(f"release {result['vsn']} {done[name]}")
     elif name == "ping":
         console.print(f"pong (release {result['release']})")
+    elif name == "observer":
+        console.print(result["url"], soft_wrap=True, highlight=False)  # one line to copy
     else:
         console.print(json.dumps(result) if not isinstance(result, str) else result)
 

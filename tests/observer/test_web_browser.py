@@ -20,7 +20,7 @@ import pytest
 
 from server.release.package import build_package
 from server.release.source_tree import SourceTree
-from tests._support.nodes import REPO, NodeProcess, copy_demo_tree, free_port, set_port
+from tests._support.nodes import REPO, NodeProcess, cli, copy_demo_tree, free_port, set_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -123,6 +123,11 @@ def _seconds_or_bytes(text: str) -> float:
     for value, name in zip(words[::2], words[1::2], strict=False):
         total += float(value) * unit[name]
     return total if len(words) > 1 else float(words[0])
+
+
+def test_server_observer_prints_the_url_with_its_token(observed: tuple[NodeProcess, str]) -> None:
+    node, url = observed
+    assert cli(node.root, "observer").stdout.strip() == url
 
 
 def test_every_request_without_the_token_gets_401(
