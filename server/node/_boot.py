@@ -11,8 +11,9 @@
 3. starts the event-loop lag sampler (``server.observer.loop_lag``, for the node's whole
    life), the application controller, the release handler under its own supervisor (so a
    crashed handler is started again, reading RELEASES again; with the source tree's
-   ``[node] trusted_keys``, after a WARNING at boot when there are none) and (when given)
-   the control server, and waits for ``("stop",)``, ``("reboot", reason)`` or the controller's end;
+   ``[node] trusted_keys``, after a WARNING at boot when there are none), the observer
+   (with ``[node.observer]``) and (when given) the control server, and waits for
+   ``("stop",)``, ``("reboot", reason)`` or the controller's end;
 4. on ``reboot`` (an install failed after a step that cannot be undone) stops everything,
    forgets every application module, and boots the permanent release again in place.
 """
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING
 import anyio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from server import cluster, code_server, dist, kernel
+from server import cluster, code_server, dist, kernel, observer
 from server.errors import ReleaseError
 from server.net import http_server
 from server.net.http_server import HttpDefaults
@@ -308,6 +309,8 @@ async def _boot_loop(
             local_env=node_env.local_env,  # the same dict: a config reload updates it
         )
         started.append(await handler.start_supervisor(handler_config))
+        if config.node.observer is not None:  # the web view, [node.observer] of sys.config
+            started.append(await observer.start_link(config.node.observer, kernel.self()))
         started.extend([await service(root) for service in services or []])
         # what the boot built lives as long as the node: keep it out of the cyclic GC's
         # full collections, which otherwise stall every process for tens of milliseconds

@@ -1,1 +1,46 @@
-"""The observer: a live view of a node, its metrics and its event-loop lag."""
+"""The observer: a live view of a node (and its cluster), its metrics and its loop lag.
+
+``start_link`` serves the web view (the node's boot starts it when sys.config has a
+``[node.observer]`` table); ``observer_url`` is its address with the token. The snapshot
+functions (``process_rows``, ``supervision_trees``, ``code_rows``...) are what the pages
+and the CLI's ``processes``, ``tree`` and ``code`` show. ``lag_statistics`` reads the
+event-loop lag sampler (``server.observer.loop_lag``, started by every node's boot).
+"""
+
+from __future__ import annotations
+
+from server.observer._service import NAME, observer_url, start_link, subscribe
+from server.observer._snapshot import (
+    code_rows,
+    find_process,
+    memory_bytes,
+    node_rows,
+    overview,
+    process_detail,
+    process_rows,
+    release_rows,
+    supervision_trees,
+)
+from server.observer._web import VIEWS, view
+from server.observer.loop_lag import LagBucket, LagStatistics, lag_statistics
+
+__all__ = [
+    "NAME",
+    "VIEWS",
+    "LagBucket",
+    "LagStatistics",
+    "code_rows",
+    "find_process",
+    "lag_statistics",
+    "memory_bytes",
+    "node_rows",
+    "observer_url",
+    "overview",
+    "process_detail",
+    "process_rows",
+    "release_rows",
+    "start_link",
+    "subscribe",
+    "supervision_trees",
+    "view",
+]
