@@ -34,6 +34,8 @@ from server.errors import (
     RolloutError,
 )
 from server.node._env_layers import ENV_LAYERS_LABEL, NodeEnv, reload_config
+from server.observer.metrics import render_metrics
+from server.observer.top import DEFAULT_LIMIT, SORT_KEYS, top_view
 from server.release import current_release, handler
 from server.release.boot import parse_release_name
 
@@ -214,6 +216,14 @@ async def _code(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> 
 
 async def _tree(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
     return await observer.supervision_trees()
+
+
+async def _top(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    return await top_view(sort=args.get("sort", "mailbox"), limit=args.get("limit", DEFAULT_LIMIT))
+
+
+async def _metrics(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    return render_metrics().decode()
 
 
 async def _observer(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
@@ -407,6 +417,26 @@ _TABLE: Final = (
         _tree,
         read_only=True,
         timeout=30.0,
+    ),
+    Command(
+        "top",
+        "the busiest processes, refreshed every second (pid, name, module, mailbox, memory, "
+        "messages handled, age)",
+        _top,
+        read_only=True,
+        timeout=10.0,
+        flags=(("once", "print one table and exit"),),
+        options=(
+            ("sort", "COLUMN", f"sort by {', '.join(SORT_KEYS)} (default mailbox)"),
+            ("limit", "N", f"show the first N processes (default {DEFAULT_LIMIT})"),
+        ),
+    ),
+    Command(
+        "metrics",
+        "the node's metrics in Prometheus's text format (as the observer's /metrics)",
+        _metrics,
+        read_only=True,
+        timeout=10.0,
     ),
     Command(
         "observer",

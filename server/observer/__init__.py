@@ -5,7 +5,8 @@
 functions (``process_rows``, ``supervision_trees``, ``code_rows``...) are what the pages
 and the CLI's ``processes``, ``tree`` and ``code`` show. ``lag_statistics`` reads the
 event-loop lag sampler (``server.observer.loop_lag``, started by every node's boot);
-``render_metrics`` is the Prometheus text the view serves at ``/metrics``.
+``render_metrics`` is the Prometheus text the view serves at ``/metrics``; ``top_view``
+the table of ``server top``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from server.observer._snapshot import (
 from server.observer._web import VIEWS, view
 from server.observer.loop_lag import LagBucket, LagStatistics, lag_statistics
 from server.observer.metrics import render_metrics
+from server.observer.top import top_view
 
 __all__ = [
     "NAME",
@@ -45,5 +47,6 @@ __all__ = [
     "start_link",
     "subscribe",
     "supervision_trees",
+    "top_view",
     "view",
 ]

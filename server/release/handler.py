@@ -402,11 +402,12 @@ def _log_rollback(
         duration=time.monotonic() - started,
         error=error,
     )
-    to = target.vsn if target else "nothing"
     if error is None:
-        logger.info("rolled back from %s to %s", fields["from_vsn"], to, extra=fields)
+        logger.info("rolled back from %s to %s", fields["from_vsn"], fields["to_vsn"], extra=fields)
+    elif fields["outcome"] == "refused":  # nothing was changed
+        logger.warning("rollback refused: %s", error, extra=fields)
     else:
-        logger.error("rollback to %s failed: %s", to, error, extra=fields)
+        logger.error("rollback to %s failed: %s", fields["to_vsn"], error, extra=fields)
 
 
 def install_statistics() -> InstallStatistics | None:

@@ -72,6 +72,8 @@ async def test_every_release_operation_logs_one_json_event(
             await handler.remove("1.1.0")
             with pytest.raises(InstallRefused, match="permanent"):
                 await handler.remove("1.0.0")
+            with pytest.raises(InstallRefused, match="nothing to roll back to"):
+                await handler.rollback()
         finally:
             await stop_demo(demo)
 
@@ -86,10 +88,11 @@ async def test_every_release_operation_logs_one_json_event(
         ("release_rollback", "1.1.0", "1.0.0", "ok"),
         ("release_remove", "1.1.0", None, "ok"),
         ("release_remove", "1.0.0", None, "refused"),
+        ("release_rollback", "1.0.0", None, "refused"),
     ]
     for entry in seen:
         assert entry.keys() >= FIELDS, entry
-        assert ("to_vsn" in entry) == (entry["event"] != "release_remove")
+        assert ("to_vsn" in entry) == (entry["event"] != "release_remove" and entry is not seen[-1])
         assert entry["release"] == "demo"
         assert isinstance(entry["duration"], float)
         assert entry["duration"] >= 0.0
@@ -97,7 +100,9 @@ async def test_every_release_operation_logs_one_json_event(
         assert entry["logger"] == "server.release"
     assert seen[0]["error"] == "no release 9.9.9 (unpack it first)"
     assert seen[0]["level"] == "WARNING"
-    assert "permanent" in seen[-1]["error"]
+    assert "permanent" in seen[-2]["error"]
+    assert seen[-1]["level"] == "WARNING"
+    assert seen[-1]["error"].startswith("nothing to roll back to: 1.0.0 is the only release")
     install = seen[1]
     assert install["level"] == "INFO"
     assert install["duration"] > 0.0

@@ -19,6 +19,7 @@ from server.errors import InstallRefused
 from server.observer import loop_lag
 from server.observer.metrics import CONTENT_TYPE, render_metrics
 from server.release import handler
+from tests._support.nodes import cli
 from tests._support.waits import down, idle
 from tests.behaviours._helpers import within
 from tests.release._live import boot_demo, stop_demo
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
     from server.kernel import Node
+    from tests._support.nodes import NodeProcess
 
 
 def parsed(text: bytes) -> dict[str, Metric]:
@@ -156,3 +158,16 @@ async def test_a_negative_top_is_refused(node: Node) -> None:
         assert parsed(render_metrics(top=0))["server_process_mailbox_messages"].samples == []
 
     await node.run_process(body)
+
+
+@pytest.mark.node
+def test_server_metrics_prints_a_real_nodes_text(demo_node: NodeProcess) -> None:
+    assert demo_node.request("POST", "/incr/m")[0] == 200
+    families = parsed(cli(demo_node.root, "metrics").stdout.encode())
+    assert value(families["server_release_info"], name="demo", vsn="1.0.0") == 1
+    assert value(families["server_processes"]) > 5
+    # the boot started the lag sampler: its figures are there
+    assert value(families["server_event_loop_lag_seconds"], quantile="1") >= 0.0
+    labels = {"name": "counter_sup", "module": "counter.sup"}
+    assert value(families["server_supervisor_restarts"], "_total", **labels) == 0
+    assert families["server_release_operations"].samples == []  # nothing asked yet
