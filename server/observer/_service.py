@@ -5,7 +5,8 @@ How this works:
 1. ``start_link`` (the node's boot calls it after the release handler, when sys.config
    has ``[node.observer]``) starts the gen_server. Its ``init`` makes the token (random,
    URL-safe), starts the ASGI listener linked to it on ``host:port`` (the node's own
-   HTTP/1.1 stack; the application is ``server.observer._web:app``), starts the relay
+   HTTP/1.1 stack; the application is ``server.observer._web:app``; ASGI, not the
+   handler server, since a push stream is a response sent in pieces), starts the relay
    registered ``install_feed`` (the installer's event feed, see
    ``server.release.install_feed``), logs the URL with its token, and labels itself
    with both, which ``server observer`` and the web application read.
