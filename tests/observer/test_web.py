@@ -16,18 +16,28 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from server import kernel, observer
-from server.errors import ControlError, SpecError, StartError
+from server.errors import ControlError, InstallFailed, SpecError, StartError
 from server.node import COMMANDS
 from server.release import handler
 from server.release.install_feed import InstallEvent
 from server.spec.sys_config import ObserverSettings, read_sys_config
 from tests.behaviours._helpers import recv
 from tests.release._live import boot_demo, stop_demo
+from tests.release._variants import make_variant
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from server.kernel import Node
+
+
+#: A ``code_change`` that fails for the counter store only (after the point of no return).
+FAILS_FOR_THE_STORE = """
+from server import kernel
+if kernel.whereis("counter_store") == kernel.self():
+    raise ValueError("migration bug")
+return dict(state)
+"""
 
 
 def _request(
@@ -213,6 +223,38 @@ async def test_a_subscriber_sees_each_step_of_a_real_install(
             assert events[-1]["migrated"] >= 1
             assert [e["index"] for e in events] == list(range(len(events)))
             assert await observer.subscribe() == events, "a page opened later gets them all"
+        finally:
+            await stop_demo(demo)
+
+    await node.run_process(body)
+
+
+async def test_a_failed_install_ends_its_events_with_the_error(
+    node: Node, demo_tree: Path, tmp_path: Path
+) -> None:
+    make_variant(demo_tree, "1.0.1", FAILS_FOR_THE_STORE)
+    _observed(demo_tree)
+
+    async def body() -> None:
+        demo = await boot_demo(demo_tree, tmp_path / "packages")
+        try:
+            await observer.subscribe()
+            await handler.unpack(demo.package("1.0.1"))
+            with pytest.raises(InstallFailed, match="migration bug"):
+                await handler.install("1.0.1")
+            events: list[dict[str, Any]] = []
+            while not events or events[-1]["outcome"] == "running":
+                message = await recv(lambda m: isinstance(m, tuple), step="install event")
+                assert isinstance(message, tuple)
+                events.append(message[1])
+            last = events[-1]
+            assert (last["step"], last["outcome"], last["to_vsn"]) == (
+                "code_change",
+                "rolled_back",
+                "1.0.1",
+            )
+            assert "migration bug" in last["error"]
+            assert all(event["error"] is None for event in events[:-1])
         finally:
             await stop_demo(demo)
 
