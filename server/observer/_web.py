@@ -228,7 +228,6 @@ async def _events(send: Send, name: str) -> None:
     if name not in VIEWS:
         await _json(send, 404, {"error": f"no view {name!r}; views: {', '.join(VIEWS)}"})
         return
-    interval = _settings().interval
     try:
         history = await _service.subscribe()
     except CallError:
@@ -244,8 +243,15 @@ async def _events(send: Send, name: str) -> None:
             ],
         }
     )
-    body = _event("install_history", history)
-    # the client going away shows as an OSError from send (ClientDisconnected)
+    try:
+        await _push(send, name, _event("install_history", history))
+    except OSError:
+        return  # the page was closed (ClientDisconnected): the stream just ends
+
+
+async def _push(send: Send, name: str, body: bytes) -> None:
+    """Send the view every ``interval`` seconds, and each install event at once, for ever."""
+    interval = _settings().interval
     while True:
         overview = await view("overview")
         data = overview if name == "overview" else await view(name)
@@ -259,13 +265,8 @@ async def _events(send: Send, name: str) -> None:
             except TimeoutError:
                 break
             assert isinstance(message, tuple)
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": _event("install", message[1]),
-                    "more_body": True,
-                }
-            )
+            event = _event("install", message[1])
+            await send({"type": "http.response.body", "body": event, "more_body": True})
 
 
 def _is_install(message: object) -> bool:

@@ -192,6 +192,55 @@ async def test_metrics_may_be_left_open_and_nothing_else_is(
     await node.run_process(body)
 
 
+def _open_stream(url: str) -> socket.socket:
+    """A page's push stream, read up to its first view; the socket stays open."""
+    address = url.split("/")[2]
+    host, port = address.rsplit(":", 1)
+    token = url.split("token=")[1]
+    stream = socket.create_connection((host, int(port)), timeout=10)
+    stream.sendall(f"GET /events?view=trees&token={token} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    seen = b""
+    while b"event: view" not in seen:
+        chunk = stream.recv(65536)
+        assert chunk, "the stream ended before its first view"
+        seen += chunk
+    assert seen.startswith(b"HTTP/1.1 200 ")
+    assert b"content-type: text/event-stream" in seen.lower()
+    assert b"event: install_history\ndata: []" in seen
+    return stream
+
+
+async def test_a_closed_page_ends_its_stream_quietly(
+    node: Node, demo_tree: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _observed(demo_tree)
+
+    async def body() -> None:
+        demo = await boot_demo(demo_tree, tmp_path / "packages")
+        try:
+            url = observer.observer_url()
+            assert url is not None
+            stream = await anyio.to_thread.run_sync(_open_stream, url)
+            (connection,) = [
+                pid
+                for pid in kernel.processes()
+                if dict(getattr(kernel.process_info(pid), "labels", ())).get("behaviour")
+                == "asgi_connection"
+            ]
+            ref = kernel.monitor(connection)
+            stream.close()
+            down = await recv(
+                lambda m: type(m) is kernel.DownMessage and m.ref is ref, step="stream's end"
+            )
+            assert isinstance(down, kernel.DownMessage)
+            assert down.reason == "normal"
+        finally:
+            await stop_demo(demo)
+        assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+
+    await node.run_process(body)
+
+
 async def test_a_subscriber_sees_each_step_of_a_real_install(
     node: Node, demo_tree: Path, tmp_path: Path
 ) -> None:
