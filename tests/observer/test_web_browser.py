@@ -235,7 +235,7 @@ def test_code_and_releases_render(observed: tuple[NodeProcess, str], page: Page)
 def _control(target: NodeProcess, command: str, **args: str) -> Any:
     """A control request from a thread of its own: the browser's driver holds this one's loop."""
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: target.control(command, **args)).result(timeout=60)
+        return pool.submit(lambda: target.control(command, 60.0, **args)).result(timeout=90)
 
 
 def _distributed(root: Path, alive: str, epmd_port: int) -> None:
