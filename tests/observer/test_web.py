@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -237,6 +238,76 @@ async def test_a_closed_page_ends_its_stream_quietly(
         finally:
             await stop_demo(demo)
         assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+
+    await node.run_process(body)
+
+
+#: A ``code_change`` that tells the test it runs, then waits for its ``go``.
+WAITS_FOR_GO = """
+from server import kernel
+if kernel.whereis("counter_store") == kernel.self():
+    kernel.send("install_probe", "in_code_change")
+    await kernel.receive(lambda m: m == "go")
+return dict(state)
+"""
+
+
+def _installs(seen: bytes | bytearray) -> list[dict[str, Any]]:
+    """The ``install`` events among the stream's complete events so far."""
+    found = []
+    for event in seen.split(b"\n\n")[:-1]:
+        kind, _, data = event.partition(b"\ndata: ")
+        if kind.endswith(b"event: install"):
+            found.append(json.loads(data))
+    return found
+
+
+def _read_until(stream: socket.socket, seen: bytearray, step: str, outcome: str) -> None:
+    """Read the stream into ``seen`` until an install event of ``step`` and ``outcome``.
+
+    Views keep coming every interval, so the read is bounded by a deadline of its own.
+    """
+    deadline = time.monotonic() + 15
+    while not any(e["step"] == step and e["outcome"] == outcome for e in _installs(seen)):
+        assert time.monotonic() < deadline, f"no install {step} in the stream: {bytes(seen)!r}"
+        chunk = stream.recv(65536)
+        assert chunk, f"the stream ended before the install's {step}"
+        seen += chunk
+
+
+async def test_a_page_gets_the_install_step_while_it_runs(
+    node: Node, demo_tree: Path, tmp_path: Path
+) -> None:
+    make_variant(demo_tree, "1.0.1", WAITS_FOR_GO)
+    _observed(demo_tree)
+
+    async def body() -> None:
+        kernel.register("install_probe", kernel.self())
+        demo = await boot_demo(demo_tree, tmp_path / "packages")
+        try:
+            url = observer.observer_url()
+            assert url is not None
+            await handler.unpack(demo.package("1.0.1"))
+            stream = await anyio.to_thread.run_sync(_open_stream, url)
+            me = kernel.self()
+
+            async def install() -> None:
+                report = await handler.install("1.0.1")
+                kernel.send(me, ("installed", report.to_vsn))
+
+            kernel.spawn(install)
+            await recv(lambda m: m == "in_code_change", step="code_change under way")
+            seen = bytearray()
+            await anyio.to_thread.run_sync(_read_until, stream, seen, "code_change", "running")
+            (step,) = [e for e in _installs(seen) if e["step"] == "code_change"]
+            assert (step["to_vsn"], step["suspended"]) == ("1.0.1", 1)
+            assert all(e["outcome"] == "running" for e in _installs(seen)), "still under way"
+            kernel.send(kernel.whereis("counter_store"), "go")  # type: ignore[arg-type]
+            await recv(lambda m: m == ("installed", "1.0.1"), step="installed")
+            await anyio.to_thread.run_sync(_read_until, stream, seen, "done", "done")
+            stream.close()
+        finally:
+            await stop_demo(demo)
 
     await node.run_process(body)
 
