@@ -70,6 +70,7 @@ EXTRA_ROWS: dict[str, str | None] = {
     "dev": "cli",
     "node": "heart",
     "cluster": "control",  # release handling across nodes: above dist, below the node's boot
+    "observer": "node",  # the web view, metrics and lag sampler the boot starts; CLI views' data
 }
 
 #: Top-level modules every layer may import (the error tree) and the entry point (top).

@@ -41,6 +41,7 @@ from server.behaviours._dispatch import resolve
 from server.behaviours._restart_intensity import add_restart
 from server.behaviours.gen_server_callbacks import Ignore, NoReply, Ok, Reply, Stop
 from server.behaviours.supervisor import (
+    RESTARTS_LABEL,
     ChildCounts,
     ChildInfo,
     CountChildren,
@@ -159,6 +160,7 @@ async def init(args: tuple[str, object, str | None]) -> object:
     kernel.trap_exit(True)
     kernel.set_label("behaviour", "supervisor")
     kernel.set_label("module", module)
+    kernel.set_label(RESTARTS_LABEL, 0)  # supervisor.restart_count
     try:
         spec = await _call_user_init(module, user_args)
     except Exception as exc:
@@ -452,6 +454,8 @@ async def _restart(state: SupervisorState, key: str | Pid) -> object:
         _report(state, "reached_max_restart_intensity", key, "shutdown")
         await _shutdown_all(state)
         return Stop("shutdown", state)
+    me = kernel.self()
+    kernel.set_label(RESTARTS_LABEL, kernel.get_label(me, RESTARTS_LABEL, 0) + 1)
     strategy = state.spec.strategy
     if strategy == "simple_one_for_one":
         assert isinstance(key, Pid)

@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, final
 
+from server import kernel
 from server.behaviours import gen_server
 from server.behaviours._dispatch import module_name
 from server.behaviours.replies import Failed, Ok, Refused
@@ -46,6 +47,7 @@ __all__ = [
     "get_childspec",
     "get_spec_info",
     "restart_child",
+    "restart_count",
     "start_child",
     "start_link",
     "terminate_child",
@@ -53,6 +55,9 @@ __all__ = [
 ]
 
 ENGINE = "server.behaviours._supervisor_engine"
+
+#: The supervisor's own label counting its restarts (private: hidden from process_info).
+RESTARTS_LABEL = "_restarts_total"
 
 
 @final
@@ -317,3 +322,15 @@ async def count_children(sup: Pid | str) -> ChildCounts:
     counts = _value(sup, await _call(sup, CountChildren()))
     assert isinstance(counts, ChildCounts)
     return counts
+
+
+def restart_count(sup: Pid) -> int | None:
+    """How many children ``sup`` has restarted since it started, or None if not a supervisor.
+
+    Read from the supervisor's label, without a message (for metrics and observers): each
+    restart of a child counts, a group restart (one_for_all, rest_for_one) once, and a
+    restart retried after a failed start once per try. The intensity window
+    (``intensity``/``period``) is another count: it forgets old restarts.
+    """
+    count = kernel.get_label(sup, RESTARTS_LABEL)
+    return count if type(count) is int else None

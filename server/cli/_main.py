@@ -25,6 +25,7 @@ from server.cli._logging import configure_logging, reopen_logs
 from server.cli._new import new_project
 from server.cli._output import add_package_row, packages_table
 from server.cli._parser import parser
+from server.cli._top import run_top
 from server.dev.reloader import ReloadEvent, watch
 from server.dev.session import DevRelease, prepare, serve
 from server.dev.start_function import resolve_start, serve_start
@@ -383,6 +384,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     multi, f"it holds several nodes: use --root {multi / 'node-1'} (or node-2 ...)"
                 )
             raise SystemExit(_stop_nodes(multi))
+        elif args.command == "top":
+            raise SystemExit(run_top(args))
         elif args.command in COMMANDS:
             raise SystemExit(run_control_command(args))
     except ServerError as exc:

@@ -256,6 +256,10 @@ def show(console: Console, name: str, result: Any) -> None:
         console.print(f"release {result['vsn']} {done[name]}")
     elif name == "ping":
         console.print(f"pong (release {result['release']})")
+    elif name == "observer":
+        console.print(result["url"], soft_wrap=True, highlight=False)  # one line to copy
+    elif name == "metrics":  # the exposition text as it is: no markup, no wrapping
+        print(result, end="")
     else:
         console.print(json.dumps(result) if not isinstance(result, str) else result)
 

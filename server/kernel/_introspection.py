@@ -45,6 +45,11 @@ class ProcessInfo:
     #: What the process monitors: pids (local or remote) and ``(name, node)`` pairs.
     monitors: tuple[Pid | str | tuple[str, str], ...]
     labels: tuple[tuple[str, Any], ...]
+    #: Messages ever delivered to it (queued or handed to a receive); less the queue's
+    #: length, the messages it has taken (Erlang's reductions, roughly).
+    messages_delivered: int = 0
+    #: When it was spawned, on the node's clock (``anyio.current_time()``).
+    spawned_at: float = 0.0
 
 
 def processes() -> list[Pid]:
@@ -67,6 +72,8 @@ def process_info(pid: Pid) -> ProcessInfo | None:
         trap_exit=proc.trap_exit,
         monitors=tuple(_monitored(proc)),
         labels=labels,
+        messages_delivered=proc.delivered,
+        spawned_at=proc.spawned_at,
     )
 
 

@@ -60,6 +60,7 @@ class Process:
         "budget",
         "context",
         "deadline",
+        "delivered",
         "exit_reason",
         "handed_at",
         "info",
@@ -72,6 +73,7 @@ class Process:
         "name",
         "node",
         "pid",
+        "spawned_at",
         "task",
         "timer",
         "trap_exit",
@@ -101,6 +103,8 @@ class Process:
         self.info: dict[str, Any] | None = None
         self.budget = RECEIVE_BUDGET
         self.handed_at = 0
+        self.delivered = 0  # messages ever delivered (for observers: handled = this - queued)
+        self.spawned_at = loop.time()
 
     @property
     def alive(self) -> bool:
@@ -111,6 +115,7 @@ class Process:
         """Hand ``message`` to a parked receive that wants it, else queue it."""
         if self.exit_reason is not None:
             return
+        self.delivered += 1
         waiter = self.waiter
         if waiter is not None:
             matcher = self.matcher

@@ -8,10 +8,12 @@
    against it, since the node's own sources need no other vouching);
 2. boots the **permanent** release of RELEASES: an installed but not permanent release is
    thereby rolled back by any restart, as in OTP;
-3. starts the application controller, the release handler under its own supervisor (so a
+3. starts the event-loop lag sampler (``server.observer.loop_lag``, for the node's whole
+   life), the application controller, the release handler under its own supervisor (so a
    crashed handler is started again, reading RELEASES again; with the source tree's
-   ``[node] trusted_keys``, after a WARNING at boot when there are none) and (when given)
-   the control server, and waits for ``("stop",)``, ``("reboot", reason)`` or the controller's end;
+   ``[node] trusted_keys``, after a WARNING at boot when there are none), the observer
+   (with ``[node.observer]``) and (when given) the control server, and waits for
+   ``("stop",)``, ``("reboot", reason)`` or the controller's end;
 4. on ``reboot`` (an install failed after a step that cannot be undone) stops everything,
    forgets every application module, and boots the permanent release again in place.
 """
@@ -29,11 +31,12 @@ from typing import TYPE_CHECKING
 import anyio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from server import cluster, code_server, dist, kernel
+from server import cluster, code_server, dist, kernel, observer
 from server.errors import ReleaseError
 from server.net import http_server
 from server.net.http_server import HttpDefaults
 from server.node._env_layers import ENV_LAYERS_LABEL, NodeEnv
+from server.observer import loop_lag
 from server.release import handler
 from server.release.boot import boot_release, parse_release_name
 from server.release.bundle import DEPS_DIR
@@ -215,6 +218,8 @@ async def run_node(
     http_server.configure(HttpDefaults(**config.node.http.model_dump()))
     trusted = TrustedKeys(tuple(config.node.trusted_keys))
     announce_policy(trusted)
+    # the lag sampler measures the node's whole life, across the reboots of its release
+    sampler = await loop_lag.start_link()
     # the node's name in a cluster outlives the reboots of its release, as OTP's kernel does
     distribution = await dist.start_link(config.node.dist) if config.node.dist else None
     agent = await cluster.start_agent(root) if distribution is not None else None
@@ -232,9 +237,8 @@ async def run_node(
             trusted,
         )
     finally:
-        if distribution is not None:
-            with anyio.CancelScope(shield=True):
-                await stop_in_reverse([distribution, *([agent] if agent else [])])
+        with anyio.CancelScope(shield=True):
+            await stop_in_reverse([p for p in (sampler, distribution, agent) if p is not None])
 
 
 async def _boot_loop(
@@ -305,6 +309,8 @@ async def _boot_loop(
             local_env=node_env.local_env,  # the same dict: a config reload updates it
         )
         started.append(await handler.start_supervisor(handler_config))
+        if config.node.observer is not None:  # the web view, [node.observer] of sys.config
+            started.append(await observer.start_link(config.node.observer, kernel.self()))
         started.extend([await service(root) for service in services or []])
         # what the boot built lives as long as the node: keep it out of the cyclic GC's
         # full collections, which otherwise stall every process for tens of milliseconds

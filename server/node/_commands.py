@@ -22,20 +22,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
 
-from server import cluster, code_server, dist, kernel
+from server import cluster, dist, kernel, observer
 from server.app import controller, get_all_env
-from server.behaviours import supervisor, system_messages
 from server.control import ProgressInfo
 from server.control import start_link as start_control
 from server.errors import (
-    CallError,
+    ControlError,
     DistributionError,
     InstallRefused,
     ReleaseError,
     RolloutError,
-    ServerError,
 )
 from server.node._env_layers import ENV_LAYERS_LABEL, NodeEnv, reload_config
+from server.observer.metrics import render_metrics
+from server.observer.top import DEFAULT_LIMIT, SORT_KEYS, top_view
 from server.release import current_release, handler
 from server.release.boot import parse_release_name
 
@@ -207,88 +207,33 @@ async def _rollback(boot: Pid, args: dict[str, Any], progress: ProgressCallback)
 
 
 async def _processes(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
-    rows: list[dict[str, Any]] = []
-    here = kernel.node()
-    for pid in kernel.processes():
-        info = kernel.process_info(pid)
-        if info is None:
-            continue
-        labels = dict(info.labels)
-        row: dict[str, Any] = {
-            "pid": repr(pid),
-            "name": info.registered_name,
-            "behaviour": labels.get("behaviour"),
-            "module": labels.get("module"),
-            "vsn": None,
-            "mailbox": info.message_queue_len,
-            "status": "running",
-            # links and monitors that cross to other nodes (the local ones are the tree)
-            "remote": [f"link {other!r}" for other in info.links if kernel.node(other) != here]
-            + [
-                f"monitor {target!r}"
-                for target in info.monitors
-                if (type(target) is tuple)
-                or (isinstance(target, kernel.Pid) and kernel.node(target) != here)
-            ],
-        }
-        if labels.get("behaviour") in ("gen_server", "gen_statem"):
-            try:
-                status = await system_messages.get_status(pid, timeout=1.0)
-            except CallError:
-                continue  # ended meanwhile
-            row["status"] = status.status
-            row["vsn"] = _module_vsn(status.module)
-        rows.append(row)
-    return rows
+    return await observer.process_rows(statuses=True)
 
 
 async def _code(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
-    return [
-        {
-            "module": info.module,
-            "slot": info.slot,
-            "vsn": info.vsn if isinstance(info.vsn, str | int | float) else repr(info.vsn),
-            "path": info.path,
-            "loaded_at": info.loaded_at,
-        }
-        for info in code_server.all_loaded()
-    ]
-
-
-def _module_vsn(module: str) -> Any:
-    try:
-        vsn = code_server.get_vsn(module)
-    except ServerError:
-        return None
-    return vsn if isinstance(vsn, str | int | float) else repr(vsn)
+    return observer.code_rows()
 
 
 async def _tree(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
-    trees = []
-    for app, top in (await controller.top_supervisors()).items():
-        trees.append({"application": app, "tree": await _node(top, "top", "supervisor")})
-    return trees
+    return await observer.supervision_trees()
 
 
-async def _node(pid: Pid, child_id: str | None, kind: str) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "pid": repr(pid),
-        "id": child_id,
-        "type": kind,
-        "name": info.registered_name if (info := kernel.process_info(pid)) else None,
-    }
-    if kind == "supervisor":
-        try:
-            rows = await supervisor.which_children(pid)
-        except CallError:
-            rows = []
-        entry["children"] = [
-            await _node(row.pid, row.id, row.type)
-            if isinstance(row.pid, kernel.Pid)
-            else {"pid": str(row.pid), "id": row.id, "type": row.type, "name": None}
-            for row in rows
-        ]
-    return entry
+async def _top(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    return await top_view(sort=args.get("sort", "mailbox"), limit=args.get("limit", DEFAULT_LIMIT))
+
+
+async def _metrics(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    return render_metrics().decode()
+
+
+async def _observer(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
+    url = observer.observer_url()
+    if url is None:
+        raise ControlError(
+            "this node serves no observer: add a [node.observer] table to sys.config "
+            "(port = 0 picks a free port) and restart it"
+        )
+    return {"url": url}
 
 
 async def _env(boot: Pid, args: dict[str, Any], progress: ProgressCallback) -> Any:
@@ -472,6 +417,33 @@ _TABLE: Final = (
         _tree,
         read_only=True,
         timeout=30.0,
+    ),
+    Command(
+        "top",
+        "the busiest processes, refreshed every second (pid, name, module, mailbox, memory, "
+        "messages handled, age)",
+        _top,
+        read_only=True,
+        timeout=10.0,
+        flags=(("once", "print one table and exit"),),
+        options=(
+            ("sort", "COLUMN", f"sort by {', '.join(SORT_KEYS)} (default mailbox)"),
+            ("limit", "N", f"show the first N processes (default {DEFAULT_LIMIT})"),
+        ),
+    ),
+    Command(
+        "metrics",
+        "the node's metrics in Prometheus's text format (as the observer's /metrics)",
+        _metrics,
+        read_only=True,
+        timeout=10.0,
+    ),
+    Command(
+        "observer",
+        "the URL of the node's observer web view, with its token",
+        _observer,
+        read_only=True,
+        timeout=10.0,
     ),
     Command(
         "env",

@@ -74,6 +74,7 @@ from server.release.handler import (
     error_of,
     facts_of,
 )
+from server.release.install_events import Event, InstallTally, event_fields
 from server.release.installed import read_installed
 from server.release.release_status import StatusRefused, next_statuses
 from server.release.releases_file import (
@@ -142,6 +143,7 @@ class HandlerState:
     __slots__ = (
         "booted",
         "busy",
+        "installing",
         "local_env",
         "package",
         "pending",
@@ -149,10 +151,12 @@ class HandlerState:
         "root",
         "running",
         "started",
+        "tally",
         "timer",
         "trusted_keys",
         "unpack_timeout",
         "unpurged",
+        "work_started",
         "worker",
     )
 
@@ -171,6 +175,9 @@ class HandlerState:
         self.timer: TimerRef | None = None  # sends ``_Overdue`` at the unpack's deadline
         self.unpurged: list[str] = []
         self.started = time.time()
+        self.installing: str | None = None  # the vsn the worker installs (not checks)
+        self.work_started = 0.0  # time.monotonic() when the worker was started
+        self.tally = InstallTally()  # every operation answered, for metrics (install_events)
 
     def __repr__(self) -> str:
         return f"HandlerState(running={self.running!r}, busy={self.busy!r})"
@@ -184,7 +191,9 @@ async def init(config: HandlerConfig) -> object:
     if running != record.permanent.vsn:  # a handler started again while it runs: current
         record = _with_statuses(record, next_statuses(_statuses(record), running, "install"))
     record = await anyio.to_thread.run_sync(_recover, config.root, record)
-    return Ok(HandlerState(config, record, running))
+    state = HandlerState(config, record, running)
+    state.tally.attach()
+    return Ok(state)
 
 
 def _read_record(root: Path) -> ReleasesFile:
@@ -225,23 +234,41 @@ async def handle_call(request: object, from_: From, state: HandlerState) -> obje
                 state.timer = kernel.send_after(state.unpack_timeout, kernel.self(), overdue)
             return NoReply(state)
         case MakePermanent(vsn=vsn, rollback=rollback):
+            started = time.monotonic()
+            was = state.record.permanent.vsn
             answer = _guard(state, lambda: _make_permanent(state, vsn, rollback))
             if isinstance(answer, replies.Ok):
                 await _persist(state)
-                logger.info("release %s made permanent", vsn)
+                fields = _event(state, "make_permanent", was, vsn, started, None)
+                logger.info("release %s made permanent", vsn, extra=fields)
+            else:
+                _refused(state, "make_permanent", was, vsn, started, answer)
             return Reply(answer, state)
         case GetRollbackTarget():
             return Reply(_guard(state, lambda: _rollback_target(state)), state)
         case Remove(vsn=vsn):
-            if state.busy is not None:
-                return Reply(_busy(state), state)
-            return Reply(await _remove(state, vsn), state)
+            started = time.monotonic()
+            answer = _busy(state) if state.busy is not None else await _remove(state, vsn)
+            if isinstance(answer, replies.Ok):
+                fields = _event(state, "remove", vsn, None, started, None)
+                logger.info("release %s removed", vsn, extra=fields)
+            else:
+                _refused(state, "remove", vsn, None, started, answer)
+            return Reply(answer, state)
         case InstallByRestart(vsn=vsn):
-            if state.busy is not None:
-                return Reply(_busy(state), state)
-            return Reply(await _install_by_restart(state, vsn), state)
+            started = time.monotonic()
+            was = state.running
+            answer = (
+                _busy(state) if state.busy is not None else await _install_by_restart(state, vsn)
+            )
+            if not isinstance(answer, replies.Ok):
+                _refused(state, "install_by_restart", was, vsn, started, answer)
+            return Reply(answer, state)
         case CheckInstall(vsn=vsn) | Install(vsn=vsn):
+            started = time.monotonic()
             if state.busy is not None:
+                if isinstance(request, Install):
+                    _refused(state, "install", state.running, vsn, started, _busy(state))
                 return Reply(_busy(state), state)
             try:
                 target = state.record.get(vsn)
@@ -252,7 +279,10 @@ async def handle_call(request: object, from_: From, state: HandlerState) -> obje
                 if isinstance(request, Install):
                     next_statuses(_statuses(state.record), vsn, "install")
             except (ServerError, StatusRefused) as exc:
-                return Reply(_error_reply(exc), state)
+                answer = _error_reply(exc)
+                if isinstance(request, Install):
+                    _refused(state, "install", state.running, vsn, started, answer)
+                return Reply(answer, state)
             operation = "install" if isinstance(request, Install) else "check_install"
             _start_work(
                 state,
@@ -265,6 +295,7 @@ async def handle_call(request: object, from_: From, state: HandlerState) -> obje
                 state.running,
                 state.local_env,
             )
+            state.installing = vsn if isinstance(request, Install) else None
             return NoReply(state)
     refusal = InstallRefused(f"unknown request {request!r}")
     return Reply(_error_reply(refusal), state)
@@ -281,6 +312,8 @@ def _start_work(
     state.busy = busy
     state.pending = from_
     state.package = None
+    state.installing = None
+    state.work_started = time.monotonic()
     state.worker = kernel.spawn_link(work, kernel.self(), *args)
     return state.worker
 
@@ -300,6 +333,7 @@ def _work_over(state: HandlerState) -> None:
     state.pending = None
     state.package = None
     state.timer = None
+    state.installing = None
 
 
 def _give_up(state: HandlerState, worker: Pid) -> None:
@@ -373,6 +407,9 @@ async def handle_info(message: object, state: HandlerState) -> object:
             set_current_release(installed.name, vsn)
             state.unpurged = [m for m in report.modules_loaded if _has_old(m)]
             kernel.reply(from_, replies.Ok(report))
+            fields = _event(
+                state, "install", report.from_vsn, vsn, state.work_started, None, timed=True
+            )
             logger.info(
                 "release %s installed (%s from %s) in %.1f ms: %d modules loaded, "
                 "%d processes migrated",
@@ -383,9 +420,8 @@ async def handle_info(message: object, state: HandlerState) -> object:
                 len(report.modules_loaded),
                 len(report.processes),
                 extra={
+                    **fields,
                     "report": "release_installed",
-                    "from_vsn": report.from_vsn,
-                    "to_vsn": vsn,
                     "direction": report.direction,
                     "seconds": round(report.seconds, 6),
                     "modules_loaded": len(report.modules_loaded),
@@ -397,11 +433,23 @@ async def handle_info(message: object, state: HandlerState) -> object:
             _answered(state, from_)
             kernel.reply(from_, answer)
             error = error_of(answer.reason)
+            facts: dict[str, object] = {}
+            if state.installing is not None:
+                facts = _event(
+                    state,
+                    "install",
+                    state.running,
+                    state.installing,
+                    state.work_started,
+                    error,
+                    timed=True,
+                )
             logger.error(
                 "%s failed: %s",
                 state.busy or "a release operation",
                 error,
                 extra={
+                    **facts,
                     "report": "release_operation_failed",
                     "running": state.running,
                     "error_type": type(error).__name__,
@@ -424,6 +472,7 @@ async def handle_info(message: object, state: HandlerState) -> object:
 
 async def _install_by_restart(state: HandlerState, vsn: str) -> replies.ServerReply:
     """Mark ``vsn`` current, order the next boot to boot it, and ask the boot to restart."""
+    started = time.monotonic()
     try:
         if state.record.get(vsn) is None:
             raise InstallRefused(f"no release {vsn} (unpack it first)")
@@ -444,13 +493,54 @@ async def _install_by_restart(state: HandlerState, vsn: str) -> replies.ServerRe
     state.record = _with_statuses(state.record, statuses)
     await _persist(state)
     await anyio.to_thread.run_sync(write_next_boot, state.root, vsn)
+    fields = _event(state, "install_by_restart", state.running, vsn, started, None)
     logger.warning(
         "installing release %s by restarting the node: every process's state is lost",
         vsn,
-        extra={"report": "release_install_by_restart", "from_vsn": state.running, "to_vsn": vsn},
+        extra={**fields, "report": "release_install_by_restart"},
     )
     kernel.send(state.booted, ("restart_new_process", vsn))
     return replies.Ok(vsn)
+
+
+def _event(
+    state: HandlerState,
+    event: Event,
+    from_vsn: str | None,
+    to_vsn: str | None,
+    started: float,
+    error: ServerError | None,
+    *,
+    timed: bool = False,
+) -> dict[str, object]:
+    """Count the operation and give its event facts (``install_events``) for its one record.
+
+    ``timed``: an install its worker ran, which also goes to the duration histogram.
+    """
+    fields = event_fields(
+        event,
+        release=state.record.permanent.name,
+        from_vsn=from_vsn,
+        to_vsn=to_vsn,
+        duration=time.monotonic() - started,
+        error=error,
+    )
+    state.tally.count(fields, timed=timed)
+    return fields
+
+
+def _refused(
+    state: HandlerState,
+    event: Event,
+    from_vsn: str | None,
+    to_vsn: str | None,
+    started: float,
+    answer: replies.Refused | replies.Failed,
+) -> None:
+    """Log and count an operation refused before it changed anything."""
+    error = error_of(answer.reason)
+    fields = _event(state, event, from_vsn, to_vsn, started, error)
+    logger.warning("%s refused: %s", event.replace("_", " "), error, extra=fields)
 
 
 async def _persist(state: HandlerState) -> None:
@@ -691,7 +781,6 @@ async def _remove(state: HandlerState, vsn: str) -> replies.ServerReply:
             error,
             extra={"path": str(path)},
         )
-    logger.info("release %s removed", vsn)
     return replies.Ok(vsn)
 
 

@@ -62,6 +62,7 @@ from server.errors import (
     SystemCallError,
 )
 from server.release import _processes
+from server.release.install_feed import InstallEvent, publish
 from server.release.installed import find_script
 from server.release.relup_builder import APPLICATION_API
 from server.spec.env_schema import check_release_env
@@ -483,12 +484,13 @@ async def execute(
     for index, step in enumerate(steps):
         if progress is not None:
             progress(step.op, index, len(steps))
+        _publish(run, step.op, index)
         try:
             await _step(run, step)
         except _StepFailed as failure:
-            await _fail(run, failure)
+            await _failed(run, failure, index)
         except Exception as exc:
-            await _fail(run, _StepFailed(step.op, repr(exc) + "\n" + _trace(exc)))
+            await _failed(run, _StepFailed(step.op, repr(exc) + "\n" + _trace(exc)), index)
         if after_step is not None:
             after_step(index)
     await _commit(run)
@@ -496,6 +498,7 @@ async def execute(
     env_changes = {name: repr(outcome) for name, outcome in changes}
     if progress is not None:
         progress("done", len(steps), len(steps))
+    _publish(run, "done", len(steps), outcome="done")
     return InstallReport(
         from_vsn=plan.current.vsn,
         to_vsn=plan.target.vsn,
@@ -509,6 +512,36 @@ async def execute(
         env_changes=env_changes,
         seconds=time.perf_counter() - began,
     )
+
+
+def _publish(
+    run: _Run, step: str, index: int, *, error: str | None = None, outcome: str = "running"
+) -> None:
+    """Tell the install's watcher (``install_feed``) where this install is."""
+    plan = run.plan
+    publish(
+        InstallEvent(
+            plan.current.vsn,
+            plan.target.vsn,
+            step,
+            index,
+            len(plan.script),
+            len(run.suspended),
+            len(run.migrated),
+            error,
+            outcome,
+        )
+    )
+
+
+async def _failed(run: _Run, failure: _StepFailed, index: int) -> None:
+    """``_fail``, telling the watcher how the install ended (the error's first line)."""
+    try:
+        await _fail(run, failure)
+    except InstallFailed as exc:
+        first = failure.detail.splitlines()[0] if failure.detail else failure.step
+        _publish(run, failure.step, index, error=first, outcome=exc.outcome)
+        raise
 
 
 def _who(pid: Pid) -> str:

@@ -12,7 +12,9 @@ process (``error_of``): no exception object crosses from the handler.
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, final
 
@@ -20,7 +22,10 @@ from server import errors
 from server.behaviours import gen_server, supervisor
 from server.behaviours.replies import Failed, Ok, Refused
 from server.errors import ReleaseError, ServerError
+from server.kernel import whereis
 from server.release._installer import InstallOptions, InstallReport
+from server.release.current import current_release
+from server.release.install_events import InstallStatistics, event_fields, tally_of
 from server.release.signature import NO_TRUSTED_KEYS
 
 if TYPE_CHECKING:
@@ -40,6 +45,7 @@ __all__ = [
     "check_install",
     "install",
     "install_by_restart",
+    "install_statistics",
     "make_permanent",
     "remove",
     "rollback",
@@ -49,6 +55,8 @@ __all__ = [
     "upgrade",
     "which_releases",
 ]
+
+logger = logging.getLogger("server.release")
 
 NAME = "release_handler"
 ENGINE = "server.release._handler"
@@ -364,11 +372,49 @@ async def rollback() -> dict[str, Any]:
         InstallRefused: nothing to roll back to.
         InstallFailed: as ``install``.
     """
-    target: RollbackTarget = await _call(GetRollbackTarget())
-    report = await install(target.vsn)
-    if target.make_permanent:
-        await _call(MakePermanent(target.vsn, rollback=True))
+    started = time.monotonic()
+    was = current_release()
+    target: RollbackTarget | None = None
+    try:
+        target = await _call(GetRollbackTarget())
+        report = await install(target.vsn)
+        if target.make_permanent:
+            await _call(MakePermanent(target.vsn, rollback=True))
+    except ServerError as exc:
+        _log_rollback(started, was, target, exc)
+        raise
+    _log_rollback(started, was, target, None)
     return {"vsn": target.vsn, "report": report.as_json()}
+
+
+def _log_rollback(
+    started: float,
+    was: tuple[str, str] | None,
+    target: RollbackTarget | None,
+    error: ServerError | None,
+) -> None:
+    """The one event record of a rollback (``install_events``), logged by its caller."""
+    fields = event_fields(
+        "rollback",
+        release=was[0] if was else None,
+        from_vsn=was[1] if was else None,
+        to_vsn=target.vsn if target else None,
+        duration=time.monotonic() - started,
+        error=error,
+    )
+    if error is None:
+        logger.info("rolled back from %s to %s", fields["from_vsn"], fields["to_vsn"], extra=fields)
+    elif fields["outcome"] == "refused":  # nothing was changed
+        logger.warning("rollback refused: %s", error, extra=fields)
+    else:
+        logger.error("rollback to %s failed: %s", fields["to_vsn"], error, extra=fields)
+
+
+def install_statistics() -> InstallStatistics | None:
+    """What the release handler has counted (``install_events``), or None when none runs."""
+    pid = whereis(NAME)
+    tally = tally_of(pid) if pid is not None else None
+    return tally.statistics() if tally is not None else None
 
 
 async def upgrade(package: Path | str) -> dict[str, Any]:

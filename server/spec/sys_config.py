@@ -19,6 +19,12 @@
     send_timeout = 30.0               # a client that takes no answer this long is cut off
     reuse_port = false                # SO_REUSEPORT: nodes of one machine share a port
 
+    [node.observer]                   # present: serve the observer web view (off without it)
+    port = 0                          # 0: any free port (the URL is logged at start)
+    host = "127.0.0.1"                # loopback by default
+    metrics_token = true              # /metrics asks for the token too (false: open)
+    interval = 1.0                    # seconds between two pushes to an open page
+
     [counter]                         # every other table: env overrides for that app
     port = 8080
 
@@ -53,6 +59,7 @@ __all__ = [
     "DistTlsSettings",
     "HttpSettings",
     "NodeSettings",
+    "ObserverSettings",
     "PublicKeyText",
     "SysConfig",
     "canonical_public_key",
@@ -174,6 +181,24 @@ class DistSettings(pydantic.BaseModel):
         return self
 
 
+class ObserverSettings(pydantic.BaseModel):
+    """The ``[node.observer]`` table: the observer web view, served when present.
+
+    It listens on ``host:port`` (loopback by default; ``port = 0`` picks a free port) and
+    answers only requests that carry the token it makes at start (logged, and printed by
+    ``server observer``); an open page gets a new view every ``interval`` seconds, and an
+    install's steps as they happen. ``metrics_token = false`` leaves ``/metrics`` open to a
+    scraper that cannot send the token; every other page still asks for it.
+    """
+
+    model_config = SPEC_MODEL_CONFIG
+
+    port: Annotated[int, pydantic.Field(ge=0, le=65535)] = 0
+    host: _Text = "127.0.0.1"
+    metrics_token: bool = True
+    interval: Annotated[float, pydantic.Field(gt=0)] = 1.0
+
+
 class NodeSettings(pydantic.BaseModel):
     """The ``[node]`` table."""
 
@@ -190,6 +215,7 @@ class NodeSettings(pydantic.BaseModel):
     unpack_timeout: Annotated[float, pydantic.Field(gt=0)] = 300.0
     http: HttpSettings = HttpSettings()
     dist: DistSettings | None = None
+    observer: ObserverSettings | None = None
 
 
 class SysConfig(pydantic.BaseModel):

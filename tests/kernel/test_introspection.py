@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import anyio
+
 from server import kernel
 from server.kernel import Node, ProcessInfo
 
@@ -34,7 +38,10 @@ async def test_process_info_describes_a_process(node: Node) -> None:
         kernel.send(pid, "unknown 2")
         kernel.send(pid, ("ping", me))
         await recv(step="pong")
-        assert kernel.process_info(pid) == ProcessInfo(
+        described = kernel.process_info(pid)
+        assert described is not None
+        assert described.messages_delivered == 3
+        assert replace(described, messages_delivered=0, spawned_at=0.0) == ProcessInfo(
             pid=pid,
             registered_name="svc",
             message_queue_len=0,  # the peer took (and ignored) the unknown messages
@@ -52,6 +59,26 @@ async def test_process_info_describes_a_process(node: Node) -> None:
         info = kernel.process_info(idler)
         assert info is not None
         assert info.message_queue_len == 1
+
+    await node.run_process(body)
+
+
+async def test_process_info_counts_deliveries_and_knows_when_it_was_spawned(node: Node) -> None:
+    async def body() -> None:
+        before = anyio.current_time()
+        idler = kernel.spawn(idle)
+        for n in range(5):
+            kernel.send(idler, n)
+        info = kernel.process_info(idler)
+        assert info is not None
+        assert (info.messages_delivered, info.message_queue_len) == (5, 5)
+        assert before <= info.spawned_at <= anyio.current_time()
+        peer = await start_peer()
+        kernel.send(peer, ("ping", kernel.self()))
+        await recv(step="pong")
+        served = kernel.process_info(peer)
+        assert served is not None
+        assert (served.messages_delivered, served.message_queue_len) == (1, 0)
 
     await node.run_process(body)
 
