@@ -321,10 +321,31 @@ def _local_cluster_root(args: argparse.Namespace) -> Path | None:
     return root if local_node_roots(root) is not None else None
 
 
+def _node_logging(args: argparse.Namespace) -> None:
+    """``[node] log_level`` and ``log_format`` of the node's sys.config, unless given as flags.
+
+    Raises:
+        SpecError: the sys.config is malformed.
+    """
+    if args.log_level is not None and args.log_format is not None:
+        return
+    settings = node_config(args.root.resolve(), args.config).node
+    configure_logging(
+        args.log_level or settings.log_level,
+        log_format=args.log_format or settings.log_format,
+        log_file=args.log_file,
+    )
+
+
+def _log_flags(args: argparse.Namespace) -> list[str]:
+    """The logging flags given, for the nodes started (the rest each node's sys.config says)."""
+    flags = ["--log-level", args.log_level] if args.log_level is not None else []
+    return flags + (["--log-format", args.log_format] if args.log_format is not None else [])
+
+
 def _start(args: argparse.Namespace) -> int:
     if args.nodes is not None:
-        log_args = ["--log-level", args.log_level, "--log-format", args.log_format]
-        return _start_nodes(args, log_args)
+        return _start_nodes(args, _log_flags(args))
     run_args: list[str] = []
     if args.release is not None:
         release = args.release
@@ -333,7 +354,7 @@ def _start(args: argparse.Namespace) -> int:
         run_args += ["--release", release]
     if args.config is not None:
         run_args += ["--config", str(args.config.resolve())]
-    log_args = ["--log-level", args.log_level, "--log-format", args.log_format]
+    log_args = _log_flags(args)
     if args.log_file is not None:
         log_args += ["--log-file", str(Path(args.log_file).resolve())]
     if args.foreground:
@@ -354,8 +375,12 @@ def _start(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``server`` console script."""
     args = parser().parse_args(argv)
-    configure_logging(args.log_level, log_format=args.log_format, log_file=args.log_file)
+    configure_logging(
+        args.log_level or "INFO", log_format=args.log_format or "text", log_file=args.log_file
+    )
     try:
+        if args.command == "run" or (args.command == "start" and args.nodes is None):
+            _node_logging(args)
         if args.command == "run":
             code = anyio.run(
                 _run, args.root.resolve(), args.release, args.config, backend="asyncio"

@@ -22,13 +22,15 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="server", description="A hot code-loading application server for Python."
     )
-    top.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    top.add_argument(
+        "--log-level", help="logging level (default: [node] log_level of sys.config, or INFO)"
+    )
     top.add_argument("--version", action="version", version=f"server {__version__}")
     top.add_argument(
         "--log-format",
         choices=("text", "json"),
-        default="text",
-        help="text lines (default) or one JSON object per line",
+        help="text lines or one JSON object per line (default: [node] log_format of "
+        "sys.config, or text)",
     )
     top.add_argument(
         "--log-file",

@@ -6,7 +6,8 @@
     name = "demo"                     # the node's name
     release = "demo-1.0.0"            # release spec booted when the root has no RELEASES
     control_socket = "run/control.sock"   # relative to the root
-    log_level = "INFO"
+    log_level = "INFO"                # unless --log-level is given
+    log_format = "text"               # or "json", one object per line; unless --log-format
     apps_dir = "apps"                 # where the sources of the embedded release live
     heart_max_restarts = 5            # the heart gives up after this many restarts ...
     heart_period = 60.0               # ... within this many seconds
@@ -208,6 +209,7 @@ class NodeSettings(pydantic.BaseModel):
     release: _Text | None = None
     control_socket: _Text = "run/control.sock"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
     apps_dir: _Text = "apps"
     heart_max_restarts: Annotated[int, pydantic.Field(ge=0)] = 5
     heart_period: Annotated[float, pydantic.Field(gt=0)] = 60.0
