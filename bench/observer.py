@@ -178,19 +178,19 @@ async def bench(config: Config, view: str) -> tuple[list[Result], str]:
             )  # the node's CPU seconds per second (cores) under load, without the observer
         finally:
             node.kill()  # by its pid
-    rate = {k: statistics.median(r.per_second for r in v) for k, v in rates.items()}
+    rps = {k: statistics.median(r.per_second for r in v) for k, v in rates.items()}
     p99 = {k: statistics.median(r.p99_ms for r in v) for k, v in rates.items()}
     failed = {k: sum(r.failed for r in v) for k, v in rates.items()}
     cost = {k: statistics.median(v) for k, v in cpu.items()}
     cpu_ratio = cost["with"] / cost["without"]
-    ratio = rate["with"] / rate["without"]
+    ratio = rps["with"] / rps["without"]
     p99_ratio = p99["with"] / p99["without"]
     tool = rates["without"][0].tool
     lines = [
         f"GET {PATH} on the demo node, {config.connections} keep-alive connections, {tool}, "
         f"median of {config.repeats} x {config.duration:g} s per phase, alternated",
         *(
-            f"  {name:8} {rate[name]:9,.0f} req/s  p99 {p99[name]:7.2f} ms  "
+            f"  {name:8} {rps[name]:9,.0f} req/s  p99 {p99[name]:7.2f} ms  "
             f"node CPU {cost[name] * 1000:6.1f} us/request  failed {failed[name]}"
             for name in ("without", "with")
         ),
@@ -204,7 +204,7 @@ async def bench(config: Config, view: str) -> tuple[list[Result], str]:
         f"under this load ({node_cpu:.2f} cores)",
     ]
     results = [
-        Result("observer_rps", rate["with"], "requests/s", "no observer page", rate["without"],
+        Result("observer_rps", rps["with"], "requests/s", "no observer page", rps["without"],
                ratio, ("target >= 0.95",)),
         Result("observer_p99", p99["with"], "ms", "no observer page", p99["without"],
                p99_ratio),
