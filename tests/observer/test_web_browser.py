@@ -1,15 +1,17 @@
 """The observer's page in a real headless Chromium, against a real demo node (an OS process).
 
 One browser and one node for the module (the install test runs last: it moves the node to
-1.1.0). Each test leaves a screenshot of its page in ``docs/observer/`` (the README shows
-them). Chromium is the system's (Debian's ``chromium``), driven by Playwright with
-``executable_path``: nothing is downloaded. Without it the tests skip, except in CI.
+1.1.0). Each test takes a screenshot of its page; with ``OBSERVER_SCREENSHOTS=1`` they go to
+``docs/observer/``, the README's images. Chromium is the system's (Debian's ``chromium``),
+driven by Playwright with ``executable_path``: nothing is downloaded. Without it the tests
+skip, except in CI.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -33,7 +35,13 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.node
 
-SHOTS = REPO / "docs" / "observer"
+#: Where each test's screenshot goes: the README's images with OBSERVER_SCREENSHOTS=1 (the
+#: way to refresh them), else a scratch folder, so a test run leaves the work tree clean.
+SHOTS = (
+    REPO / "docs" / "observer"
+    if os.environ.get("OBSERVER_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "observer-screenshots"
+)
 #: Each browser wait's limit (ms): a step that hangs fails fast and names itself.
 STEP_MS = 15_000
 
