@@ -44,6 +44,7 @@ from server.kernel._introspection import (
     set_label,
 )
 from server.kernel._node import Node, current_node
+from server.kernel._parked import is_narrowed, narrow_receive, run_as, widen_receive
 from server.kernel._remote import (
     NOCONNECTION,
     Channel,
@@ -103,10 +104,12 @@ __all__ = [
     "flush",
     "get_label",
     "is_alive",
+    "is_narrowed",
     "is_normal_exit",
     "link",
     "monitor",
     "monitor_node",
+    "narrow_receive",
     "node",
     "nodes",
     "process_frames",
@@ -120,6 +123,7 @@ __all__ = [
     "reply",
     "request",
     "run",
+    "run_as",
     "self",
     "send",
     "send_after",
@@ -132,4 +136,5 @@ __all__ = [
     "unregister",
     "wait_ended",
     "whereis",
+    "widen_receive",
 ]
