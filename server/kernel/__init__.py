@@ -44,7 +44,13 @@ from server.kernel._introspection import (
     set_label,
 )
 from server.kernel._node import Node, current_node
-from server.kernel._parked import is_narrowed, narrow_receive, run_as, widen_receive
+from server.kernel._parked import (
+    is_narrowed,
+    narrow_receive,
+    parked_on,
+    run_as,
+    widen_receive,
+)
 from server.kernel._remote import (
     NOCONNECTION,
     Channel,
@@ -112,6 +118,7 @@ __all__ = [
     "narrow_receive",
     "node",
     "nodes",
+    "parked_on",
     "process_frames",
     "process_globals",
     "process_info",

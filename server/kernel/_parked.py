@@ -14,7 +14,9 @@ How this works:
 3. ``widen_receive`` puts the receive back to every message; when messages queued
    meanwhile, the first is handed to it at once (as ``deliver`` would have), the others
    stay queued in order.
-4. ``run_as`` runs a plain function with ``kernel.self()`` being another, parked process
+4. ``parked_on`` names the receive a process waits in: while it returns the same token,
+   the process has not run (its stack, hence the code it runs, is as it was).
+5. ``run_as`` runs a plain function with ``kernel.self()`` being another, parked process
    (its own context), so the function acts as that process would.
 
 The caller is the library's system-message protocol (a suspension without a message round
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from server.kernel._process import Matcher
     from server.kernel._types import Pid
 
-__all__ = ["is_narrowed", "narrow_receive", "run_as", "widen_receive"]
+__all__ = ["is_narrowed", "narrow_receive", "parked_on", "run_as", "widen_receive"]
 
 T = TypeVar("T")
 
@@ -108,6 +110,21 @@ def widen_receive(pid: Pid, matcher: Matcher) -> bool:
     proc.handed_at = 0  # given back (a cancelled receive) at the head, where it was
     waiter.set_result(box.popleft())
     return True
+
+
+def parked_on(pid: Pid) -> object | None:
+    """A token of the receive ``pid`` waits in, or None when it is not waiting in one.
+
+    The same token twice means the process did not run in between: a receive's token is
+    its own, and a process that woke (or was cancelled, or ended) has another or none.
+    """
+    proc = pid._process
+    if type(proc) is not Process or proc.exit_reason is not None:
+        return None
+    waiter = proc.waiter
+    if waiter is None or waiter.done():
+        return None
+    return waiter
 
 
 def run_as(pid: Pid, fn: Callable[..., T], *args: object) -> T:
