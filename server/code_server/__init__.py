@@ -29,6 +29,7 @@ from server.code_server._api import (
     replace_paths,
     restore_paths,
     soft_purge,
+    soft_purge_in_slices,
     source_changed,
     which_versions,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "revert",
     "root_of",
     "soft_purge",
+    "soft_purge_in_slices",
     "source_changed",
     "top_level_names",
     "which_versions",

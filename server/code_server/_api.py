@@ -8,9 +8,14 @@ whole (``forget_all``), so that the release installer and the boot never touch t
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
+import anyio.lowlevel
+
+from server import kernel
 from server.code_server._table import code_server
+from server.errors import ProcessError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -20,6 +25,9 @@ if TYPE_CHECKING:
     from server.code_server._table import PathsUndo, VersionInfo
     from server.code_server._version import ModuleVersion
     from server.kernel import Pid
+
+#: The longest ``soft_purge_in_slices`` holds the event loop between two turns (s).
+SLICE_SECONDS = 0.004
 
 __all__ = [
     "add_path",
@@ -38,6 +46,7 @@ __all__ = [
     "replace_paths",
     "restore_paths",
     "soft_purge",
+    "soft_purge_in_slices",
     "source_changed",
     "which_versions",
 ]
@@ -158,6 +167,38 @@ def processes_in_old_code(module: str) -> list[Pid]:
 def soft_purge(module: str) -> bool:
     """Drop the old version unless a process runs it (then False, nothing changed)."""
     return code_server.soft_purge(module)
+
+
+async def soft_purge_in_slices(module: str, *, slice_seconds: float = SLICE_SECONDS) -> bool:
+    """``soft_purge``, looking at the processes between turns of the event loop.
+
+    Every process is looked at in slices of at most ``slice_seconds``; then, in one last
+    step that does not yield, only those that ran since they were looked at (and those
+    started meanwhile) are looked at again before the old version is dropped: the answer
+    is ``soft_purge``'s, and no other process waits for a look at all of them at once.
+    """
+    entry = code_server.entry_of(module)
+    if entry is None or entry.old is None:
+        return True
+    unchanged: dict[Pid, object] = {}
+    ends = time.perf_counter() + slice_seconds
+    for index, pid in enumerate(_live()):
+        token = kernel.parked_on(pid)
+        if code_server.check_process_code(pid, module):
+            return False
+        if token is not None:
+            unchanged[pid] = token
+        if not index % 64 and time.perf_counter() >= ends:
+            await anyio.lowlevel.checkpoint()
+            ends = time.perf_counter() + slice_seconds
+    return code_server.soft_purge(module, unchanged)
+
+
+def _live() -> list[Pid]:
+    try:
+        return kernel.processes()
+    except ProcessError:  # no node is running: no process can run old code
+        return []
 
 
 async def purge(module: str) -> bool:

@@ -47,7 +47,7 @@ from server.errors import (
 
 if TYPE_CHECKING:
     import types
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from server.kernel import Pid
 
@@ -464,8 +464,12 @@ class CodeServer(importlib.abc.MetaPathFinder):
         old_globals = entry.old.module.__dict__
         return [pid for pid in _live_processes() if _runs_in(pid, old_globals)]
 
-    def soft_purge(self, name: str) -> bool:
+    def soft_purge(self, name: str, unchanged: Mapping[Pid, object] | None = None) -> bool:
         """Drop the old version unless a process runs it.
+
+        ``unchanged`` maps processes already found not to run it to the token of the
+        receive they were parked in then (``kernel.parked_on``): one still parked there
+        has not run since, and is not looked at again.
 
         Returns:
             True if there is no old version any more (also when there was none); False,
@@ -475,7 +479,13 @@ class CodeServer(importlib.abc.MetaPathFinder):
         if entry is None or entry.old is None:
             return True
         old_globals = entry.old.module.__dict__
-        if any(_runs_in(pid, old_globals) for pid in _live_processes()):
+        if unchanged:
+            parked_on = kernel.parked_on
+            for pid in _live_processes():
+                token = unchanged.get(pid)
+                if (token is None or parked_on(pid) is not token) and _runs_in(pid, old_globals):
+                    return False
+        elif any(_runs_in(pid, old_globals) for pid in _live_processes()):
             return False
         self._drop_old(entry)
         return True
