@@ -51,6 +51,7 @@ __all__ = [
     "ENV_PREFIX",
     "DistSettings",
     "DistTlsSettings",
+    "GcSettings",
     "HttpSettings",
     "NodeSettings",
     "PublicKeyText",
@@ -174,6 +175,30 @@ class DistSettings(pydantic.BaseModel):
         return self
 
 
+class GcSettings(pydantic.BaseModel):
+    """The ``[node.gc]`` table: the cyclic garbage collector's policy.
+
+    ``freeze`` collects and then freezes what survives (``gc.freeze``) after the boot and
+    after each install, so full collections no longer look at what lives as long as the
+    node; ``refreeze`` (0: never) unfreezes first every that many freezes, so frozen
+    cycles that became garbage are freed; ``thresholds`` are ``gc.set_threshold``'s (none:
+    Python's own). See ``server.release.gc_policy``.
+    """
+
+    model_config = SPEC_MODEL_CONFIG
+
+    freeze: bool = True
+    refreeze: Annotated[int, pydantic.Field(ge=0)] = 0
+    thresholds: (
+        tuple[
+            Annotated[int, pydantic.Field(ge=0)],
+            Annotated[int, pydantic.Field(ge=0)],
+            Annotated[int, pydantic.Field(ge=0)],
+        ]
+        | None
+    ) = None
+
+
 class NodeSettings(pydantic.BaseModel):
     """The ``[node]`` table."""
 
@@ -190,6 +215,7 @@ class NodeSettings(pydantic.BaseModel):
     unpack_timeout: Annotated[float, pydantic.Field(gt=0)] = 300.0
     http: HttpSettings = HttpSettings()
     dist: DistSettings | None = None
+    gc: GcSettings = GcSettings()
 
 
 class SysConfig(pydantic.BaseModel):

@@ -1,0 +1,109 @@
+"""The node's policy for Python's cyclic garbage collector (``[node.gc]`` of sys.config).
+
+Why: a full (generation 2) collection looks at every object the collector tracks, and
+with 100,000 processes that is millions of objects: one full collection held the event
+loop, hence every process of the node, for 0.3-0.75 s. What a node builds at boot and
+what an install leaves behind mostly lives as long as the node, so looking at it again
+and again finds nothing.
+
+The policy:
+
+1. ``freeze`` (the default): once the boot is done, a full collection runs and
+   ``gc.freeze()`` moves every surviving object to the permanent generation, which no
+   collection looks at; after each install has committed, the youngest generation is
+   collected and what survives is frozen again (an install re-parks every process it
+   touched: a full collection there would look at all of them, a stall in itself). Later
+   collections only look at what was made since. Frozen objects are still freed by
+   reference counting; only a *cycle* among them that becomes garbage stays until
+   ``refreeze`` (its memory is the cost: ``bench/soak.py --gc`` measures it).
+2. ``refreeze`` (default 0: never): every that many installs, ``gc.unfreeze()`` and a
+   full collection first, which looks at everything once (one long pause, at an install:
+   a moment the operator chose) and frees the frozen cycles that became garbage.
+3. ``thresholds``: ``gc.set_threshold`` at boot (Python's are ``[700, 10, 10]``).
+
+``configure`` is called by the node's boot; ``settle`` by the boot and the installer.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from dataclasses import dataclass
+from typing import final
+
+__all__ = ["GcPolicy", "Settled", "configure", "current", "settle"]
+
+logger = logging.getLogger("server.release")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class GcPolicy:
+    """What the node does with the cyclic GC (see the module docstring)."""
+
+    freeze: bool = True
+    refreeze: int = 0
+    thresholds: tuple[int, int, int] | None = None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What one ``settle`` did: objects freed by its collection, and its seconds."""
+
+    collected: int
+    seconds: float
+    unfrozen: bool
+
+
+_policy = GcPolicy()
+_freezes = 0
+
+
+def configure(policy: GcPolicy) -> None:
+    """Make ``policy`` the node's (thresholds apply at once)."""
+    global _policy, _freezes
+    _policy = policy
+    _freezes = 0
+    if policy.thresholds is not None:
+        gc.set_threshold(*policy.thresholds)
+
+
+def current() -> GcPolicy:
+    """The policy in force."""
+    return _policy
+
+
+def settle(why: str, *, full: bool = False) -> Settled | None:
+    """After the boot (``full``) or an install: collect, then freeze what survives.
+
+    A ``full`` settle collects every generation (once, at boot); after an install only the
+    youngest is collected, unless ``refreeze`` says this one unfreezes everything first.
+
+    Returns:
+        What it did, or None when the policy does not freeze.
+    """
+    global _freezes
+    policy = _policy
+    if not policy.freeze:
+        return None
+    began = time.perf_counter()
+    unfrozen = False
+    if not full:
+        _freezes += 1
+        unfrozen = policy.refreeze > 0 and not _freezes % policy.refreeze
+        if unfrozen:
+            gc.unfreeze()
+    collected = gc.collect() if full or unfrozen else gc.collect(0)
+    gc.freeze()
+    # (not gc.get_freeze_count(): it counts the frozen objects one by one)
+    done = Settled(collected, time.perf_counter() - began, unfrozen)
+    logger.debug(
+        "gc after %s: %d collected, %.1f ms%s",
+        why,
+        done.collected,
+        done.seconds * 1e3,
+        " (unfrozen first)" if unfrozen else "",
+    )
+    return done
