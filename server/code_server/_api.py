@@ -188,7 +188,7 @@ async def soft_purge_in_slices(module: str, *, slice_seconds: float = SLICE_SECO
             return False
         if token is not None:
             unchanged[pid] = token
-        if not index % 64 and time.perf_counter() >= ends:
+        if index % 64 == 63 and time.perf_counter() >= ends:
             await anyio.lowlevel.checkpoint()
             ends = time.perf_counter() + slice_seconds
     return code_server.soft_purge(module, unchanged)
