@@ -223,7 +223,7 @@ async def handle_system(host: SystemHost, message: SystemMessage, parent: Pid | 
     if _in_place and kernel.self() in _in_place:
         # suspended in place (``suspend_in_place``), woken by this message: from here on
         # suspended as if by a ``Suspend`` message
-        del _in_place[kernel.self()]
+        _forget(kernel.self())
         if await _answer_suspended(host, message):
             await _suspended(host, parent)
         return
@@ -700,8 +700,24 @@ class _SuspendedOnly:
         return type(m) is SystemMessage or (type(m) is ExitMessage and m.pid == self.parent)
 
 
-#: the processes suspended in place, with their host and the matcher of their receive
-_in_place: dict[Pid, tuple[ParkedHost, _SuspendedOnly]] = {}
+#: the processes suspended in place, with their host
+_in_place: dict[Pid, ParkedHost] = {}
+#: the matcher of their receives, one per parent (few objects for the cyclic GC to see)
+_matchers: dict[Pid | None, _SuspendedOnly] = {}
+
+
+def _matcher(parent: Pid | None) -> _SuspendedOnly:
+    matcher = _matchers.get(parent)
+    if matcher is None:
+        matcher = _matchers[parent] = _SuspendedOnly(parent)
+    return matcher
+
+
+def _forget(pid: Pid) -> ParkedHost | None:
+    host = _in_place.pop(pid, None)
+    if not _in_place:
+        _matchers.clear()
+    return host
 
 
 @final
@@ -725,25 +741,30 @@ def suspend_in_place(pid: Pid) -> bool:
         True once suspended (it was, or is now, suspended in place); False, changing
         nothing, when it is anywhere else: ``suspend`` it with a message then.
     """
-    entry = _in_place.get(pid)
-    if entry is not None:
-        if kernel.is_narrowed(pid, entry[1]):
+    host = _in_place.get(pid)
+    if host is not None:
+        if kernel.is_narrowed(pid, _matcher(host.system_parent())):
             return True
-        del _in_place[pid]
+        _forget(pid)
     host = kernel.get_label(pid, HOST_LABEL)
     if host is None:
         return False
-    matcher = _SuspendedOnly(host.system_parent())
-    if not kernel.narrow_receive(pid, host.system_loop_code(), matcher):
+    if not kernel.narrow_receive(pid, host.system_loop_code(), _matcher(host.system_parent())):
         return False
-    _in_place[pid] = (host, matcher)
+    _in_place[pid] = host
     return True
+
+
+def _host_in_place(pid: Pid) -> ParkedHost | None:
+    host = _in_place.get(pid)
+    if host is None or not kernel.is_narrowed(pid, _matcher(host.system_parent())):
+        return None
+    return host
 
 
 def is_suspended_in_place(pid: Pid) -> bool:
     """Whether ``pid`` is still suspended in place (no message woke it, it did not end)."""
-    entry = _in_place.get(pid)
-    return entry is not None and kernel.is_narrowed(pid, entry[1])
+    return _host_in_place(pid) is not None
 
 
 def change_code_in_place(pid: Pid, module: str, old_vsn: object, extra: object) -> object:
@@ -757,10 +778,9 @@ def change_code_in_place(pid: Pid, module: str, old_vsn: object, extra: object) 
     Raises:
         CodeChangeFailed: ``code_change`` raised; the state is as it was, still suspended.
     """
-    entry = _in_place.get(pid)
-    if entry is None or not kernel.is_narrowed(pid, entry[1]):
+    host = _host_in_place(pid)
+    if host is None:
         return NOT_IN_PLACE
-    host = entry[0]
     saved = copy_state(host.system_get_state())
     try:
         done = kernel.run_as(pid, host.system_code_change_now, module, old_vsn, extra)
@@ -774,10 +794,10 @@ def change_code_in_place(pid: Pid, module: str, old_vsn: object, extra: object) 
 
 def replace_state_in_place(pid: Pid, state: object) -> bool:
     """Set the state of a process suspended in place; False (nothing done) if it is not."""
-    entry = _in_place.get(pid)
-    if entry is None or not kernel.is_narrowed(pid, entry[1]):
+    host = _host_in_place(pid)
+    if host is None:
         return False
-    entry[0].system_replace_state(lambda _: state)
+    host.system_replace_state(lambda _: state)
     return True
 
 
@@ -788,5 +808,9 @@ def resume_in_place(pid: Pid) -> bool:
         True once resumed; False when it was not suspended in place any more (a system
         message woke it into a suspension by message: ``resume`` it with one; or it ended).
     """
-    entry = _in_place.pop(pid, None)
-    return entry is not None and kernel.widen_receive(pid, entry[1])
+    host = _in_place.get(pid)
+    if host is None:
+        return False
+    matcher = _matcher(host.system_parent())
+    _forget(pid)
+    return kernel.widen_receive(pid, matcher)

@@ -489,19 +489,22 @@ async def execute(
     progress = progress or options.progress
     run = _Run(plan, options)
     steps = plan.script
-    snapshot = await _switch_paths_and_env(run)
-    for index, step in enumerate(steps):
-        if progress is not None:
-            progress(step.op, index, len(steps))
-        try:
-            await _step(run, step)
-        except _StepFailed as failure:
-            await _fail(run, failure)
-        except Exception as exc:
-            await _fail(run, _StepFailed(step.op, repr(exc) + "\n" + _trace(exc)))
-        if after_step is not None:
-            after_step(index)
-    await _commit(run)
+    with gc_policy.deferred():
+        snapshot = await _switch_paths_and_env(run)
+        for index, step in enumerate(steps):
+            if progress is not None:
+                progress(step.op, index, len(steps))
+            try:
+                await _step(run, step)
+            except _StepFailed as failure:
+                await _fail(run, failure)
+            except Exception as exc:
+                await _fail(run, _StepFailed(step.op, repr(exc) + "\n" + _trace(exc)))
+            if after_step is not None:
+                after_step(index)
+        await _commit(run)
+    run.processes = None  # records of every process of the trees: not kept by the freeze
+    run.suspended_by_module.clear()
     gc_policy.settle(f"the install of {plan.target.vsn}")
     changes = await controller.config_change(snapshot)
     env_changes = {name: repr(outcome) for name, outcome in changes}
@@ -597,7 +600,7 @@ async def _suspend(run: _Run, step: SuspendModules) -> None:
     by_timeout: dict[float, list[Pid]] = {}
     for entry in step.modules:
         timeout = run.options.suspend_timeout or entry.timeout or DEFAULT_TIMEOUT
-        using = _processes.processes_using(run.processes, entry.module)
+        using = await _using(run.processes, entry.module)
         run.suspended_by_module[entry.module] = using
         wanted = by_timeout.setdefault(timeout, [])
         wanted.extend(u.pid for u in using if u.pid not in run.suspended_set)
@@ -630,6 +633,19 @@ async def _suspend(run: _Run, step: SuspendModules) -> None:
                 raise _StepFailed(
                     "suspend", f"process {_who(pid)} did not suspend: {exc}", _who(pid)
                 )
+
+
+async def _using(processes: list[_processes.Using], module: str) -> list[_processes.Using]:
+    """``processes_using``, yielding to the event loop every ``SLICE_ITEMS * 8`` processes."""
+    found: list[_processes.Using] = []
+    seen: set[Pid] = set()
+    for index, process in enumerate(processes):
+        if module in process.modules and process.pid not in seen:
+            seen.add(process.pid)
+            found.append(process)
+        if not (index + 1) % (SLICE_ITEMS * 8):
+            await checkpoint()
+    return found
 
 
 @final
@@ -691,9 +707,7 @@ async def _code_change(run: _Run, step: CodeChange) -> None:
     timeout = run.options.code_change_timeout
     for change in step.modules:
         old_vsn = run.plan.code_change_vsn(change.module, step.mode)
-        using = [
-            u for u in run.suspended_by_module.get(change.module, []) if u.pid in run.suspended_set
-        ]
+        using = run.suspended_by_module.get(change.module, [])
         by_message = await _change_in_place(run, using, change.module, old_vsn, change.extra)
         for start in range(0, len(by_message), BATCH):
             batch = by_message[start : start + BATCH]
@@ -713,8 +727,11 @@ async def _change_in_place(
     failure: _StepFailed | None = None
     slices = _Slices()
     in_place, not_in_place = system_messages.change_code_in_place, system_messages.NOT_IN_PLACE
+    suspended = run.suspended_set
     for entry in using:
         pid = entry.pid
+        if pid not in suspended:
+            continue
         try:
             backup = in_place(pid, module, old_vsn, extra)
         except CodeChangeFailed as exc:  # the process put its own state back

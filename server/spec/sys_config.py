@@ -180,15 +180,17 @@ class GcSettings(pydantic.BaseModel):
 
     ``freeze`` collects and then freezes what survives (``gc.freeze``) after the boot and
     after each install, so full collections no longer look at what lives as long as the
-    node; ``refreeze`` (0: never) unfreezes first every that many freezes, so frozen
-    cycles that became garbage are freed; ``thresholds`` are ``gc.set_threshold``'s (none:
-    Python's own). See ``server.release.gc_policy``.
+    node; ``refreeze`` (0: never) unfreezes first every that many installs, so frozen
+    cycles that became garbage are freed; ``defer_full`` holds automatic full collections
+    back while an install runs; ``thresholds`` are ``gc.set_threshold``'s (none: Python's
+    own). See ``server.release.gc_policy``.
     """
 
     model_config = SPEC_MODEL_CONFIG
 
     freeze: bool = True
     refreeze: Annotated[int, pydantic.Field(ge=0)] = 0
+    defer_full: bool = True
     thresholds: (
         tuple[
             Annotated[int, pydantic.Field(ge=0)],
