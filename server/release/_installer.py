@@ -11,23 +11,31 @@ How this works:
    touched.
 3. ``execute`` runs the script after the point of no return, keeping an undo log:
 
-   - ``suspend`` suspends every process using the modules, a batch at a time (each batch
-     asked at once, ``BATCH`` processes); a timeout aborts;
+   - ``suspend`` suspends every process using the modules: one parked in its behaviour's
+     main loop right here, without a message (``system_messages.suspend_in_place``), in
+     slices of at most ``SLICE_SECONDS`` between turns of the event loop; any other by
+     message, a batch at a time (each batch asked at once, ``BATCH`` processes); a
+     timeout aborts;
    - ``load`` / ``remove`` make the prepared version current / delete (undo: revert);
-   - ``code_change`` has each process back its state up (a deep copy, so even a
-     ``code_change`` that mutates its input loses nothing) and migrate it, in one round
-     trip, a batch at a time (undo: the backups);
+   - ``code_change`` backs each process's state up (a deep copy, so even a
+     ``code_change`` that mutates its input loses nothing) and migrates it: in place for
+     one suspended in place (its ``code_change`` runs here with ``kernel.self()`` being
+     it), else in one round trip, a batch at a time (undo: the backups, put back in place
+     or by message);
    - ``resume`` and ``purge`` are deferred: processes stay suspended and old code stays
      loaded until the whole script has succeeded, so no process runs a new state that a
      later failure would have to take back;
    - starting an application is undone by stopping it; a user ``apply``, stopping an
      application and ``stop``/``start`` cannot be undone.
 
-4. Success: resume everything (reverse order), purge, soft-purge what became old, and
-   reconcile the children of updated supervisors. Failure: if nothing irreversible ran,
-   the undo log is replayed backwards and every process is resumed with its untouched
-   state (``InstallFailed`` with ``outcome="rolled_back"``); otherwise ``outcome`` is
-   ``"restarting"`` and the caller restarts the node into its permanent release.
+4. Success: resume everything (reverse order; in place where suspended in place), purge,
+   soft-purge what became old (looking at the processes in slices), reconcile the
+   children of updated supervisors, and let the GC policy freeze what the install left
+   (``gc_policy``: no automatic full collection runs while the install does). Failure:
+   if nothing irreversible ran, the undo log is replayed backwards and every process is
+   resumed with its untouched state (``InstallFailed`` with ``outcome="rolled_back"``);
+   otherwise ``outcome`` is ``"restarting"`` and the caller restarts the node into its
+   permanent release.
    Processes are never left suspended.
 """
 
