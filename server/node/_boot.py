@@ -212,7 +212,7 @@ async def run_node(
     )
     kernel.set_label(ENV_LAYERS_LABEL, node_env)
     http_server.configure(HttpDefaults(**config.node.http.model_dump()))
-    gc_policy.configure(gc_policy.GcPolicy(**config.node.gc.model_dump()))
+    gc_policy.configure(gc_policy.GcPolicy.of(config.node.gc.model_dump()))
     trusted = TrustedKeys(tuple(config.node.trusted_keys))
     announce_policy(trusted)
     # the node's name in a cluster outlives the reboots of its release, as OTP's kernel does

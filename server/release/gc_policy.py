@@ -35,10 +35,10 @@ import gc
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Any, final
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
 __all__ = ["GcPolicy", "Settled", "configure", "current", "deferred", "settle"]
 
@@ -57,6 +57,18 @@ class GcPolicy:
     refreeze: int = 0
     defer_full: bool = True
     thresholds: tuple[int, int, int] | None = None
+
+    @classmethod
+    def of(cls, settings: Mapping[str, Any]) -> GcPolicy:
+        """The policy of a ``[node.gc]`` table (``GcSettings.model_dump()``)."""
+        thresholds = settings.get("thresholds")
+        young, middle, full = thresholds if thresholds is not None else (0, 0, 0)
+        return cls(
+            freeze=bool(settings.get("freeze", True)),
+            refreeze=int(settings.get("refreeze", 0)),
+            defer_full=bool(settings.get("defer_full", True)),
+            thresholds=None if thresholds is None else (int(young), int(middle), int(full)),
+        )
 
 
 @final

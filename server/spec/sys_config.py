@@ -192,10 +192,9 @@ class GcSettings(pydantic.BaseModel):
     refreeze: Annotated[int, pydantic.Field(ge=0)] = 0
     defer_full: bool = True
     thresholds: (
-        tuple[
-            Annotated[int, pydantic.Field(ge=0)],
-            Annotated[int, pydantic.Field(ge=0)],
-            Annotated[int, pydantic.Field(ge=0)],
+        Annotated[
+            list[Annotated[int, pydantic.Field(ge=0)]],
+            pydantic.Field(min_length=3, max_length=3),
         ]
         | None
     ) = None
