@@ -189,7 +189,7 @@ class GcSettings(pydantic.BaseModel):
     model_config = SPEC_MODEL_CONFIG
 
     freeze: bool = True
-    refreeze: Annotated[int, pydantic.Field(ge=0)] = 0
+    refreeze: Annotated[int, pydantic.Field(ge=0)] = 16
     defer_full: bool = True
     thresholds: (
         Annotated[

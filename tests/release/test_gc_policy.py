@@ -61,7 +61,7 @@ def test_the_defaults_freeze_and_defer_full_collections(tmp_path: Path) -> None:
     config = read_sys_config(tmp_path / "sys.config")
     assert config.node.gc == GcSettings()
     policy = gc_policy.GcPolicy.of(config.node.gc.model_dump())
-    assert policy == gc_policy.GcPolicy(freeze=True, refreeze=0, defer_full=True)
+    assert policy == gc_policy.GcPolicy(freeze=True, refreeze=16, defer_full=True)
 
 
 def test_thresholds_are_set_when_configured(tmp_path: Path) -> None:
