@@ -50,7 +50,7 @@ from server.errors import (
     CodeChangeFailed,
     SystemCallError,
 )
-from server.kernel import DownMessage, ExitMessage, From, Pid, ReplyMessage
+from server.kernel import DownMessage, ExitMessage, From, Pid, ProcessExit, ReplyMessage
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Generator, Sequence
@@ -776,7 +776,8 @@ def change_code_in_place(pid: Pid, module: str, old_vsn: object, extra: object) 
         place or its ``code_change`` is a coroutine function: send it ``ChangeCode`` then.
 
     Raises:
-        CodeChangeFailed: ``code_change`` raised; the state is as it was, still suspended.
+        CodeChangeFailed: ``code_change`` raised (also ``ProcessExit``: the process does
+            not end); the state is as it was, still suspended.
     """
     host = _host_in_place(pid)
     if host is None:
@@ -784,7 +785,9 @@ def change_code_in_place(pid: Pid, module: str, old_vsn: object, extra: object) 
     saved = copy_state(host.system_get_state())
     try:
         done = kernel.run_as(pid, host.system_code_change_now, module, old_vsn, extra)
-    except Exception as exc:
+    except (Exception, ProcessExit) as exc:
+        # an exit asked for from code_change (``ProcessExit``) runs here, in the caller's
+        # task: it is a failure like any other, and the process stays as it was
         host.system_replace_state(lambda _: saved)
         text = "".join(traceback.format_exception(exc))
         exc.__traceback__ = None

@@ -104,6 +104,20 @@ async def test_a_failing_code_change_leaves_the_state_as_it_was_still_suspended(
     await node.run_process(body)
 
 
+async def test_an_exit_asked_for_in_code_change_in_place_is_a_failure(node: Node) -> None:
+    async def body() -> None:
+        pid = await _parked()
+        assert system_messages.suspend_in_place(pid)
+        with pytest.raises(CodeChangeFailed) as failed:
+            system_messages.change_code_in_place(pid, MODULE, "0", "exit")
+        assert "asked to end" in str(failed.value)
+        assert kernel.is_alive(pid)
+        assert system_messages.resume_in_place(pid)
+        assert await _state(pid) == {"log": [], "ran_as": None, "old_vsn": None}
+
+    await node.run_process(body)
+
+
 async def test_state_is_put_back_in_place(node: Node) -> None:
     async def body() -> None:
         pid = await _parked()

@@ -42,6 +42,8 @@ def handle_info(message: Any, state: dict[str, Any]) -> object:
 
 
 def code_change(old_vsn: Any, state: dict[str, Any], extra: Any) -> dict[str, Any]:
+    if extra == "exit":
+        raise kernel.ProcessExit("asked to end")
     if extra == "fail":
         state["log"].append("half migrated")
         raise RuntimeError("code_change refuses")
