@@ -48,6 +48,7 @@ from server.kernel._parked import (
     is_narrowed,
     narrow_receive,
     parked_on,
+    parked_tokens,
     run_as,
     widen_receive,
 )
@@ -119,6 +120,7 @@ __all__ = [
     "node",
     "nodes",
     "parked_on",
+    "parked_tokens",
     "process_frames",
     "process_globals",
     "process_info",

@@ -32,13 +32,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from server.kernel._process import Process, Receipt
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from types import CodeType
 
     from server.kernel._process import Matcher
     from server.kernel._types import Pid
 
-__all__ = ["is_narrowed", "narrow_receive", "parked_on", "run_as", "widen_receive"]
+__all__ = [
+    "is_narrowed",
+    "narrow_receive",
+    "parked_on",
+    "parked_tokens",
+    "run_as",
+    "widen_receive",
+]
 
 T = TypeVar("T")
 
@@ -125,6 +132,24 @@ def parked_on(pid: Pid) -> object | None:
     if waiter is None or waiter.done():
         return None
     return waiter
+
+
+def parked_tokens(pids: Sequence[Pid]) -> list[object | None]:
+    """``parked_on`` of each of ``pids``, in order (one call for many processes).
+
+    A token is the receive's own future while it sits on the process's record: a process
+    that resumed (woken, timed out, cancelled) has cleared it there, so the same token
+    means it did not run in between.
+    """
+    tokens: list[object | None] = []
+    append = tokens.append
+    for pid in pids:
+        proc = pid._process
+        if type(proc) is Process and proc.exit_reason is None:
+            append(proc.waiter)
+        else:
+            append(None)
+    return tokens
 
 
 def run_as(pid: Pid, fn: Callable[..., T], *args: object) -> T:

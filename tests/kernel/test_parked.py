@@ -75,6 +75,11 @@ async def test_parked_on_stays_the_same_until_the_process_runs(node: Node) -> No
         await recv(step="got")
         assert kernel.parked_on(pid) is not token
         assert kernel.parked_on(kernel.self()) is None, "running, not parked"
+        again = kernel.parked_on(pid)
+        assert kernel.parked_tokens([pid, kernel.self()]) == [again, None]
+        kernel.send(pid, "wake")  # handed, not run yet: the token is gone from the record
+        assert kernel.parked_tokens([pid]) == [None]
+        await recv(step="got wake")
 
     await node.run_process(body)
 
