@@ -180,15 +180,18 @@ async def soft_purge_in_slices(module: str, *, slice_seconds: float = SLICE_SECO
     entry = code_server.entry_of(module)
     if entry is None or entry.old is None:
         return True
-    unchanged: dict[Pid, object] = {}
     ends = time.perf_counter() + slice_seconds
-    for index, pid in enumerate(_live()):
-        token = kernel.parked_on(pid)
-        if code_server.check_process_code(pid, module):
-            return False
-        if token is not None:
-            unchanged[pid] = token
-        if index % 64 == 63 and time.perf_counter() >= ends:
+    unchanged: dict[Pid, object] = {}
+    live = _live()
+    check = code_server.check_process_code
+    for start in range(0, len(live), 64):
+        pids = live[start : start + 64]
+        for pid, token in zip(pids, kernel.parked_tokens(pids), strict=True):
+            if check(pid, module):
+                return False
+            if token is not None:
+                unchanged[pid] = token
+        if time.perf_counter() >= ends:
             await anyio.lowlevel.checkpoint()
             ends = time.perf_counter() + slice_seconds
     return code_server.soft_purge(module, unchanged)

@@ -468,8 +468,8 @@ class CodeServer(importlib.abc.MetaPathFinder):
         """Drop the old version unless a process runs it.
 
         ``unchanged`` maps processes already found not to run it to the token of the
-        receive they were parked in then (``kernel.parked_on``): one still parked there
-        has not run since, and is not looked at again.
+        receive they were parked in then (``kernel.parked_tokens``): one still parked
+        there has not run since, and is not looked at again.
 
         Returns:
             True if there is no old version any more (also when there was none); False,
@@ -480,10 +480,10 @@ class CodeServer(importlib.abc.MetaPathFinder):
             return True
         old_globals = entry.old.module.__dict__
         if unchanged:
-            parked_on = kernel.parked_on
-            for pid in _live_processes():
-                token = unchanged.get(pid)
-                if (token is None or parked_on(pid) is not token) and _runs_in(pid, old_globals):
+            live = _live_processes()
+            looked = unchanged.get
+            for pid, token in zip(live, kernel.parked_tokens(live), strict=True):
+                if (token is None or looked(pid) is not token) and _runs_in(pid, old_globals):
                     return False
         elif any(_runs_in(pid, old_globals) for pid in _live_processes()):
             return False
