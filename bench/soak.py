@@ -25,6 +25,7 @@ Run from the repository root::
     .venv/bin/python bench/soak.py --quick          # 10 cycles, well under a minute
     .venv/bin/python bench/soak.py                  # 200 cycles
     .venv/bin/python bench/soak.py --cycles 50
+    .venv/bin/python bench/soak.py --quick --gc off   # the node's [node.gc] policy off
 
 The node is stopped and the temporary root removed at the end, also on failure or Ctrl-C.
 """
@@ -58,9 +59,12 @@ from tests._support.nodes import (  # noqa: E402
 LISTENING = "control: listening"
 
 
-def prepare_root(root: Path, port: int) -> None:
+def prepare_root(root: Path, port: int, gc_freeze: bool = True) -> None:
     copy_demo_tree(root)
     set_port(root, port)
+    if not gc_freeze:  # the node's [node.gc] policy off: Python's own collector settings
+        with (root / "sys.config").open("a") as config:
+            config.write("\n[node.gc]\nfreeze = false\ndefer_full = false\n")
     for vsn in ("1.1.0", "2.0.0"):
         build_package(SourceTree(root), "demo", vsn, root / "build")
 
@@ -107,13 +111,19 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, help="upgrade/rollback cycles (default 200)")
     parser.add_argument("--quick", action="store_true", help="10 cycles")
     parser.add_argument("--clients", type=int, default=4, help="keep-alive clients (default 4)")
+    parser.add_argument(
+        "--gc",
+        choices=["policy", "off"],
+        default="policy",
+        help="the node's [node.gc] policy (default), or off (freeze and defer_full false)",
+    )
     args = parser.parse_args()
     cycles = args.cycles or (10 if args.quick else 200)
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="server-soak-") as scratch:
         root = Path(scratch)
         port = free_port()
-        prepare_root(root, port)
+        prepare_root(root, port, gc_freeze=args.gc == "policy")
         node = NodeProcess(root, ["run"], port).start()
         clients: list[IncrementingClient] = []
         try:
@@ -140,6 +150,10 @@ def main() -> int:
             for client in clients:
                 client.stopping.set()
             node.terminate(30)
+    print(
+        f"soak: [node.gc] {'policy (freeze, defer_full)' if args.gc == 'policy' else 'off'}",
+        file=sys.stderr,
+    )
     summary(rows, problems, clients, time.monotonic() - began)
     return 1 if problems else 0
 

@@ -33,9 +33,11 @@ the parent only when the server traps exits; never when it is killed.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
-from types import CoroutineType, ModuleType
+from inspect import CO_COROUTINE
+from types import CoroutineType, FunctionType, ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn, final
 
 from server import kernel
@@ -58,6 +60,7 @@ from server.kernel import ExitMessage, From, Pid, ProcessExit
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from types import CodeType
 
 __all__ = [
     "CallMessage",
@@ -214,6 +217,7 @@ async def _init_it(starter: Starter, mod_name: str, args: object, name: str | No
     kernel.set_label("behaviour", "gen_server")
     kernel.set_label("module", mod_name)
     server = _Server(mod_name, starter.parent, name)
+    kernel.set_label(system_messages.HOST_LABEL, server)  # may be suspended in place
     try:
         result = await server.invoke("init", args)
     except Exception as exc:
@@ -405,6 +409,27 @@ class _Server:
         # OTP ignores the module argument: a gen_server changes code through its own module.
         self.state = await self.invoke("code_change", old_vsn, self.state, extra)
 
+    # ParkedHost
+
+    def system_parent(self) -> Pid | None:
+        return self.parent
+
+    def system_loop_code(self) -> CodeType:
+        return _LOOP_CODE
+
+    def system_code_change_now(self, module: str, old_vsn: object, extra: object) -> bool:
+        fn = self.callback("code_change")
+        if _is_async(fn):
+            return False
+        result = fn(old_vsn, self.state, extra)
+        if type(result) is CoroutineType:
+            # a plain function that returned a coroutine: none of it ran; the process
+            # runs the callback itself (``ChangeCode``), calling the function again
+            result.close()
+            return False
+        self.state = result
+        return True
+
     def system_status(self, status: str) -> ProcessStatus:
         return ProcessStatus.of_self(
             status,
@@ -417,6 +442,15 @@ class _Server:
 
     async def system_terminate(self, reason: object) -> None:
         await self._terminate_with(reason)
+
+
+_LOOP_CODE = _Server.loop.__code__
+
+
+def _is_async(fn: Callable[..., object]) -> bool:
+    if type(fn) is FunctionType:
+        return bool(fn.__code__.co_flags & CO_COROUTINE)
+    return inspect.iscoroutinefunction(fn)
 
 
 class _Stopping(Exception):

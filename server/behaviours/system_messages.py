@@ -23,8 +23,11 @@ How this works:
    parked receive, so tasks of one process must not wait for replies concurrently). The
    caller bounds how many it asks at once: each batch wakes that many processes in one
    turn of the event loop, which every other process waits for.
+6. A process parked in its main loop can also be suspended *in place*, without a message
+   (``suspend_in_place``, ``change_code_in_place``, ``resume_in_place``: the last section).
 
-The behaviour supplies the specific part through ``SystemHost``.
+The behaviour supplies the specific part through ``SystemHost`` (``ParkedHost`` for the
+suspension in place, kept under the process label ``HOST_LABEL``).
 """
 
 from __future__ import annotations
@@ -47,28 +50,37 @@ from server.errors import (
     CodeChangeFailed,
     SystemCallError,
 )
-from server.kernel import DownMessage, ExitMessage, From, Pid, ReplyMessage
+from server.kernel import DownMessage, ExitMessage, From, Pid, ProcessExit, ReplyMessage
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Generator, Sequence
+    from types import CodeType
 
     from server.kernel import Ref
 
 __all__ = [
+    "HOST_LABEL",
+    "NOT_IN_PLACE",
+    "ParkedHost",
     "ProcessStatus",
     "SystemHost",
     "SystemMessage",
     "change_code",
+    "change_code_in_place",
     "change_code_many",
     "copy_state",
     "get_state",
     "get_status",
     "handle_system",
+    "is_suspended_in_place",
     "replace_state",
+    "replace_state_in_place",
     "replace_state_many",
     "resume",
+    "resume_in_place",
     "resume_many",
     "suspend",
+    "suspend_in_place",
     "suspend_many",
     "terminate",
 ]
@@ -208,6 +220,13 @@ class SystemHost(Protocol):
 
 async def handle_system(host: SystemHost, message: SystemMessage, parent: Pid | None) -> None:
     """Answer one system message received while running (may suspend until resumed)."""
+    if _in_place and kernel.self() in _in_place:
+        # suspended in place (``suspend_in_place``), woken by this message: from here on
+        # suspended as if by a ``Suspend`` message
+        _forget(kernel.self())
+        if await _answer_suspended(host, message):
+            await _suspended(host, parent)
+        return
     request = message.request
     if type(request) is Suspend:
         kernel.reply(message.from_, Ok(None))
@@ -228,14 +247,21 @@ async def _suspended(host: SystemHost, parent: Pid | None) -> None:
             await host.system_terminate(message.reason)
             return
         assert isinstance(message, SystemMessage)
-        request = message.request
-        if type(request) is Resume:
-            kernel.reply(message.from_, Ok(None))
+        if not await _answer_suspended(host, message):
             return
-        if type(request) is ChangeCode:
-            await _change_code(host, message.from_, request)
-        else:
-            await _answer(host, message, "suspended")
+
+
+async def _answer_suspended(host: SystemHost, message: SystemMessage) -> bool:
+    """Answer one system message while suspended; False once it was ``Resume``."""
+    request = message.request
+    if type(request) is Resume:
+        kernel.reply(message.from_, Ok(None))
+        return False
+    if type(request) is ChangeCode:
+        await _change_code(host, message.from_, request)
+    else:
+        await _answer(host, message, "suspended")
+    return True
 
 
 async def _change_code(host: SystemHost, from_: From, request: ChangeCode) -> None:
@@ -624,3 +650,170 @@ async def terminate(
     assert isinstance(down, kernel.DownMessage)
     if down.reason != reason:
         raise CalleeExited(pid, Terminate(reason), down.reason)
+
+
+# -- suspended in place --------------------------------------------------------------------
+#
+# All of a node's processes share one event loop, so a behaviour process parked in the
+# receive of its main loop can be suspended, migrated and resumed by the caller directly,
+# without a message round trip: its receive is narrowed to what ``_suspended`` takes
+# (system messages, its parent's exit), so every other message queues in arrival order;
+# its ``code_change`` runs with ``kernel.self()`` being the process (``kernel.run_as``);
+# resuming widens the receive again. A process anywhere else (busy in a callback, waiting
+# with a timeout, in a receive of its own) is not touched: the caller sends it the
+# messages instead. A system message that reaches a process suspended in place wakes it
+# into ``_suspended``, as if a ``Suspend`` message had come first.
+
+#: The label under which a behaviour process keeps its ``ParkedHost``.
+HOST_LABEL = "_system_host"
+
+
+class ParkedHost(SystemHost, Protocol):
+    """A ``SystemHost`` whose main loop may be suspended in place (see above)."""
+
+    def system_parent(self) -> Pid | None:
+        """The parent: its exit ends a suspended process."""
+        ...
+
+    def system_loop_code(self) -> CodeType:
+        """The code of the main loop, whose receive of every message is where it parks."""
+        ...
+
+    def system_code_change_now(self, module: str, old_vsn: object, extra: object) -> bool:
+        """Migrate now when ``code_change`` is a plain function; False (nothing run) if not.
+
+        Raises what ``code_change`` raises (the caller puts the state back).
+        """
+        ...
+
+
+@final
+class _SuspendedOnly:
+    """What a process suspended in place takes: as the receive of ``_suspended``."""
+
+    __slots__ = ("parent",)
+
+    def __init__(self, parent: Pid | None) -> None:
+        self.parent = parent
+
+    def __call__(self, m: object) -> bool:
+        return type(m) is SystemMessage or (type(m) is ExitMessage and m.pid == self.parent)
+
+
+#: the processes suspended in place, with their host
+_in_place: dict[Pid, ParkedHost] = {}
+#: the matcher of their receives, one per parent (few objects for the cyclic GC to see)
+_matchers: dict[Pid | None, _SuspendedOnly] = {}
+
+
+def _matcher(parent: Pid | None) -> _SuspendedOnly:
+    matcher = _matchers.get(parent)
+    if matcher is None:
+        matcher = _matchers[parent] = _SuspendedOnly(parent)
+    return matcher
+
+
+def _forget(pid: Pid) -> ParkedHost | None:
+    host = _in_place.pop(pid, None)
+    if not _in_place:
+        _matchers.clear()
+    return host
+
+
+@final
+class _NotInPlace:
+    """The type of ``NOT_IN_PLACE``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_IN_PLACE"
+
+
+#: What ``change_code_in_place`` returns when the process needs a ``ChangeCode`` message.
+NOT_IN_PLACE = _NotInPlace()
+
+
+def suspend_in_place(pid: Pid) -> bool:
+    """Suspend ``pid`` without a message if it is parked in its behaviour's main loop.
+
+    Returns:
+        True once suspended (it was, or is now, suspended in place); False, changing
+        nothing, when it is anywhere else: ``suspend`` it with a message then.
+    """
+    host = _in_place.get(pid)
+    if host is not None:
+        if kernel.is_narrowed(pid, _matcher(host.system_parent())):
+            return True
+        _forget(pid)
+    host = kernel.get_label(pid, HOST_LABEL)
+    if host is None:
+        return False
+    if not kernel.narrow_receive(pid, host.system_loop_code(), _matcher(host.system_parent())):
+        return False
+    _in_place[pid] = host
+    return True
+
+
+def _host_in_place(pid: Pid) -> ParkedHost | None:
+    host = _in_place.get(pid)
+    if host is None or not kernel.is_narrowed(pid, _matcher(host.system_parent())):
+        return None
+    return host
+
+
+def is_suspended_in_place(pid: Pid) -> bool:
+    """Whether ``pid`` is still suspended in place (no message woke it, it did not end)."""
+    return _host_in_place(pid) is not None
+
+
+def change_code_in_place(pid: Pid, module: str, old_vsn: object, extra: object) -> object:
+    """Migrate a process suspended in place, as ``ChangeCode`` with a backup would.
+
+    Returns:
+        The deep copy of its state taken before the change (the caller's undo), or
+        ``NOT_IN_PLACE``, having changed nothing, when the process is not suspended in
+        place or its ``code_change`` is a coroutine function: send it ``ChangeCode`` then.
+
+    Raises:
+        CodeChangeFailed: ``code_change`` raised (also ``ProcessExit``: the process does
+            not end); the state is as it was, still suspended.
+    """
+    host = _host_in_place(pid)
+    if host is None:
+        return NOT_IN_PLACE
+    saved = copy_state(host.system_get_state())
+    try:
+        done = kernel.run_as(pid, host.system_code_change_now, module, old_vsn, extra)
+    except (Exception, ProcessExit) as exc:
+        # an exit asked for from code_change (``ProcessExit``) runs here, in the caller's
+        # task: it is a failure like any other, and the process stays as it was
+        host.system_replace_state(lambda _: saved)
+        text = "".join(traceback.format_exception(exc))
+        exc.__traceback__ = None
+        raise CodeChangeFailed(pid, module, exc, text) from None
+    return saved if done else NOT_IN_PLACE
+
+
+def replace_state_in_place(pid: Pid, state: object) -> bool:
+    """Set the state of a process suspended in place; False (nothing done) if it is not."""
+    host = _host_in_place(pid)
+    if host is None:
+        return False
+    host.system_replace_state(lambda _: state)
+    return True
+
+
+def resume_in_place(pid: Pid) -> bool:
+    """Resume a process suspended in place: the messages queued meanwhile come in order.
+
+    Returns:
+        True once resumed; False when it was not suspended in place any more (a system
+        message woke it into a suspension by message: ``resume`` it with one; or it ended).
+    """
+    host = _in_place.get(pid)
+    if host is None:
+        return False
+    matcher = _matcher(host.system_parent())
+    _forget(pid)
+    return kernel.widen_receive(pid, matcher)

@@ -8,21 +8,26 @@ whole (``forget_all``), so that the release installer and the boot never touch t
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
+
+import anyio.lowlevel
 
 from server import kernel
 from server.code_server._table import PURGE_NOTICE_LABEL, code_server
+from server.errors import ProcessError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from pathlib import Path
 
-    import anyio
-
     from server.code_server._proxy import ModuleProxy
     from server.code_server._table import PathsUndo, VersionInfo
     from server.code_server._version import ModuleVersion
     from server.kernel import Pid
+
+#: The longest ``soft_purge_in_slices`` holds the event loop between two turns (s).
+SLICE_SECONDS = 0.004
 
 __all__ = [
     "add_path",
@@ -42,6 +47,7 @@ __all__ = [
     "replace_paths",
     "restore_paths",
     "soft_purge",
+    "soft_purge_in_slices",
     "source_changed",
     "watch_old_code",
     "which_versions",
@@ -163,6 +169,41 @@ def processes_in_old_code(module: str) -> list[Pid]:
 def soft_purge(module: str) -> bool:
     """Drop the old version unless a process runs it (then False, nothing changed)."""
     return code_server.soft_purge(module)
+
+
+async def soft_purge_in_slices(module: str, *, slice_seconds: float = SLICE_SECONDS) -> bool:
+    """``soft_purge``, looking at the processes between turns of the event loop.
+
+    Every process is looked at in slices of at most ``slice_seconds``; then, in one last
+    step that does not yield, only those that ran since they were looked at (and those
+    started meanwhile) are looked at again before the old version is dropped: the answer
+    is ``soft_purge``'s, and no other process waits for a look at all of them at once.
+    """
+    entry = code_server.entry_of(module)
+    if entry is None or entry.old is None:
+        return True
+    ends = time.perf_counter() + slice_seconds
+    unchanged: dict[Pid, object] = {}
+    live = _live()
+    check = code_server.check_process_code
+    for start in range(0, len(live), 64):
+        pids = live[start : start + 64]
+        for pid, token in zip(pids, kernel.parked_tokens(pids), strict=True):
+            if check(pid, module):
+                return False
+            if token is not None:
+                unchanged[pid] = token
+        if time.perf_counter() >= ends:
+            await anyio.lowlevel.checkpoint()
+            ends = time.perf_counter() + slice_seconds
+    return code_server.soft_purge(module, unchanged)
+
+
+def _live() -> list[Pid]:
+    try:
+        return kernel.processes()
+    except ProcessError:  # no node is running: no process can run old code
+        return []
 
 
 async def purge(module: str) -> bool:

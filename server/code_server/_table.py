@@ -56,7 +56,7 @@ from server.errors import (
 
 if TYPE_CHECKING:
     import types
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from server.kernel import Pid
 
@@ -484,8 +484,12 @@ class CodeServer(importlib.abc.MetaPathFinder):
         old_globals = entry.old.module.__dict__
         return [pid for pid in _live_processes() if _runs_in(pid, old_globals)]
 
-    def soft_purge(self, name: str) -> bool:
+    def soft_purge(self, name: str, unchanged: Mapping[Pid, object] | None = None) -> bool:
         """Drop the old version unless a process runs it.
+
+        ``unchanged`` maps processes already found not to run it to the token of the
+        receive they were parked in then (``kernel.parked_tokens``): one still parked
+        there has not run since, and is not looked at again.
 
         Returns:
             True if there is no old version any more (also when there was none); False,
@@ -495,7 +499,16 @@ class CodeServer(importlib.abc.MetaPathFinder):
         if entry is None or entry.old is None:
             return True
         old_globals = entry.old.module.__dict__
-        if any(_runs_in(pid, old_globals) for pid in _live_processes()):
+        if unchanged:
+            live = _live_processes()
+            looked = unchanged.get
+            lingers = any(
+                (token is None or looked(pid) is not token) and _runs_in(pid, old_globals)
+                for pid, token in zip(live, kernel.parked_tokens(live), strict=True)
+            )
+        else:
+            lingers = any(_runs_in(pid, old_globals) for pid in _live_processes())
+        if lingers:
             self._tell_watchers(name)
             return False
         self._drop_old(entry)

@@ -44,6 +44,14 @@ from server.kernel._introspection import (
     set_label,
 )
 from server.kernel._node import Node, current_node
+from server.kernel._parked import (
+    is_narrowed,
+    narrow_receive,
+    parked_on,
+    parked_tokens,
+    run_as,
+    widen_receive,
+)
 from server.kernel._remote import (
     NOCONNECTION,
     Channel,
@@ -103,12 +111,16 @@ __all__ = [
     "flush",
     "get_label",
     "is_alive",
+    "is_narrowed",
     "is_normal_exit",
     "link",
     "monitor",
     "monitor_node",
+    "narrow_receive",
     "node",
     "nodes",
+    "parked_on",
+    "parked_tokens",
     "process_frames",
     "process_globals",
     "process_info",
@@ -120,6 +132,7 @@ __all__ = [
     "reply",
     "request",
     "run",
+    "run_as",
     "self",
     "send",
     "send_after",
@@ -132,4 +145,5 @@ __all__ = [
     "unregister",
     "wait_ended",
     "whereis",
+    "widen_receive",
 ]

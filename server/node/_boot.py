@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import sys
@@ -37,7 +36,7 @@ from server.net import http_server
 from server.net.http_server import HttpDefaults
 from server.node._env_layers import ENV_LAYERS_LABEL, NodeEnv
 from server.observer import loop_lag
-from server.release import handler
+from server.release import gc_policy, handler
 from server.release.boot import boot_release, parse_release_name
 from server.release.bundle import DEPS_DIR
 from server.release.installed import read_installed
@@ -216,6 +215,7 @@ async def run_node(
     )
     kernel.set_label(ENV_LAYERS_LABEL, node_env)
     http_server.configure(HttpDefaults(**config.node.http.model_dump()))
+    gc_policy.configure(gc_policy.GcPolicy.of(config.node.gc.model_dump()))
     trusted = TrustedKeys(tuple(config.node.trusted_keys))
     announce_policy(trusted)
     # the lag sampler measures the node's whole life, across the reboots of its release
@@ -314,7 +314,7 @@ async def _boot_loop(
         started.extend([await service(root) for service in services or []])
         # what the boot built lives as long as the node: keep it out of the cyclic GC's
         # full collections, which otherwise stall every process for tens of milliseconds
-        gc.freeze()
+        gc_policy.settle("boot", full=True)
         if on_booted is not None:
             on_booted(permanent.vsn)
         message = await _wait_for_the_end(kernel.monitor(controller_pid))

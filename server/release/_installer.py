@@ -11,23 +11,31 @@ How this works:
    touched.
 3. ``execute`` runs the script after the point of no return, keeping an undo log:
 
-   - ``suspend`` suspends every process using the modules, a batch at a time (each batch
-     asked at once, ``BATCH`` processes); a timeout aborts;
+   - ``suspend`` suspends every process using the modules: one parked in its behaviour's
+     main loop right here, without a message (``system_messages.suspend_in_place``), in
+     slices of at most ``SLICE_SECONDS`` between turns of the event loop; any other by
+     message, a batch at a time (each batch asked at once, ``BATCH`` processes); a
+     timeout aborts;
    - ``load`` / ``remove`` make the prepared version current / delete (undo: revert);
-   - ``code_change`` has each process back its state up (a deep copy, so even a
-     ``code_change`` that mutates its input loses nothing) and migrate it, in one round
-     trip, a batch at a time (undo: the backups);
+   - ``code_change`` backs each process's state up (a deep copy, so even a
+     ``code_change`` that mutates its input loses nothing) and migrates it: in place for
+     one suspended in place (its ``code_change`` runs here with ``kernel.self()`` being
+     it), else in one round trip, a batch at a time (undo: the backups, put back in place
+     or by message);
    - ``resume`` and ``purge`` are deferred: processes stay suspended and old code stays
      loaded until the whole script has succeeded, so no process runs a new state that a
      later failure would have to take back;
    - starting an application is undone by stopping it; a user ``apply``, stopping an
      application and ``stop``/``start`` cannot be undone.
 
-4. Success: resume everything (reverse order), purge, soft-purge what became old, and
-   reconcile the children of updated supervisors. Failure: if nothing irreversible ran,
-   the undo log is replayed backwards and every process is resumed with its untouched
-   state (``InstallFailed`` with ``outcome="rolled_back"``); otherwise ``outcome`` is
-   ``"restarting"`` and the caller restarts the node into its permanent release.
+4. Success: resume everything (reverse order; in place where suspended in place), purge,
+   soft-purge what became old (looking at the processes in slices), reconcile the
+   children of updated supervisors, and let the GC policy freeze what the install left
+   (``gc_policy``: no automatic full collection runs while the install does). Failure:
+   if nothing irreversible ran, the undo log is replayed backwards and every process is
+   resumed with its untouched state (``InstallFailed`` with ``outcome="rolled_back"``);
+   otherwise ``outcome`` is ``"restarting"`` and the caller restarts the node into its
+   permanent release.
    Processes are never left suspended.
 """
 
@@ -42,6 +50,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, final
 
 import anyio
+from anyio.lowlevel import checkpoint
 
 from server import code_server, kernel
 from server.app import controller
@@ -54,6 +63,7 @@ from server.behaviours import (
 )
 from server.errors import (
     CallError,
+    CodeChangeFailed,
     CodeError,
     InstallFailed,
     InstallRefused,
@@ -61,7 +71,7 @@ from server.errors import (
     SpecError,
     SystemCallError,
 )
-from server.release import _processes
+from server.release import _processes, gc_policy
 from server.release.install_feed import InstallEvent, publish
 from server.release.installed import find_script
 from server.release.relup_builder import APPLICATION_API
@@ -103,6 +113,14 @@ DEFAULT_TIMEOUT = system_messages.DEFAULT_TIMEOUT
 # processes in one turn of the event loop, which every other process waits for: at some
 # 20 us a process, 500 keep that stall near 10 ms, and a batch costs one round trip.
 BATCH = 500
+
+# Processes suspended, migrated or resumed in place (no message: see system_messages) run
+# in slices between two turns of the event loop: at most SLICE_SECONDS of work, or
+# SLICE_ITEMS processes (resuming one hands it its first queued message, which it handles
+# in the next turn), the clock read every SLICE_CHECK processes.
+SLICE_SECONDS = 0.004
+SLICE_ITEMS = 512
+SLICE_CHECK = 64
 
 
 @final
@@ -480,20 +498,29 @@ async def execute(
     progress = progress or options.progress
     run = _Run(plan, options)
     steps = plan.script
-    snapshot = await _switch_paths_and_env(run)
-    for index, step in enumerate(steps):
-        if progress is not None:
-            progress(step.op, index, len(steps))
-        _publish(run, step.op, index)
-        try:
-            await _step(run, step)
-        except _StepFailed as failure:
-            await _failed(run, failure, index)
-        except Exception as exc:
-            await _failed(run, _StepFailed(step.op, repr(exc) + "\n" + _trace(exc)), index)
-        if after_step is not None:
-            after_step(index)
-    await _commit(run)
+    with gc_policy.deferred():
+        snapshot = await _switch_paths_and_env(run)
+        for index, step in enumerate(steps):
+            if progress is not None:
+                progress(step.op, index, len(steps))
+            _publish(run, step.op, index)
+            try:
+                await _step(run, step)
+            except _StepFailed as failure:
+                await _failed(run, failure, index)
+            except Exception as exc:
+                await _failed(run, _StepFailed(step.op, repr(exc) + "\n" + _trace(exc)), index)
+            if after_step is not None:
+                after_step(index)
+        await _commit(run)
+    # the records of every process of the trees: freed a slice at a time (100,000 freed at
+    # once held the loop ~20 ms), and not kept by the freeze
+    run.suspended_by_module.clear()
+    records, run.processes = run.processes or [], None
+    while records:
+        del records[-SLICE_ITEMS * 8 :]
+        await checkpoint()
+    gc_policy.settle(f"the install of {plan.target.vsn}")
     changes = await controller.config_change(snapshot)
     env_changes = {name: repr(outcome) for name, outcome in changes}
     if progress is not None:
@@ -619,13 +646,26 @@ async def _suspend(run: _Run, step: SuspendModules) -> None:
     by_timeout: dict[float, list[Pid]] = {}
     for entry in step.modules:
         timeout = run.options.suspend_timeout or entry.timeout or DEFAULT_TIMEOUT
-        using = _processes.processes_using(run.processes, entry.module)
+        using = await _using(run.processes, entry.module)
         run.suspended_by_module[entry.module] = using
         wanted = by_timeout.setdefault(timeout, [])
         wanted.extend(u.pid for u in using if u.pid not in run.suspended_set)
     for timeout, pids in by_timeout.items():
-        for start in range(0, len(pids), BATCH):
-            batch = [p for p in pids[start : start + BATCH] if p not in run.suspended_set]
+        # parked in their main loop: suspended right here, without a message
+        by_message: list[Pid] = []
+        slices = _Slices()
+        for pid in pids:
+            if pid in run.suspended_set:
+                continue
+            if system_messages.suspend_in_place(pid):
+                run.suspended.append(pid)
+                run.suspended_set.add(pid)
+            else:
+                by_message.append(pid)
+            if slices.due():
+                await slices.next()
+        for start in range(0, len(by_message), BATCH):
+            batch = [p for p in by_message[start : start + BATCH] if p not in run.suspended_set]
             outcomes = await system_messages.suspend_many(batch, timeout=timeout)
             failures: list[tuple[Pid, BaseException]] = []
             for pid, error in zip(batch, outcomes, strict=True):
@@ -639,6 +679,43 @@ async def _suspend(run: _Run, step: SuspendModules) -> None:
                 raise _StepFailed(
                     "suspend", f"process {_who(pid)} did not suspend: {exc}", _who(pid)
                 )
+
+
+async def _using(processes: list[_processes.Using], module: str) -> list[_processes.Using]:
+    """``processes_using``, yielding to the event loop every ``SLICE_ITEMS * 8`` processes."""
+    found: list[_processes.Using] = []
+    seen: set[Pid] = set()
+    for index, process in enumerate(processes):
+        if module in process.modules and process.pid not in seen:
+            seen.add(process.pid)
+            found.append(process)
+        if not (index + 1) % (SLICE_ITEMS * 8):
+            await checkpoint()
+    return found
+
+
+@final
+class _Slices:
+    """Work done between two turns of the event loop, at most ``SLICE_SECONDS`` of it."""
+
+    __slots__ = ("count", "ends")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.ends = time.perf_counter() + SLICE_SECONDS
+
+    def due(self) -> bool:
+        """After one more item: whether it is time to let the other processes run."""
+        self.count += 1
+        return not self.count % SLICE_CHECK and (
+            self.count >= SLICE_ITEMS or time.perf_counter() >= self.ends
+        )
+
+    async def next(self) -> None:
+        """Let every other process run one turn, then start a new slice."""
+        await checkpoint()
+        self.count = 0
+        self.ends = time.perf_counter() + SLICE_SECONDS
 
 
 async def _load(run: _Run, module: str) -> None:
@@ -676,12 +753,72 @@ async def _code_change(run: _Run, step: CodeChange) -> None:
     timeout = run.options.code_change_timeout
     for change in step.modules:
         old_vsn = run.plan.code_change_vsn(change.module, step.mode)
-        using = [
-            u for u in run.suspended_by_module.get(change.module, []) if u.pid in run.suspended_set
-        ]
-        for start in range(0, len(using), BATCH):
-            batch = using[start : start + BATCH]
+        using = run.suspended_by_module.get(change.module, [])
+        by_message = await _change_in_place(run, using, change.module, old_vsn, change.extra)
+        for start in range(0, len(by_message), BATCH):
+            batch = by_message[start : start + BATCH]
             await _change_batch(run, batch, change.module, old_vsn, change.extra, timeout)
+
+
+async def _change_in_place(
+    run: _Run, using: list[_processes.Using], module: str, old_vsn: object, extra: object
+) -> list[_processes.Using]:
+    """Migrate the processes suspended in place; returns the others (the first failure raises).
+
+    ``code_change`` runs right here, with ``kernel.self()`` being each process.
+    """
+    by_message: list[_processes.Using] = []
+    changed: list[Pid] = []
+    backups: list[object] = []
+    failure: _StepFailed | None = None
+    slices = _Slices()
+    in_place, not_in_place = system_messages.change_code_in_place, system_messages.NOT_IN_PLACE
+    suspended = run.suspended_set
+    for entry in using:
+        pid = entry.pid
+        if pid not in suspended:
+            continue
+        try:
+            backup = in_place(pid, module, old_vsn, extra)
+        except CodeChangeFailed as exc:  # the process put its own state back
+            failure = _StepFailed("code_change", f"{_who(pid)}: {exc}", repr(pid), module)
+            break
+        if backup is not_in_place:
+            by_message.append(entry)
+        else:
+            changed.append(pid)
+            backups.append(backup)
+            if entry.is_supervisor:
+                run.supervisors.append(pid)  # re-read below; the report counts workers
+            else:
+                run.migrated.append((repr(pid), module))
+        if slices.due():
+            await slices.next()
+    if changed:
+        _undo_changes(run, module, changed, backups)
+    if failure is not None:
+        raise failure
+    return by_message
+
+
+def _undo_changes(run: _Run, module: str, changed: list[Pid], backups: list[object]) -> None:
+    """Log the undo of a migration: each process gets its backup back, in place if it can."""
+
+    async def undo() -> None:
+        by_message: list[Pid] = []
+        fns: list[Callable[[object], object]] = []
+        slices = _Slices()
+        for pid, backup in zip(changed, backups, strict=True):
+            if not system_messages.replace_state_in_place(pid, backup):
+                by_message.append(pid)
+                fns.append(_constant(backup))
+            if slices.due():
+                await slices.next()
+        for start in range(0, len(by_message), BATCH):
+            pids = by_message[start : start + BATCH]
+            await system_messages.replace_state_many(pids, fns[start : start + BATCH])
+
+    run.undo.append((f"code_change {module} ({len(changed)} processes)", undo))
 
 
 async def _change_batch(
@@ -711,13 +848,7 @@ async def _change_batch(
         else:
             run.migrated.append((repr(pid), module))
     if changed:
-
-        async def undo() -> None:
-            for start in range(0, len(changed), BATCH):
-                fns = [_constant(b) for b in backups[start : start + BATCH]]
-                await system_messages.replace_state_many(changed[start : start + BATCH], fns)
-
-        run.undo.append((f"code_change {module} ({len(changed)} processes)", undo))
+        _undo_changes(run, module, changed, backups)
     if failure is not None:  # a failed code_change put its own state back from its backup
         raise failure
 
@@ -786,8 +917,15 @@ async def _resume_all(run: _Run) -> None:
     pids = list(reversed(run.suspended))
     run.suspended.clear()
     run.suspended_set.clear()
-    for start in range(0, len(pids), BATCH):  # ended meanwhile: nothing to resume
-        await system_messages.resume_many(pids[start : start + BATCH], timeout=math.inf)
+    by_message: list[Pid] = []
+    slices = _Slices()
+    for pid in pids:
+        if not system_messages.resume_in_place(pid):
+            by_message.append(pid)  # suspended by message (or woken into it), or ended
+        if slices.due():
+            await slices.next()
+    for start in range(0, len(by_message), BATCH):  # ended meanwhile: nothing to resume
+        await system_messages.resume_many(by_message[start : start + BATCH], timeout=math.inf)
 
 
 async def _commit(run: _Run) -> None:
@@ -796,7 +934,7 @@ async def _commit(run: _Run) -> None:
         for module in run.purges:
             await code_server.purge(module)
         for module in run.loaded:
-            code_server.soft_purge(module)
+            await code_server.soft_purge_in_slices(module, slice_seconds=SLICE_SECONDS)
         for sup in run.supervisors:
             await _reconcile(sup)
 

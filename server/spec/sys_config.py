@@ -58,6 +58,7 @@ __all__ = [
     "ENV_PREFIX",
     "DistSettings",
     "DistTlsSettings",
+    "GcSettings",
     "HttpSettings",
     "NodeSettings",
     "ObserverSettings",
@@ -200,6 +201,31 @@ class ObserverSettings(pydantic.BaseModel):
     interval: Annotated[float, pydantic.Field(gt=0)] = 1.0
 
 
+class GcSettings(pydantic.BaseModel):
+    """The ``[node.gc]`` table: the cyclic garbage collector's policy.
+
+    ``freeze`` collects and then freezes what survives (``gc.freeze``) after the boot and
+    after each install, so full collections no longer look at what lives as long as the
+    node; ``refreeze`` (0: never) unfreezes first every that many installs, so frozen
+    cycles that became garbage are freed; ``defer_full`` holds automatic full collections
+    back while an install runs; ``thresholds`` are ``gc.set_threshold``'s (none: Python's
+    own). See ``server.release.gc_policy``.
+    """
+
+    model_config = SPEC_MODEL_CONFIG
+
+    freeze: bool = True
+    refreeze: Annotated[int, pydantic.Field(ge=0)] = 16
+    defer_full: bool = True
+    thresholds: (
+        Annotated[
+            list[Annotated[int, pydantic.Field(ge=0)]],
+            pydantic.Field(min_length=3, max_length=3),
+        ]
+        | None
+    ) = None
+
+
 class NodeSettings(pydantic.BaseModel):
     """The ``[node]`` table."""
 
@@ -218,6 +244,7 @@ class NodeSettings(pydantic.BaseModel):
     http: HttpSettings = HttpSettings()
     dist: DistSettings | None = None
     observer: ObserverSettings | None = None
+    gc: GcSettings = GcSettings()
 
 
 class SysConfig(pydantic.BaseModel):
