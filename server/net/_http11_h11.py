@@ -68,7 +68,8 @@ class H11Http11:
 
     @property
     def reusable(self) -> bool:
-        return h11.MUST_CLOSE not in (self._h11.our_state, self._h11.their_state)
+        states = {self._h11.our_state, self._h11.their_state}
+        return not states & {h11.MUST_CLOSE, h11.CLOSED, h11.ERROR}
 
     @property
     def trailing_data(self) -> bytes:
@@ -78,7 +79,11 @@ class H11Http11:
         return self._send(h11.InformationalResponse(status_code=100, headers=[]))
 
     def send_response(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
-        return self._send(h11.Response(status_code=status, headers=list(headers)))
+        try:
+            response = h11.Response(status_code=status, headers=list(headers))
+        except h11.LocalProtocolError as error:
+            raise ResponseError(str(error)) from None
+        return self._send(response)
 
     def send_data(self, data: bytes) -> bytes:
         return self._send(h11.Data(data=data)) if data else b""

@@ -131,8 +131,10 @@ class HttptoolsHttp11:
 
     def next_event(self) -> Event:
         events = self._events
-        if not events or self._their_done:
-            return CLOSED if (self._eof or self._their_done) else NEED_DATA
+        if self._their_done:  # as h11: paused with bytes of the next request, else needing
+            return CLOSED if events or self._eof else NEED_DATA
+        if not events:
+            return CLOSED if self._eof else NEED_DATA
         event = events.popleft()
         if isinstance(event, Data):
             self._continue = False
