@@ -117,15 +117,15 @@ class AsgiConfig:
     read_size: int = DEFAULT_READ_SIZE
     send_timeout: float = 30.0
     root_path: str = ""
+    #: the HTTP/1.1 parser, ``"httptools"`` or ``"h11"``; None: the node's ``[node.http]
+    #: parser``, else httptools when it is installed, else h11
+    parser: ParserName | None = None
     #: a native WebSocket handler module (``websocket_handler``) serving every WebSocket
     #: instead of the ASGI application; ``websocket_args`` is its ``on_connect``'s ``args``
     websocket_handler: str | None = None
     websocket_args: object = None
     #: the registered name of the application's purger (``_asgi_purger``), if it has one
     purger: str | None = None
-    #: the HTTP/1.1 parser, ``"httptools"`` or ``"h11"``; None: the node's ``[node.http]
-    #: parser``, else httptools when it is installed, else h11
-    parser: ParserName | None = None
 
     def __post_init__(self) -> None:
         parse_app(self.app)
@@ -396,7 +396,7 @@ class _Cycle:
             "raw_path": raw_path,
             "query_string": query,
             "root_path": self.c.config.root_path,
-            "headers": request.headers,
+            "headers": [(name, value) for name, value in request.headers],
             "client": self.c.client,
             "server": self.c.server,
             "state": {},
