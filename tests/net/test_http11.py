@@ -6,6 +6,8 @@ chooses (read back by an h11 client); bad requests and bad responses are refused
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import h11
 import pydantic
 import pytest
@@ -19,6 +21,7 @@ from server.net._http11 import (
     EndOfMessage,
     Http11,
     NeedData,
+    ParserName,
     Request,
     ResponseError,
     default_parser,
@@ -26,6 +29,10 @@ from server.net._http11 import (
 )
 from server.net.http_server import HttpDefaults
 from server.spec.sys_config import HttpSettings
+from tests.net.test_asgi_connection import APPS, get, serving
+
+if TYPE_CHECKING:
+    from server.kernel import Node
 
 parsers = pytest.mark.parametrize("parser", PARSERS)
 
@@ -150,9 +157,9 @@ def test_a_response_is_framed_as_h11_frames_it(
     ],
 )
 def test_a_bad_request_is_refused_with_its_status_and_nothing_after_it(
-    parser: str, data: bytes, status: int
+    parser: ParserName, data: bytes, status: int
 ) -> None:
-    http = new_http11(parser, 256)  # type: ignore[arg-type]
+    http = new_http11(parser, 256)
     http.receive_data(data)
     with pytest.raises(BadRequest) as refused:
         _events(http)
@@ -164,9 +171,9 @@ def test_a_bad_request_is_refused_with_its_status_and_nothing_after_it(
 
 
 @parsers
-def test_a_complete_head_over_the_limit_is_seen_over_it(parser: str) -> None:
+def test_a_complete_head_over_the_limit_is_seen_over_it(parser: ParserName) -> None:
     """h11 bounds a head only while it is incomplete: the connection checks ``head_size``."""
-    http = new_http11(parser, 256)  # type: ignore[arg-type]
+    http = new_http11(parser, 256)
     http.receive_data(b"GET / HTTP/1.1\r\nhost: a\r\n" + b"x: v\r\n" * 60 + b"\r\n")
     try:
         event: object = http.next_event()
@@ -186,9 +193,9 @@ def test_a_complete_head_over_the_limit_is_seen_over_it(parser: str) -> None:
     ],
 )
 def test_a_response_that_breaks_http_is_refused(
-    parser: str, headers: list[tuple[bytes, bytes]], body: bytes
+    parser: ParserName, headers: list[tuple[bytes, bytes]], body: bytes
 ) -> None:
-    http = new_http11(parser, 8192)  # type: ignore[arg-type]
+    http = new_http11(parser, 8192)
     http.receive_data(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
     _events(http)
     with pytest.raises(ResponseError, match=r"^[^\n]+$"):
@@ -200,8 +207,10 @@ def _respond(http: Http11, headers: list[tuple[bytes, bytes]], body: bytes) -> b
 
 
 @parsers
-def test_100_continue_is_owed_until_the_client_sends_body_or_has_an_answer(parser: str) -> None:
-    http = new_http11(parser, 8192)  # type: ignore[arg-type]
+def test_100_continue_is_owed_until_the_client_sends_body_or_has_an_answer(
+    parser: ParserName,
+) -> None:
+    http = new_http11(parser, 8192)
     http.receive_data(
         b"POST / HTTP/1.1\r\nhost: t\r\nexpect: 100-continue\r\ncontent-length: 2\r\n\r\n"
     )
@@ -212,8 +221,8 @@ def test_100_continue_is_owed_until_the_client_sends_body_or_has_an_answer(parse
 
 
 @parsers
-def test_an_upgrade_keeps_the_bytes_after_its_head(parser: str) -> None:
-    http = new_http11(parser, 8192)  # type: ignore[arg-type]
+def test_an_upgrade_keeps_the_bytes_after_its_head(parser: ParserName) -> None:
+    http = new_http11(parser, 8192)
     http.receive_data(
         b"GET /ws HTTP/1.1\r\nhost: t\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n\x81\x00"
     )
@@ -232,5 +241,39 @@ def test_an_unknown_parser_is_refused_everywhere_it_can_be_named() -> None:
         HttpDefaults(parser="llhttp")  # type: ignore[arg-type]
     with pytest.raises(pydantic.ValidationError, match="parser"):
         HttpSettings(parser="llhttp")  # type: ignore[arg-type]
+    assert HttpDefaults(**HttpSettings(parser="h11").model_dump()).parser == "h11"  # the boot
     assert HttpSettings().parser is None
     assert HttpDefaults().parser is None
+
+
+# the status line tells the implementations apart: h11 sends no reason phrase
+REASON = {"httptools": b"HTTP/1.1 200 OK\r\n", "h11": b"HTTP/1.1 200 \r\n"}
+
+
+async def _status_line(config: AsgiConfig) -> bytes:
+    async with serving(config) as (stream, _):
+        await stream.send(get("/"))
+        received = b""
+        while b"\r\n" not in received:
+            received += await stream.receive()
+        return received.partition(b"\r\n")[0] + b"\r\n"
+
+
+@parsers
+async def test_the_parser_named_by_the_config_serves_the_connection(
+    node: Node, parser: ParserName
+) -> None:
+    async def body() -> None:
+        line = await _status_line(AsgiConfig(app=f"{APPS}:scope_echo", parser=parser))
+        assert line == REASON[parser]
+
+    await node.run_process(body)
+
+
+async def test_the_node_default_serves_a_connection_whose_config_names_none(
+    node: Node, asgi_parser: ParserName
+) -> None:
+    async def body() -> None:
+        assert await _status_line(AsgiConfig(app=f"{APPS}:scope_echo")) == REASON[asgi_parser]
+
+    await node.run_process(body)
