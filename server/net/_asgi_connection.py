@@ -1,7 +1,9 @@
 """One HTTP/1.1 connection served to an ASGI 3 application, in the connection's process.
 
-The protocol is h11's (a maintained sans-IO HTTP/1.1 state machine); this module moves
-bytes between it and the socket and speaks ASGI's ``http`` scope to the application.
+HTTP/1.1 is parsed by httptools (llhttp, uvicorn's parser) or h11 (a sans-IO state
+machine), behind one small interface (``_http11``): ``AsgiConfig.parser``, else the node's
+``[node.http] parser``, else httptools when it is installed. This module moves bytes
+between the parser and the socket and speaks ASGI's ``http`` scope to the application.
 
 How this works:
 
@@ -60,7 +62,21 @@ from server.net._asgi_websocket import (
     WebSocketCycle,
     is_websocket_upgrade,
 )
+from server.net._http11 import (
+    PARSERS,
+    BadRequest,
+    Closed,
+    Data,
+    EndOfMessage,
+    NeedData,
+    ParserName,
+    Request,
+    ResponseError,
+    default_parser,
+    new_http11,
+)
 from server.net.http import DEFAULT_LIMITS, HttpLimits, http_date
+from server.net.http_server import node_defaults
 from server.net.websocket_handler import serve_native
 
 if TYPE_CHECKING:
@@ -83,6 +99,7 @@ Message = dict[str, Any]
 
 _ASGI: Final = {"version": "3.0", "spec_version": "2.3"}
 _SERVER_HEADER: Final = (b"server", b"server-asgi")
+_DEFAULT_PARSER: Final = default_parser()
 
 
 @final
@@ -100,6 +117,9 @@ class AsgiConfig:
     read_size: int = DEFAULT_READ_SIZE
     send_timeout: float = 30.0
     root_path: str = ""
+    #: the HTTP/1.1 parser, ``"httptools"`` or ``"h11"``; None: the node's ``[node.http]
+    #: parser``, else httptools when it is installed, else h11
+    parser: ParserName | None = None
     #: a native WebSocket handler module (``websocket_handler``) serving every WebSocket
     #: instead of the ASGI application; ``websocket_args`` is its ``on_connect``'s ``args``
     websocket_handler: str | None = None
@@ -113,6 +133,8 @@ class AsgiConfig:
 
     def __post_init__(self) -> None:
         parse_app(self.app)
+        if self.parser is not None and self.parser not in PARSERS:
+            raise ValueError(f"parser must be one of {', '.join(PARSERS)}, not {self.parser!r}")
         handler = self.websocket_handler
         if handler is not None and not all(p.isidentifier() for p in handler.split(".")):
             raise ValueError(f"websocket_handler must be a dotted module name, not {handler!r}")
@@ -168,21 +190,27 @@ def _address(sock: Any, peer: bool) -> list[Any] | None:
     return None
 
 
-def _head_size(request: h11.Request) -> int:
-    """The request head's size as sent, near enough: h11 bounds only a head split over reads."""
-    line = len(request.method) + len(request.target) + 11
-    return line + sum(len(name) + len(value) + 4 for name, value in request.headers) + 2
+def _as_h11(request: Request) -> h11.Request | None:
+    """The request as h11's event (what wsproto's handshake takes); None: h11 refuses it."""
+    try:
+        return h11.Request(
+            method=request.method,
+            target=request.target,
+            headers=request.headers,
+            http_version=request.http_version,
+        )
+    except h11.LocalProtocolError:
+        return None
 
 
 class _Connection:
-    """The h11 state machine of one connection and the request cycle running on it."""
+    """The HTTP/1.1 state of one connection and the request cycle running on it."""
 
     def __init__(self, io: SocketIO, config: AsgiConfig) -> None:
         self.io = io
         self.config = config
-        self.h11 = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=config.limits.max_head_bytes
-        )
+        parser = config.parser or node_defaults().parser or _DEFAULT_PARSER
+        self.http = new_http11(parser, config.limits.max_head_bytes)
         self.client = _address(io.socket, peer=True)
         self.server = _address(io.socket, peer=False)
         self.gone = False  # the client closed or reset its side
@@ -193,23 +221,23 @@ class _Connection:
             event = await self.next_event(self.config.idle_timeout, idle=True)
             if event is None:
                 return
-            if isinstance(event, h11.Request):
-                if _head_size(event) > self.config.limits.max_head_bytes:
+            if isinstance(event, Request):
+                if event.head_size > self.config.limits.max_head_bytes:
                     await self.respond_and_close(431, b"Request Header Fields Too Large\n")
                     return
-                if is_websocket_upgrade(event):
-                    await self.websocket(event)
-                    return
+                if any(name == b"upgrade" for name, _ in event.headers):
+                    upgrade = _as_h11(event)
+                    if upgrade is None:
+                        await self.respond_and_close(400, b"Bad Request\n")
+                        return
+                    if is_websocket_upgrade(upgrade):
+                        await self.websocket(upgrade)
+                        return
                 served = await _Cycle(self, event).run()
                 self.tell_purger()
                 if not served:
                     return
-            if self.h11.our_state is h11.MUST_CLOSE or self.h11.their_state is h11.MUST_CLOSE:
-                await self.close()
-                return
-            try:
-                self.h11.start_next_cycle()
-            except h11.LocalProtocolError:
+            if not self.http.reusable or not self.http.start_next_cycle():
                 await self.close()
                 return
 
@@ -225,11 +253,10 @@ class _Connection:
     async def websocket(self, request: h11.Request) -> None:
         """Hand the connection to the application's ``websocket`` scope until it ends."""
         config = self.config
-        pending, _ = self.h11.trailing_data
         cycle = WebSocketCycle(
             self.io,
             request,
-            bytes(pending),
+            self.http.trailing_data,
             client=self.client,
             server=self.server,
             root_path=config.root_path,
@@ -277,28 +304,30 @@ class _Connection:
             await cycle.close(1000)
         await self.close()
 
-    async def next_event(self, timeout: float, *, idle: bool = False) -> Any:
-        """The next h11 event, reading as needed; None when the connection is over."""
+    async def next_event(
+        self, timeout: float, *, idle: bool = False
+    ) -> Request | Data | EndOfMessage | None:
+        """The next parser event, reading as needed; None when the connection is over."""
         while True:
             try:
-                event = self.h11.next_event()
-            except h11.RemoteProtocolError as error:
+                event = self.http.next_event()
+            except BadRequest as error:
                 await self.refuse(error)
                 return None
-            if event is h11.NEED_DATA:
+            if isinstance(event, NeedData):
                 if not await self.read(timeout, idle=idle):
                     return None
                 continue
-            if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
+            if isinstance(event, Closed):
                 return None
             return event
 
     async def read(self, timeout: float, *, idle: bool = False) -> bool:
-        """Feed h11 one read; False when the client is gone or silent too long."""
+        """Feed the parser one read; False when the client is gone or silent too long."""
         try:
             data = await self.io.receive(self.config.read_size, timeout=timeout)
         except TimeoutError:
-            if not idle or self.h11.their_state is not h11.IDLE:
+            if not idle or not self.http.idle:
                 await self.respond_and_close(408, b"Request Timeout\n")
             return False
         except OSError:
@@ -306,18 +335,17 @@ class _Connection:
             return False
         if not data:
             self.gone = True
-        self.h11.receive_data(data)
+        self.http.receive_data(data)
         return bool(data)
 
-    async def refuse(self, error: h11.RemoteProtocolError) -> None:
-        status = error.error_status_hint
-        if status == 400 and "exceeds" in str(error).lower():
-            status = 431
+    async def refuse(self, error: BadRequest) -> None:
+        status = error.status
         logger.info("asgi: refused a request: %s", error, extra={"status": status})
         await self.respond_and_close(status, f"{error}\n".encode())
 
     async def respond_and_close(self, status: int, body: bytes) -> None:
-        if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        http = self.http
+        if not http.can_respond:
             await self.close()
             return
         headers = [
@@ -327,9 +355,8 @@ class _Connection:
             (b"date", http_date(time.time()).encode()),
         ]
         try:
-            data = self.h11.send(h11.Response(status_code=status, headers=headers))
-            data += self.h11.send(h11.Data(data=body)) + self.h11.send(h11.EndOfMessage())
-        except h11.LocalProtocolError:
+            data = http.send_response(status, headers) + http.send_data(body) + http.send_end()
+        except ResponseError:
             data = b""
         if data and not self.gone:
             await self.io.send(data, timeout=self.config.send_timeout)
@@ -349,15 +376,11 @@ class _Connection:
 class _Cycle:
     """One request and its response: the ASGI ``receive`` and ``send`` of one call."""
 
-    def __init__(self, connection: _Connection, request: h11.Request) -> None:
+    def __init__(self, connection: _Connection, request: Request) -> None:
         self.c = connection
         self.request = request
         self.body_done = False
         self.body_read = 0
-        self.expects_continue = any(
-            name == b"expect" and value.lower() == b"100-continue"
-            for name, value in request.headers
-        )
         self.started = False  # http.response.start given
         self.head = b""  # the response head, written with the first body message
         self.complete = False  # the whole response sent
@@ -432,7 +455,7 @@ class _Cycle:
         """The code this request runs is purged: a 503 if no answer started (then closed)."""
         c = self.c
         self.broken = True
-        if self.started or c.gone or c.h11.our_state is not h11.SEND_RESPONSE:
+        if self.started or c.gone or not c.http.can_respond:
             return
         body = b"Service Unavailable: the code serving this request was replaced\n"
         headers = [
@@ -442,8 +465,8 @@ class _Cycle:
             (b"retry-after", b"0"),
             (b"date", http_date(time.time()).encode()),
         ]
-        data = c.h11.send(h11.Response(status_code=503, headers=headers)) or b""
-        data += (c.h11.send(h11.Data(data=body)) or b"") + (c.h11.send(h11.EndOfMessage()) or b"")
+        http = c.http
+        data = http.send_response(503, headers) + http.send_data(body) + http.send_end()
         self.started = self.complete = True
         await c.io.send(data, timeout=c.config.send_timeout)
 
@@ -467,15 +490,12 @@ class _Cycle:
 
     async def _body_event(self) -> Message:
         c = self.c
-        if self.expects_continue and not self.started:
-            self.expects_continue = False
-            if c.h11.they_are_waiting_for_100_continue:
-                data = c.h11.send(h11.InformationalResponse(status_code=100, headers=[]))
-                await c.io.send(data, timeout=c.config.send_timeout)
+        if not self.started and c.http.waiting_for_continue:
+            await c.io.send(c.http.send_continue(), timeout=c.config.send_timeout)
         event = await c.next_event(c.config.idle_timeout)
         if event is None:
             return {"type": "http.disconnect"}
-        if isinstance(event, h11.Data):
+        if isinstance(event, Data):
             self.body_read += len(event.data)
             if self.body_read > c.config.limits.max_body_bytes:
                 if not self.started:
@@ -483,7 +503,7 @@ class _Cycle:
                 c.gone = True  # this connection is over, whatever the application does
                 return {"type": "http.disconnect"}
             return {"type": "http.request", "body": bytes(event.data), "more_body": True}
-        if isinstance(event, h11.EndOfMessage):
+        if isinstance(event, EndOfMessage):
             self.body_done = True
             return {"type": "http.request", "body": b"", "more_body": False}
         return {"type": "http.disconnect"}
@@ -509,7 +529,7 @@ class _Cycle:
                     c.gone = True
                     break
                 buffered += len(data)
-                c.h11.receive_data(data)  # a pipelined request: kept for the next cycle
+                c.http.receive_data(data)  # a pipelined request: kept for the next cycle
             if not c.gone:
                 await self.finished.wait()
             group.cancel_scope.cancel()
@@ -530,7 +550,7 @@ class _Cycle:
                 headers.append((b"date", http_date(time.time()).encode()))
             self.started = True
             # the head waits for the first body message: one write for a small answer
-            self.head = c.h11.send(h11.Response(status_code=status, headers=headers)) or b""
+            self.head = c.http.send_response(status, headers)
             return
         elif kind == "http.response.body":
             if not self.started:
@@ -538,10 +558,10 @@ class _Cycle:
             if self.complete:
                 raise RuntimeError("http.response.body after the response was complete")
             body = bytes(message.get("body", b""))
-            data = self.head + (c.h11.send(h11.Data(data=body)) or b"" if body else b"")
+            data = self.head + c.http.send_data(body) if body else self.head
             self.head = b""
             if not message.get("more_body", False):
-                data += c.h11.send(h11.EndOfMessage()) or b""
+                data += c.http.send_end()
                 self.complete = True
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} in the http scope")

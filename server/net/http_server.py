@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Literal, final
 
 from server import kernel
 from server.behaviours import acceptor
@@ -75,12 +75,15 @@ class HttpDefaults:
         send_timeout: a client that takes none of an answer for this long is cut off (s).
         reuse_port: set ``SO_REUSEPORT`` on every listening socket before it is bound (the
             nodes of one machine share a port; the kernel spreads connections among them).
+        parser: the HTTP/1.1 parser of ASGI connections, ``"httptools"`` or ``"h11"``;
+            None: httptools when it is installed, else h11.
     """
 
     max_connections: int | None = None
     read_size: int = DEFAULT_READ_SIZE
     send_timeout: float = 30.0
     reuse_port: bool = False
+    parser: Literal["httptools", "h11"] | None = None
 
     def __post_init__(self) -> None:
         if self.max_connections is not None and self.max_connections < 1:
@@ -89,6 +92,8 @@ class HttpDefaults:
             raise ValueError(f"read_size must be >= 1 byte, got {self.read_size!r}")
         if not self.send_timeout > 0:
             raise ValueError(f"send_timeout must be seconds > 0, got {self.send_timeout!r}")
+        if self.parser not in (None, "httptools", "h11"):
+            raise ValueError(f"parser must be httptools or h11, got {self.parser!r}")
 
 
 _defaults = HttpDefaults()

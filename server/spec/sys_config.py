@@ -113,6 +113,8 @@ class HttpSettings(pydantic.BaseModel):
     read_size: Annotated[int, pydantic.Field(ge=512, le=16 * 1024 * 1024)] = 64 * 1024
     send_timeout: Annotated[float, pydantic.Field(gt=0)] = 30.0
     reuse_port: bool = False
+    #: the HTTP/1.1 parser of ASGI connections; left out: httptools when installed, else h11
+    parser: Literal["httptools", "h11"] | None = None
 
 
 class DistTlsSettings(pydantic.BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import textwrap
 import uuid
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from server import code_server
+from server.net import http_server
+from server.net._http11 import PARSERS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -47,3 +50,15 @@ def handler_module(tmp_path: Path) -> Iterator[HandlerModule]:
         yield module
     finally:
         code_server.remove_path(root)
+
+
+@pytest.fixture(params=PARSERS)
+def asgi_parser(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each HTTP/1.1 parser in turn as the node's ``[node.http] parser`` (ASGI connections)."""
+    parser: str = request.param
+    before = http_server.node_defaults()
+    http_server.configure(dataclasses.replace(before, parser=request.param))
+    try:
+        yield parser
+    finally:
+        http_server.configure(before)

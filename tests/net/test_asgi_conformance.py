@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
     from server.kernel import Node
 
+pytestmark = pytest.mark.usefixtures("asgi_parser")  # each HTTP/1.1 parser in turn
+
 APPS = "tests.net.asgi_conformance_apps"
 
 

@@ -1,4 +1,4 @@
-"""An ASGI application served over real TCP connections, message by message (h11 underneath).
+"""An ASGI application served over real TCP connections, message by message (each parser in turn).
 
 Each test accepts one real TCP connection, runs the connection process on it, and talks raw
 HTTP/1.1 to it from a client stream: the bytes on the wire are what is checked.
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from anyio.abc import SocketStream
 
     from server.kernel import Node, Pid
+
+pytestmark = pytest.mark.usefixtures("asgi_parser")  # each HTTP/1.1 parser in turn
 
 APPS = "tests.net.asgi_apps"
 

@@ -10,6 +10,7 @@ import os
 import socket
 from typing import TYPE_CHECKING
 
+import pytest
 from anyio.abc import SocketAttribute
 from wsproto.events import BytesMessage, CloseConnection
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from anyio.abc import SocketStream
 
     from server.kernel import Node, Pid
+
+pytestmark = pytest.mark.usefixtures("asgi_parser")  # each HTTP/1.1 parser in turn
 
 LIMIT = 256 * 1024 * 1024  # far beyond what the kernel's socket buffers hold
 

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
     from server.kernel import Node
 
+pytestmark = pytest.mark.usefixtures("asgi_parser")  # each HTTP/1.1 parser in turn
+
 WEB = """
     from server import kernel
 

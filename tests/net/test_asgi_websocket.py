@@ -8,6 +8,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import pytest
 from anyio.abc import SocketAttribute
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from anyio.abc import SocketStream
 
     from server.kernel import Node, Pid
+
+pytestmark = pytest.mark.usefixtures("asgi_parser")  # each HTTP/1.1 parser in turn
 
 APPS = "tests.net.asgi_apps"
 

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
     from server.kernel import Node
 
+pytestmark = pytest.mark.usefixtures("asgi_parser")  # each HTTP/1.1 parser in turn
+
 HANDLER = """
     from server import kernel
     from server.net.websocket_handler import Accept, Close, Keep, Refuse, Send
