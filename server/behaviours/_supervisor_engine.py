@@ -125,6 +125,8 @@ class SupervisorState:
 
 
 def _report(state: SupervisorState, context: str, child_id: object, reason: object) -> None:
+    if not logger.isEnabledFor(logging.ERROR):  # its facts are built only if it is written
+        return
     logger.error(
         "supervisor %s: %s, child %s: %r",
         state.label,

@@ -366,6 +366,12 @@ class _Server:
         raise _Stopping(("bad_return_value", result))
 
     async def _crash(self, exc: Exception, last_message: object) -> NoReturn:
+        if logger.isEnabledFor(logging.ERROR):  # its facts are built only if it is written
+            self._report_crash(exc, last_message)
+        await self._run_terminate(exc)
+        raise exc
+
+    def _report_crash(self, exc: Exception, last_message: object) -> None:
         logger.error(
             "gen_server %s terminating: %r while handling %r",
             self.name or kernel.self(),
@@ -379,8 +385,6 @@ class _Server:
                 "last_message": repr(last_message),
             },
         )
-        await self._run_terminate(exc)
-        raise exc
 
     async def _run_terminate(self, reason: object) -> None:
         try:

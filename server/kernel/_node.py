@@ -25,12 +25,12 @@ import contextvars
 import itertools
 import logging
 import math
-import traceback
 import weakref
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, TypeVar, cast, final
 
 from server.errors import NoProcError, ProcessError
+from server.kernel._crash_report import CrashReport, would_emit
 from server.kernel._process import Process, current
 from server.kernel._remote import RemoteNode, RemoteProcess
 from server.kernel._types import (
@@ -307,22 +307,26 @@ class Node:
             logger.exception("could not write the crash report of %r", proc.pid)
 
     def _log_crash(self, proc: Process, reason: object, exc: BaseException | None) -> None:
-        text = "".join(traceback.format_exception(exc)) if exc is not None else None
+        # nothing is built (let alone a traceback formatted) for a report no handler takes;
+        # the traceback of one that is taken is formatted when a handler emits it
+        if not would_emit(logger, logging.ERROR):
+            return
         info = proc.info or {}
-        logger.error(
-            "crash report: process %r%s exited with %r",
-            proc.pid,
-            f" ({proc.name})" if proc.name else "",
-            reason,
-            extra={
-                "report": "crash_report",
-                "pid": repr(proc.pid),
-                "registered_name": proc.name,
-                "reason": repr(reason),
-                "traceback": text,
-                "behaviour": info.get("behaviour"),
-                "callback_module": info.get("module"),
-            },
+        logger.handle(
+            CrashReport(
+                logger.name,
+                "crash report: process %r%s exited with %r",
+                (proc.pid, f" ({proc.name})" if proc.name else "", reason),
+                {
+                    "report": "crash_report",
+                    "pid": repr(proc.pid),
+                    "registered_name": proc.name,
+                    "reason": repr(reason),
+                    "behaviour": info.get("behaviour"),
+                    "callback_module": info.get("module"),
+                },
+                exc,
+            )
         )
 
     # -- ending ----------------------------------------------------------------------------
