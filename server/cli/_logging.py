@@ -24,11 +24,14 @@ LogFormat = Literal["text", "json"]
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
+_NOT_FACTS = frozenset(_STANDARD | {"traceback"})
+
+
 def _facts(record: logging.LogRecord) -> dict[str, object]:
     return {
         key: value
         for key, value in record.__dict__.items()
-        if key not in _STANDARD and key != "traceback" and value is not None
+        if value is not None and key not in _NOT_FACTS
     }
 
 
@@ -104,6 +107,8 @@ def configure_logging(
         else logging.FileHandler(log_file, encoding="utf-8", delay=False)
     )
     handler.setFormatter(_JsonFormatter() if log_format == "json" else _FactsFormatter())
+    # neither format shows a record's process or thread: do not look them up for each one
+    logging.logProcesses = logging.logMultiprocessing = logging.logThreads = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

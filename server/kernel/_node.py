@@ -25,6 +25,7 @@ import contextvars
 import itertools
 import logging
 import math
+import time
 import weakref
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, TypeVar, cast, final
@@ -110,6 +111,9 @@ class Node:
         self._numbers = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._plain_tasks = False
+        #: The loop's clock (``loop.time``), for deadlines.
+        self.clock: Callable[[], float] = time.monotonic
+        self.plain_futures = False
         self._task_done_callback = self._on_task_done  # bound once, shared by every task
         self.spawned = 0
         #: The distribution layer, once this node is part of a cluster (``server.dist``).
@@ -187,6 +191,12 @@ class Node:
         # With the stock create_task (and no task factory, checked at each spawn), a spawn
         # builds its Task directly: loop.create_task would only add a Python-level call.
         self._plain_tasks = type(self._loop).create_task is asyncio.BaseEventLoop.create_task
+        # the stock loop's time() is a Python method around time.monotonic: read the clock
+        # directly (a receive with a timeout reads it to set its deadline)
+        plain_clock = type(self._loop).time is asyncio.BaseEventLoop.time
+        self.clock = time.monotonic if plain_clock else self._loop.time
+        # and its create_future() one around asyncio.Future(loop=...)
+        self.plain_futures = type(self._loop).create_future is asyncio.BaseEventLoop.create_future
         _running = self
         return self
 
