@@ -11,10 +11,15 @@ What is measured (every measurement on a fresh node, after a warm-up):
 - ``process_memory``: bytes per idle process (tracemalloc delta / N), against a bare task
   awaiting a future; ``process_memory_gen_server`` is the same for an idle gen_server.
 - ``restart_latency``: median ms from ``kernel.exit(child, "kill")`` to the supervisor's
-  replacement child serving (it notifies from ``handle_continue``), with every report
-  written to an in-memory log, against one ``gen_server.call`` round trip on the same node;
-  ``restart_latency_crash`` is the same for a child that crashes with an exception (crash
-  report with a formatted traceback).
+  replacement child serving (it notifies from ``handle_continue``), against one
+  ``gen_server.call`` round trip on the same node; ``restart_latency_crash`` is the same
+  for a child that crashes with an exception. Both with logging off (the CLI's logging
+  set-up at level CRITICAL: the reports, written at ERROR, are not made) and, as
+  ``..._logged``, with the CLI's logging at INFO writing to a file (a crash writes the
+  gen_server's report, the crash report with its traceback, and the supervisor's report).
+  With ``erl`` on PATH, OTP's medians for the same supervisor and child (logger off, and
+  the default logger writing to a file) are printed next to them.
+- ``spawn`` also runs with the cyclic GC disabled, to name the GC's share of a spawn.
 
 Throughputs are the median of several repeats, each kernel repeat run right after a repeat
 of its baseline, so that a slow or fast spell of a shared machine falls on both sides (a
@@ -178,6 +183,15 @@ def paired(
 
 def _spread(samples: list[float]) -> str:
     return f"repeats {min(samples):,.0f}..{max(samples):,.0f}"
+
+
+def without_gc(run: Callable[[], T]) -> T:
+    """``run()`` with the cyclic garbage collector disabled (then enabled again)."""
+    gc.disable()
+    try:
+        return run()
+    finally:
+        gc.enable()
 
 
 def _bare_pingpong_rate(config: Config) -> float:
@@ -536,6 +550,17 @@ def bench_spawn(config: Config) -> list[Result]:
         lambda: bare(_bare_spawn_rate, n, warmup),
     )
     spread = f"kernel {_spread(samples)}; bare {_spread(base_samples)}"
+    # the cyclic GC's share: the same runs with it disabled (its policy is another matter)
+    off, _, base_off, _ = paired(
+        config.repeats,
+        lambda: without_gc(lambda: on_node(_spawn_rate, n, warmup)),
+        lambda: without_gc(lambda: bare(_bare_spawn_rate, n, warmup)),
+    )
+    gc_share = (
+        f"with the cyclic GC disabled: {off:,.0f} processes/s vs bare {base_off:,.0f} "
+        f"(ratio {off / base_off:.3f}); the GC's share of a spawn: {1 - value / off:.0%} "
+        f"(bare asyncio: {1 - base / base_off:.0%})"
+    )
     return [
         Result(
             "spawn",
@@ -548,6 +573,7 @@ def bench_spawn(config: Config) -> list[Result]:
                 f"N={n:,}, until all are parked; {1e6 / value:.2f} us per spawn "
                 f"vs {1e6 / base:.2f} us per bare task",
                 spread,
+                gc_share,
             ),
         )
     ]
@@ -750,8 +776,8 @@ BENCHES: dict[str, Callable[[Config], list[Result]]] = {
 
 #: name -> (passes?, what the target is)
 TARGETS: dict[str, tuple[Callable[[Result], bool], str]] = {
-    "call": (lambda r: r.ratio >= 0.5, "ratio >= 0.5"),
-    "spawn": (lambda r: r.ratio >= 0.5, "ratio >= 0.5"),
+    "call": (lambda r: r.ratio >= 0.6, "ratio >= 0.6"),
+    "spawn": (lambda r: r.ratio >= 0.7, "ratio >= 0.7"),
     "process_memory": (lambda r: r.value < 4096, "< 4096 B"),
     "process_memory_gen_server": (lambda r: r.value < 4096, "< 4096 B"),
     "restart_latency": (lambda r: r.value < 0.5, "median < 0.5 ms"),
