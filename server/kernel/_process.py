@@ -42,6 +42,8 @@ __all__ = ["Matcher", "Process", "Receipt", "current"]
 
 Matcher = Callable[[object], bool]
 
+_new = object.__new__
+
 #: The process whose code is running (set in each process task's own context).
 current: contextvars.ContextVar[Process] = contextvars.ContextVar("server_current_process")
 
@@ -82,7 +84,9 @@ class Process:
     def __init__(self, node: Node, number: int, loop: asyncio.AbstractEventLoop) -> None:
         self.node = node
         self.loop = loop  # the node's, kept here for the receive path
-        self.pid = Pid(number, self)
+        pid = self.pid = _new(Pid)  # Pid(number, self) without its __init__'s frame
+        pid.number = number
+        pid._process = self
         self.task: asyncio.Task[Any] | None = None
         self.context: contextvars.Context | None = None
         self.mailbox: deque[object] | None = None
