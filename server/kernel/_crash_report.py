@@ -44,8 +44,17 @@ _frames: dict[int, tuple[weakref.ref[CodeType], dict[int, tuple[int, str]]]] = {
 # what traceback.StackSummary.format prints for a recursion (the same cut-off)
 _RECURSIVE_CUTOFF = 3
 
-_CAUSE = traceback._cause_message  # type: ignore[attr-defined]
-_CONTEXT = traceback._context_message  # type: ignore[attr-defined]
+# the stdlib's own texts between chained exceptions (as it spells them, where it has them)
+_CAUSE: str = getattr(
+    traceback,
+    "_cause_message",
+    "\nThe above exception was the direct cause of the following exception:\n\n",
+)
+_CONTEXT: str = getattr(
+    traceback,
+    "_context_message",
+    "\nDuring handling of the above exception, another exception occurred:\n\n",
+)
 
 
 def would_emit(logger: logging.Logger, level: int) -> bool:
@@ -81,6 +90,15 @@ def format_exception(exc: BaseException, tracebacks: dict[int, TracebackType | N
     chain = _chain(exc)
     if chain is None or getattr(sys, "tracebacklimit", None) is not None:
         return _stdlib_format(exc, tracebacks)
+    try:
+        return _fast_format(chain, tracebacks)
+    except Exception:  # a Python whose traceback module differs: its own text, slower
+        return _stdlib_format(exc, tracebacks)
+
+
+def _fast_format(
+    chain: list[tuple[str | None, BaseException]], tracebacks: dict[int, TracebackType | None]
+) -> str:
     out: list[str] = []
     for message, item in reversed(chain):
         if message is not None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from server import kernel
+from server.kernel._crash_report import format_exception
 
 from ._helpers import reason_of
 
@@ -139,3 +140,55 @@ async def test_nothing_is_formatted_for_a_report_no_handler_emits(
     assert reason is raised[0], "the crash itself is unchanged"
     assert keep.kept == []
     assert CountedError.texts == 0, "the exception's text was never made"
+
+
+def _recurse(depth: int) -> None:
+    if depth == 0:
+        raise ValueError("deep")
+    _recurse(depth - 1)
+
+
+def _raised(shape: str) -> BaseException:
+    """An exception of ``shape``, raised and caught, its frames still attached."""
+    try:
+        if shape == "plain":
+            _ = 1 // len("")
+        elif shape == "cause":
+            try:
+                _ = {"present": 1}["missing"]
+            except KeyError as cause:
+                raise ValueError("outer") from cause
+        elif shape == "context":
+            try:
+                _ = {"present": 1}["missing"]
+            except KeyError:
+                raise ValueError("while handling")  # noqa: B904 - the implicit context
+        elif shape == "suppressed":
+            try:
+                _ = {"present": 1}["missing"]
+            except KeyError:
+                raise ValueError("suppressed") from None
+        elif shape == "recursion":
+            _recurse(30)
+        elif shape == "notes":
+            error = RuntimeError("noted")
+            error.add_note("a note\nof two lines")
+            raise error
+        elif shape == "group":
+            raise ExceptionGroup("group", [ValueError(1), TypeError(2)])
+        elif shape == "syntax":
+            compile("x = (", "<text>", "exec")
+    except BaseException as exc:  # the exception is the test's subject
+        return exc
+    raise AssertionError(shape)
+
+
+SHAPES = ["plain", "cause", "context", "suppressed", "recursion", "notes", "group", "syntax"]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_traceback_text_is_the_stdlib_text(shape: str) -> None:
+    exc = _raised(shape)
+    expected = "".join(traceback.format_exception(exc))
+    assert format_exception(exc, {}) == expected
+    assert format_exception(exc, {}) == expected, "the same again, from the frame cache"
