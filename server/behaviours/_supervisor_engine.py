@@ -28,6 +28,7 @@ How this works:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from dataclasses import dataclass
@@ -126,6 +127,8 @@ class SupervisorState:
 
 
 def _report(state: SupervisorState, context: str, child_id: object, reason: object) -> None:
+    if not logger.isEnabledFor(logging.ERROR):  # its facts are built only if it is written
+        return
     logger.error(
         "supervisor %s: %s, child %s: %r",
         state.label,
@@ -447,8 +450,10 @@ def _auto_shutdown_now(state: SupervisorState) -> bool:
 
 
 async def _restart(state: SupervisorState, key: str | Pid) -> object:
+    # the loop's clock, as anyio.current_time() reads it, without anyio's backend look-up
+    now = asyncio.get_running_loop().time()
     state.restarts, exceeded = add_restart(
-        state.restarts, anyio.current_time(), state.spec.intensity, state.spec.period
+        state.restarts, now, state.spec.intensity, state.spec.period
     )
     if exceeded:
         _report(state, "reached_max_restart_intensity", key, "shutdown")

@@ -59,7 +59,7 @@ from server.behaviours.system_messages import ProcessStatus, SystemMessage
 from server.kernel import ExitMessage, From, Pid, ProcessExit
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Coroutine
     from types import CodeType
 
 __all__ = [
@@ -93,6 +93,9 @@ class CallMessage:
 
     def __repr__(self) -> str:
         return f"CallMessage({self.request!r}, from={self.from_.pid!r})"
+
+
+_new_message = object.__new__
 
 
 @final
@@ -156,13 +159,16 @@ async def _start(
     )
 
 
-async def call(
+def call(
     server: Pid | str | tuple[str, str],
     request: object,
     *,
     timeout: float = DEFAULT_CALL_TIMEOUT,
-) -> Any:
-    """Send ``request`` and wait for the answer of ``handle_call``.
+) -> Coroutine[Any, Any, Any]:
+    """Send ``request`` and wait for the answer of ``handle_call`` (await what it returns).
+
+    It returns the kernel's request coroutine itself rather than awaiting it in a coroutine
+    of its own: each resumption of a call then passes through one coroutine frame, not two.
 
     ``server`` is a pid (of this node or another), a registered name, or ``(name, node)``
     for a name registered on another node. A request to another node must be a term (see
@@ -177,9 +183,17 @@ async def call(
         CallingSelf: the server is the caller itself (OTP's ``calling_self``): at once.
         CallTimeout: no answer within ``timeout``.
     """
-    return await kernel.request(
+
+    def make_message(from_: From) -> CallMessage:
+        # CallMessage(from_, request) without its __init__'s frame: the call's hot path
+        message: CallMessage = _new_message(CallMessage)
+        message.from_ = from_
+        message.request = request
+        return message
+
+    return kernel.request(
         server,
-        lambda from_: CallMessage(from_, request),
+        make_message,
         None if timeout == math.inf else timeout,
         what=request,
     )
@@ -333,7 +347,10 @@ class _Server:
                 # coroutines fewer per message; the callback is still looked up each time
                 if kind is CallMessage:
                     from_ = message.from_  # type: ignore[attr-defined]
-                    result = self.callback("handle_call")(message.request, from_, self.state)  # type: ignore[attr-defined]
+                    fn = getattr(resolve(self.module), "handle_call", None)  # callback, inlined
+                    if fn is None:
+                        fn = self.callback("handle_call")
+                    result = fn(message.request, from_, self.state)  # type: ignore[attr-defined]
                     if type(result) is CoroutineType:
                         result = await result
                     if type(result) is Reply:
@@ -345,7 +362,10 @@ class _Server:
                             kernel.reply(from_, result.reply)
                         action = self._result(result)
                 elif kind is CastMessage:
-                    result = self.callback("handle_cast")(message.request, self.state)  # type: ignore[attr-defined]
+                    fn = getattr(resolve(self.module), "handle_cast", None)
+                    if fn is None:
+                        fn = self.callback("handle_cast")
+                    result = fn(message.request, self.state)  # type: ignore[attr-defined]
                     if type(result) is CoroutineType:
                         result = await result
                     action = self._result(result)
@@ -370,6 +390,12 @@ class _Server:
         raise _Stopping(("bad_return_value", result))
 
     async def _crash(self, exc: Exception, last_message: object) -> NoReturn:
+        if logger.isEnabledFor(logging.ERROR):  # its facts are built only if it is written
+            self._report_crash(exc, last_message)
+        await self._run_terminate(exc)
+        raise exc
+
+    def _report_crash(self, exc: Exception, last_message: object) -> None:
         logger.error(
             "gen_server %s terminating: %r while handling %r",
             self.name or kernel.self(),
@@ -383,8 +409,6 @@ class _Server:
                 "last_message": repr(last_message),
             },
         )
-        await self._run_terminate(exc)
-        raise exc
 
     async def _run_terminate(self, reason: object) -> None:
         try:

@@ -14,6 +14,7 @@ import datetime
 import json
 import logging
 import sys
+import time
 from typing import Literal
 
 __all__ = ["LogFormat", "configure_logging", "reopen_logs"]
@@ -23,11 +24,14 @@ LogFormat = Literal["text", "json"]
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
+_NOT_FACTS = frozenset(_STANDARD | {"traceback"})
+
+
 def _facts(record: logging.LogRecord) -> dict[str, object]:
     return {
         key: value
         for key, value in record.__dict__.items()
-        if key not in _STANDARD and key != "traceback" and value is not None
+        if value is not None and key not in _NOT_FACTS
     }
 
 
@@ -42,6 +46,22 @@ def _traceback(record: logging.LogRecord, formatter: logging.Formatter) -> str |
 
 class _FactsFormatter(logging.Formatter):
     """``time level logger: message key=value ...``, with a traceback if the record has one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._second_text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """The stock ``asctime`` text; the date and time part is made once per second."""
+        msec_format = self.default_msec_format
+        if datefmt is not None or msec_format is None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            self._second_text = time.strftime(self.default_time_format, self.converter(second))
+            self._second = second
+        return msec_format % (self._second_text, record.msecs)
 
     def format(self, record: logging.LogRecord) -> str:
         record.message = record.getMessage()
@@ -87,6 +107,8 @@ def configure_logging(
         else logging.FileHandler(log_file, encoding="utf-8", delay=False)
     )
     handler.setFormatter(_JsonFormatter() if log_format == "json" else _FactsFormatter())
+    # neither format shows a record's process or thread: do not look them up for each one
+    logging.logProcesses = logging.logMultiprocessing = logging.logThreads = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -190,14 +190,16 @@ def flush(match: Matcher | None = None) -> int:
 
 def _ready(proc: Process, message: object, index: int) -> Receipt:
     loop = proc.loop
-    done: asyncio.Future[object] = loop.create_future()
+    done = Receipt(loop=loop)
+    done.process = proc
+    done.index = index
     proc.budget -= 1
     if proc.budget > 0:
         done.set_result(message)
     else:  # a long queue: let the other processes run before going on
         proc.budget = 200
         loop.call_soon(_resolve, done, message)
-    return Receipt(proc, done, index)
+    return done
 
 
 def _resolve(future: asyncio.Future[object], value: object) -> None:

@@ -14,14 +14,16 @@ How this works (OTP's ``gen:call`` with process aliases):
 
 from __future__ import annotations
 
+import asyncio
+import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast, final
+from typing import TYPE_CHECKING, final
 
 from server.errors import CalleeExited, CallingSelf, CallTimeout, NoProcessError
 from server.kernel._api import send
 from server.kernel._process import Process, current
 from server.kernel._remote import RemoteProcess, RemoteTag
-from server.kernel._types import NOPROC, DownMessage, Pid, Ref
+from server.kernel._types import NOPROC, DownMessage, Pid, Ref, ReplyMessage, ref_numbers
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,15 +38,6 @@ class From:
 
     pid: Pid
     ref: Ref | RemoteTag
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class ReplyMessage:
-    """An answer to the request tagged ``ref``."""
-
-    ref: Ref
-    value: object
 
 
 def reply(from_: From, value: object) -> None:
@@ -65,14 +58,25 @@ def reply(from_: From, value: object) -> None:
     monitors = caller.monitors
     if not monitors:
         return
-    ref = cast("Ref", from_.ref)  # a local caller's tag is its monitor's ref
+    ref: Ref = from_.ref  # type: ignore[assignment]  # a local caller's tag: its monitor's ref
     target = monitors.pop(ref, None)
     if type(target) is not Process:  # none, or a call to another node (answered there)
         return
     watchers = target.monitored_by
     if watchers is not None:
         watchers.pop(ref, None)
-    caller.deliver(reply_message(ref, value))
+    message: ReplyMessage = _new(ReplyMessage)  # reply_message, inlined
+    _set_reply_ref(message, ref)
+    _set_reply_value(message, value)
+    waiter = caller.waiter
+    if waiter is not None and caller.matcher is ref and not waiter.done():
+        # Process.deliver, inlined for the caller parked for this very answer
+        caller.waiter = caller.matcher = None
+        waiter.set_result(message)
+        box = caller.mailbox
+        caller.handed_at = len(box) if box else 0
+    else:
+        caller.deliver(message)
 
 
 async def request(
@@ -113,11 +117,12 @@ async def request(
         if type(target) is RemoteProcess:
             return await _remote_request(me, target.pid, make_message, timeout, what)
         raise CalleeExited(dest, what, NOPROC)
-    if not target.alive:
+    if target.exit_reason is not None or target.task is None:  # not alive, inlined
         raise CalleeExited(dest, what, NOPROC)
     if target is me:
         raise CallingSelf(dest, what)
-    ref = Ref()
+    ref: Ref = _new(Ref)  # Ref(), inlined (as are _from and Process.alive: the hot path)
+    _set_ref_number(ref, next(ref_numbers))
     monitors = me.monitors
     if monitors is None:
         monitors = me.monitors = {}
@@ -126,19 +131,41 @@ async def request(
     if watchers is None:
         watchers = target.monitored_by = {}
     watchers[ref] = me
-    target.deliver(make_message(_from(me.pid, ref)))
-
-    def answers(message: object) -> bool:
-        kind = type(message)
-        return (kind is ReplyMessage or kind is DownMessage) and message.ref is ref  # type: ignore[attr-defined]
-
+    from_: From = _new(From)
+    _set_from_pid(from_, me.pid)
+    _set_from_ref(from_, ref)
+    message = make_message(from_)
+    waiter = target.waiter
+    if waiter is not None and target.matcher is None and not waiter.done():
+        # Process.deliver, inlined for a server parked in a receive that takes anything
+        target.waiter = None
+        waiter.set_result(message)
+        box = target.mailbox
+        target.handed_at = len(box) if box else 0
+    else:
+        target.deliver(message)
     if me.mailbox:
-        found, answer = me.take(answers)
+        found, answer = me.take(_answers(ref))
         if found:
             return _unwrap(dest, what, answer)
-    # The bare future, not a Receipt: a cancelled call drops a reply it was handed anyway
-    # (below), so there is nothing to give back to the mailbox.
-    waiter = me.wait(answers, timeout)
+    # Process.wait(ref, timeout), inlined. The bare future, not a Receipt: a cancelled
+    # call drops a reply it was handed anyway (below), so there is nothing to give back to
+    # the mailbox. The ref is the matcher: ``deliver`` takes the reply or the monitor's
+    # DOWN with that ref without calling a predicate.
+    loop = me.loop
+    node = me.node
+    waiter = _Future(loop=loop) if node.plain_futures else loop.create_future()
+    me.waiter = waiter
+    me.matcher = ref
+    if timeout is None or timeout == _INF:
+        me.deadline = _INF
+    else:
+        deadline = me.deadline = node.clock() + timeout
+        timer = me.timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            me.timer = loop.call_at(deadline, me.expire, deadline)
     try:
         answer = await waiter
     except TimeoutError:
@@ -181,11 +208,7 @@ async def _remote_request(
         node.demonitor(me, ref, flush=True)
         raise
 
-    def answers(message: object) -> bool:
-        kind = type(message)
-        return (kind is ReplyMessage or kind is DownMessage) and message.ref is ref  # type: ignore[attr-defined]
-
-    waiter = me.wait(answers, timeout)
+    waiter = me.wait(ref, timeout)
     try:
         answer = await waiter
     except TimeoutError:
@@ -200,6 +223,16 @@ async def _remote_request(
         me.take(lambda m: type(m) is ReplyMessage and m.ref is ref)
         raise
     return _unwrap(dest, what, answer)
+
+
+def _answers(ref: Ref) -> Callable[[object], bool]:
+    """The matcher of the reply tagged ``ref`` or its monitor's ``DownMessage``."""
+
+    def answers(message: object) -> bool:
+        kind = type(message)
+        return (kind is ReplyMessage or kind is DownMessage) and message.ref is ref  # type: ignore[attr-defined]
+
+    return answers
 
 
 def node_of(dest: Pid | tuple[str, str]) -> str:
@@ -223,10 +256,13 @@ def _unwrap(dest: object, what: object, answer: object) -> object:
 # writing the slots directly, at about half the cost. The values are equal to what the
 # dataclass constructor makes (``__eq__``, ``__hash__``, ``__repr__`` see the same fields).
 _new = object.__new__
+_Future = asyncio.Future
+_INF = math.inf
 _set_from_pid = From.__dict__["pid"].__set__
 _set_from_ref = From.__dict__["ref"].__set__
 _set_reply_ref = ReplyMessage.__dict__["ref"].__set__
 _set_reply_value = ReplyMessage.__dict__["value"].__set__
+_set_ref_number = Ref.__dict__["number"].__set__
 
 
 def _from(pid: Pid, ref: Ref) -> From:

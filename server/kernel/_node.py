@@ -25,12 +25,13 @@ import contextvars
 import itertools
 import logging
 import math
-import traceback
+import time
 import weakref
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, TypeVar, cast, final
 
 from server.errors import NoProcError, ProcessError
+from server.kernel._crash_report import CrashReport, would_emit
 from server.kernel._process import Process, current
 from server.kernel._remote import RemoteNode, RemoteProcess
 from server.kernel._types import (
@@ -110,6 +111,9 @@ class Node:
         self._numbers = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._plain_tasks = False
+        #: The loop's clock (``loop.time``), for deadlines.
+        self.clock: Callable[[], float] = time.monotonic
+        self.plain_futures = False
         self._task_done_callback = self._on_task_done  # bound once, shared by every task
         self.spawned = 0
         #: The distribution layer, once this node is part of a cluster (``server.dist``).
@@ -187,6 +191,12 @@ class Node:
         # With the stock create_task (and no task factory, checked at each spawn), a spawn
         # builds its Task directly: loop.create_task would only add a Python-level call.
         self._plain_tasks = type(self._loop).create_task is asyncio.BaseEventLoop.create_task
+        # the stock loop's time() is a Python method around time.monotonic: read the clock
+        # directly (a receive with a timeout reads it to set its deadline)
+        plain_clock = type(self._loop).time is asyncio.BaseEventLoop.time
+        self.clock = time.monotonic if plain_clock else self._loop.time
+        # and its create_future() one around asyncio.Future(loop=...)
+        self.plain_futures = type(self._loop).create_future is asyncio.BaseEventLoop.create_future
         _running = self
         return self
 
@@ -307,22 +317,26 @@ class Node:
             logger.exception("could not write the crash report of %r", proc.pid)
 
     def _log_crash(self, proc: Process, reason: object, exc: BaseException | None) -> None:
-        text = "".join(traceback.format_exception(exc)) if exc is not None else None
+        # nothing is built (let alone a traceback formatted) for a report no handler takes;
+        # the traceback of one that is taken is formatted when a handler emits it
+        if not would_emit(logger, logging.ERROR):
+            return
         info = proc.info or {}
-        logger.error(
-            "crash report: process %r%s exited with %r",
-            proc.pid,
-            f" ({proc.name})" if proc.name else "",
-            reason,
-            extra={
-                "report": "crash_report",
-                "pid": repr(proc.pid),
-                "registered_name": proc.name,
-                "reason": repr(reason),
-                "traceback": text,
-                "behaviour": info.get("behaviour"),
-                "callback_module": info.get("module"),
-            },
+        logger.handle(
+            CrashReport(
+                logger.name,
+                "crash report: process %r%s exited with %r",
+                (proc.pid, f" ({proc.name})" if proc.name else "", reason),
+                {
+                    "report": "crash_report",
+                    "pid": repr(proc.pid),
+                    "registered_name": proc.name,
+                    "reason": repr(reason),
+                    "behaviour": info.get("behaviour"),
+                    "callback_module": info.get("module"),
+                },
+                exc,
+            )
         )
 
     # -- ending ----------------------------------------------------------------------------

@@ -68,15 +68,18 @@ def narrow_receive(pid: Pid, code: CodeType, matcher: Matcher) -> bool:
     waiter = proc.waiter
     if waiter is None or proc.matcher is not None or proc.deadline != math.inf:
         return False
-    if waiter.done():
+    if waiter.done() or type(waiter) is not Receipt:
         return False
     obj: Any = proc.task.get_coro()
     for _ in range(_MAX_DEPTH):
         if type(obj) is not CoroutineType:
             return False
         awaited = obj.cr_await
-        if type(awaited) is Receipt:
-            if awaited.future is not waiter or obj.cr_code is not code:
+        if type(awaited) is not CoroutineType:
+            # the innermost await: the receipt's own iterator (a future's ``__await__``,
+            # which names no future), in a coroutine running ``code``, while the process
+            # is parked on that receipt
+            if type(awaited) is not type(waiter.__await__()) or obj.cr_code is not code:
                 return False
             proc.matcher = matcher
             return True

@@ -25,24 +25,24 @@ How this works:
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, final
+from typing import TYPE_CHECKING, Any, ClassVar, final
 
-from server.kernel._types import Pid, Ref
+from server.kernel._types import DownMessage, Pid, Ref, ReplyMessage
 
 if TYPE_CHECKING:
-    import asyncio
-    from types import TracebackType
-
     from server.kernel._node import Node
     from server.kernel._remote import RemoteNode, RemoteProcess
 
 __all__ = ["Matcher", "Process", "Receipt", "current"]
 
 Matcher = Callable[[object], bool]
+
+_new = object.__new__
 
 #: The process whose code is running (set in each process task's own context).
 current: contextvars.ContextVar[Process] = contextvars.ContextVar("server_current_process")
@@ -86,12 +86,14 @@ class Process:
     def __init__(self, node: Node, number: int, loop: asyncio.AbstractEventLoop) -> None:
         self.node = node
         self.loop = loop  # the node's, kept here for the receive path
-        self.pid = Pid(number, self)
+        pid = self.pid = _new(Pid)  # Pid(number, self) without its __init__'s frame
+        pid.number = number
+        pid._process = self
         self.task: asyncio.Task[Any] | None = None
         self.context: contextvars.Context | None = None
         self.mailbox: deque[object] | None = None
         self.waiter: asyncio.Future[object] | None = None
-        self.matcher: Matcher | None = None
+        self.matcher: Matcher | Ref | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.deadline = math.inf
         self.links: set[Process | RemoteProcess] | None = None
@@ -121,6 +123,9 @@ class Process:
             matcher = self.matcher
             if matcher is None:
                 matched = True
+            elif type(matcher) is Ref:  # a call parked for the answer tagged with this ref
+                kind = type(message)
+                matched = (kind is ReplyMessage or kind is DownMessage) and message.ref is matcher  # type: ignore[attr-defined]
             else:
                 try:
                     matched = matcher(message)
@@ -175,36 +180,51 @@ class Process:
 
     def park(self, matcher: Matcher | None, timeout: float | None) -> Receipt:
         """Park a future that the next matching message (or the timeout) resolves."""
-        return Receipt(self, self.wait(matcher, timeout), -1)
+        receipt = Receipt(loop=self.loop)
+        receipt.process = self
+        receipt.index = -1
+        self.waiter = receipt
+        self.matcher = matcher
+        if timeout is None or timeout == math.inf:
+            self.deadline = math.inf
+        else:
+            self.arm(timeout)
+        return receipt
 
-    def wait(self, matcher: Matcher | None, timeout: float | None) -> asyncio.Future[object]:
+    def wait(self, matcher: Matcher | Ref | None, timeout: float | None) -> asyncio.Future[object]:
         """``park`` without the ``Receipt``: the caller gives a handed message back itself.
 
         For a waiter whose cancellation discards the message anyway (a call's reply), so it
-        can await the bare future. The caller must ``unpark`` it when cancelled.
+        can await the bare future. The caller must ``unpark`` it when cancelled. A ``Ref``
+        as the matcher takes the ``ReplyMessage`` or ``DownMessage`` tagged with it.
         """
         loop = self.loop
-        waiter: asyncio.Future[object] = loop.create_future()
+        waiter = asyncio.Future(loop=loop) if self.node.plain_futures else loop.create_future()
         self.waiter = waiter
         self.matcher = matcher
         if timeout is None or timeout == math.inf:
             self.deadline = math.inf
         else:
-            deadline = self.deadline = loop.time() + timeout
-            timer = self.timer
-            # an armed timer that fires no later than this deadline will re-arm for it
-            if timer is None or timer.when() > deadline:
-                if timer is not None:
-                    timer.cancel()
-                self.timer = loop.call_at(deadline, self._expire, deadline)
+            self.arm(timeout)
         return waiter
+
+    def arm(self, timeout: float) -> None:
+        """Set the parked receive's deadline, ``timeout`` seconds from now (see 5. above)."""
+        deadline = self.deadline = self.node.clock() + timeout
+        timer = self.timer
+        # an armed timer that fires no later than this deadline will re-arm for it
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self.timer = self.loop.call_at(deadline, self.expire, deadline)
 
     def unpark(self, waiter: asyncio.Future[object]) -> None:
         """Forget a parked receive that was cancelled before anything resolved it."""
         if self.waiter is waiter:
             self.waiter = self.matcher = None
 
-    def _expire(self, when: float) -> None:
+    def expire(self, when: float) -> None:
+        """The receive timer fired: time out the parked receive if its deadline has come."""
         self.timer = None
         waiter = self.waiter
         if waiter is None:  # the receive this timer was armed for was woken
@@ -212,7 +232,7 @@ class Process:
         deadline = self.deadline
         if deadline > when:  # armed for an earlier receive: wait on for this one's deadline
             if deadline != math.inf:
-                self.timer = self.loop.call_at(deadline, self._expire, deadline)
+                self.timer = self.loop.call_at(deadline, self.expire, deadline)
             return
         self.waiter = self.matcher = None
         if not waiter.done():
@@ -227,66 +247,37 @@ class Process:
 
 
 @final
-class Receipt:
-    """The awaitable a ``receive`` returns: a future that never loses its message.
+class Receipt(asyncio.Future[object]):
+    """The future a ``receive`` returns, that never loses its message.
 
     A receive can be cancelled (a cancel scope, a kill) after a sender handed it a message
     but before the receiving task resumed. Then the message goes back into the mailbox at
     its place in arrival order (``index``, or where it was when handed), so it is not lost.
 
-    It is its own iterator, not a generator around ``future.__await__()``: a parked receive
-    then keeps one object alive where it would keep three (this, the generator and the
-    future's iterator), and the cyclic GC counts each. It speaks the protocol an ``await``
-    drives: ``__next__`` (``send``) yields the future until it is done, then returns its
-    result or raises its exception; ``throw`` and ``close`` (how an exception or
-    ``GeneratorExit`` reaches a suspended await) give the message back first.
+    It is an ``asyncio.Future`` (awaited by the C future's own iterator, with no Python
+    frame per step), and a task cancels what it awaits through the future's ``cancel``: so
+    that is where the message is given back. A task whose future is already done cannot
+    cancel it (``cancel`` returns False); it throws ``CancelledError`` in when it resumes,
+    and the result it was handed is never read.
     """
 
-    __slots__ = ("future", "index", "process")
+    __slots__ = ("index", "process")
 
-    def __init__(self, process: Process, future: asyncio.Future[object], index: int) -> None:
-        self.process = process
-        self.future = future
-        self.index = index
+    process: Process
+    index: int  # where the message was in the mailbox; -1: handed on delivery; -2: given back
 
-    def __await__(self) -> Receipt:
-        return self
-
-    def __iter__(self) -> Receipt:
-        return self
-
-    def __next__(self) -> asyncio.Future[object]:
-        future = self.future
-        if future.done():
-            raise StopIteration(future.result())
-        future._asyncio_future_blocking = True  # what Future.__await__ does before yielding
-        return future
-
-    def send(self, value: None) -> asyncio.Future[object]:
-        """Resume the await (a task sends None)."""
-        return self.__next__()
-
-    def throw(
-        self,
-        typ: type[BaseException] | BaseException,
-        val: object = None,
-        tb: TracebackType | None = None,
-    ) -> NoReturn:
-        """Give the message back (if one was handed), then raise what was thrown in."""
-        self._give_back()
-        if isinstance(typ, BaseException):
-            raise typ
-        exc = val if isinstance(val, BaseException) else typ() if val is None else typ(val)
-        raise exc.with_traceback(tb) if tb is not None else exc
-
-    def close(self) -> None:
-        """The awaiting coroutine is closed: give the message back (if one was handed)."""
-        self._give_back()
+    def cancel(self, msg: Any = None) -> bool:
+        """Cancel the receive: give back a message it was handed, or stop waiting."""
+        if self.done():
+            self._give_back()
+            return False
+        self.process.unpark(self)
+        return super().cancel(msg)
 
     def _give_back(self) -> None:
-        future = self.future
-        if future.done() and not future.cancelled() and future.exception() is None:
-            index = self.index if self.index >= 0 else self.process.handed_at
-            self.process.requeue(future.result(), index)
-        else:
-            self.process.unpark(future)
+        index = self.index
+        if index == -2 or self.cancelled() or self.exception() is not None:
+            return
+        self.index = -2  # a task may be cancelled again before it resumes: give back once
+        process = self.process
+        process.requeue(self.result(), index if index >= 0 else process.handed_at)

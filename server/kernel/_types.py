@@ -25,6 +25,7 @@ __all__ = [
     "Pid",
     "ProcessExit",
     "Ref",
+    "ReplyMessage",
     "TimerRef",
     "is_normal_exit",
 ]
@@ -82,7 +83,8 @@ class Pid:
         raise TypeError("a Pid is only meaningful inside its node and cannot be pickled")
 
 
-_ref_numbers = itertools.count(1)
+#: The numbers of refs (and timer refs), in creation order.
+ref_numbers = itertools.count(1)
 
 
 @final
@@ -92,7 +94,7 @@ class Ref:
     __slots__ = ("__weakref__", "number")
 
     def __init__(self) -> None:
-        self.number = next(_ref_numbers)
+        self.number = next(ref_numbers)
 
     def __repr__(self) -> str:
         return f"#Ref<{self.number}>"
@@ -111,7 +113,7 @@ class TimerRef:
     __slots__ = ("_handle", "number")
 
     def __init__(self, handle: Any) -> None:
-        self.number = next(_ref_numbers)
+        self.number = next(ref_numbers)
         self._handle = handle
 
     def __repr__(self) -> str:
@@ -135,6 +137,15 @@ class DownMessage:
     ref: Ref
     pid: Pid | str | tuple[str, str]
     reason: ExitReason
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ReplyMessage:
+    """An answer to the request tagged ``ref``."""
+
+    ref: Ref
+    value: object
 
 
 class ProcessExit(BaseException):
