@@ -1,7 +1,7 @@
 """Serve an ASGI 3 application (FastAPI, Starlette...) from processes, with live upgrades.
 
 ``start_link(host, port, config)`` starts a listener (the shared acceptor) whose
-connections each run in a process of their own and speak HTTP/1.1 (h11) and WebSockets
+connections each run in a process of their own and speak HTTP/1.1 (httptools, or h11) and WebSockets
 (wsproto) to the application ``config.app`` names (``module:attribute``). The application is
 looked up in its module's current version at each request: after an install, the next
 request runs the new code, keep-alive connections included, while a request in flight
