@@ -71,6 +71,7 @@ def reply(from_: From, value: object) -> None:
     waiter = caller.waiter
     if waiter is not None and caller.matcher is ref and not waiter.done():
         # Process.deliver, inlined for the caller parked for this very answer
+        caller.delivered += 1
         caller.waiter = caller.matcher = None
         waiter.set_result(message)
         box = caller.mailbox
@@ -138,6 +139,7 @@ async def request(
     waiter = target.waiter
     if waiter is not None and target.matcher is None and not waiter.done():
         # Process.deliver, inlined for a server parked in a receive that takes anything
+        target.delivered += 1
         target.waiter = None
         waiter.set_result(message)
         box = target.mailbox

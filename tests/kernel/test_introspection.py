@@ -7,6 +7,7 @@ from dataclasses import replace
 import anyio
 
 from server import kernel
+from server.behaviours import gen_server
 from server.kernel import Node, ProcessInfo
 
 from ._helpers import down, idle, recv, start_peer
@@ -126,5 +127,26 @@ async def test_labels_of_a_dead_process_give_the_default(node: Node) -> None:
         pid, ref = kernel.spawn_monitor(labelled)
         await down(ref)
         assert kernel.get_label(pid, "k", "gone") == "gone"
+
+    await node.run_process(body)
+
+
+async def test_a_call_counts_as_delivered_to_the_server_and_its_reply_to_the_caller(
+    node: Node,
+) -> None:
+    """The call path's inlined deliveries (a server parked for anything, a caller parked
+    for its answer) count as ``deliver`` does."""
+
+    async def body() -> None:
+        server = await gen_server.start("tests.behaviours.callbacks.counter", 0)
+        assert server is not None
+        for _ in range(3):
+            await gen_server.call(server, "get")
+        served = kernel.process_info(server)
+        caller = kernel.process_info(kernel.self())
+        assert served is not None
+        assert caller is not None
+        assert served.messages_delivered == 3
+        assert caller.messages_delivered >= 3  # the replies (and the start's acknowledgement)
 
     await node.run_process(body)
