@@ -19,7 +19,6 @@ from rich.text import Text
 
 from server.control import request_sync
 from server.node import COMMANDS, node_config
-from server.observer.top import COLUMNS
 
 if TYPE_CHECKING:
     import argparse
@@ -80,7 +79,7 @@ def top_table(view: dict[str, Any]) -> Group:
         title=f"{shown} of {view['processes']} processes by {view['sort']}",
         title_justify="left",
     )
-    for column in COLUMNS:
+    for column in view["columns"]:
         numeric = column in ("mailbox", "memory", "handled", "age")
         style = "bold underline" if column == view["sort"] else ""
         table.add_column(

@@ -34,6 +34,7 @@ from server import cluster, code_server, dist, kernel, observer
 from server.errors import ReleaseError
 from server.net import http_server
 from server.net.http_server import HttpDefaults
+from server.node._config import node_config
 from server.node._env_layers import ENV_LAYERS_LABEL, NodeEnv
 from server.observer import loop_lag
 from server.release import gc_policy, handler
@@ -57,7 +58,6 @@ from server.spec.sys_config import (
     SysConfig,
     env_from_environ,
     merge_env,
-    read_sys_config,
 )
 
 if TYPE_CHECKING:
@@ -71,7 +71,6 @@ __all__ = [
     "first_record",
     "install_embedded",
     "install_package",
-    "node_config",
     "run_node",
     "stop_in_reverse",
 ]
@@ -137,29 +136,6 @@ def first_record(root: Path, unpacked: UnpackedRelease) -> ReleasesFile:
         ],
     )
     return ReleasesFile(releases=[entry], permanent_history=[unpacked.vsn])
-
-
-def node_config(root: Path, path: Path | None = None) -> SysConfig:
-    """The node settings and env overrides of ``root``: its own sys.config, or its release's.
-
-    ``path`` (default ``<root>/sys.config``) wins when it exists. A root set up from a
-    package alone has none: then the permanent release's sys.config gives the settings,
-    without its ``trusted_keys`` (a package cannot name the key that lets the next one in).
-
-    Raises:
-        SpecError: a sys.config is malformed.
-        ReleaseError: the permanent release's files are missing.
-    """
-    own = path or root / "sys.config"
-    if own.exists():
-        return read_sys_config(own)
-    record = read_releases(root)
-    if record is None:
-        return SysConfig()
-    packaged = read_installed(root, record.permanent.vsn).sys_config
-    return packaged.model_copy(
-        update={"node": packaged.node.model_copy(update={"trusted_keys": []})}
-    )
 
 
 async def run_node(

@@ -64,5 +64,6 @@ async def top_view(*, sort: object = "mailbox", limit: object = DEFAULT_LIMIT) -
         else None,
         "sort": sort,
         "limit": count,
+        "columns": list(COLUMNS),  # the client's headings, in order
         "rows": [{column: row[column] for column in COLUMNS} for row in table[:count]],
     }

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from server import kernel, observer
 from server.errors import ControlError, InstallFailed, SpecError, StartError
-from server.node import COMMANDS
+from server.node import node_commands
 from server.release import handler
 from server.release.install_feed import InstallEvent
 from server.spec.sys_config import ObserverSettings, read_sys_config
@@ -104,7 +104,7 @@ async def test_server_observer_says_how_to_switch_it_on(
         try:
             assert observer.observer_url() is None
             with pytest.raises(ControlError, match=r"add a \[node.observer\] table"):
-                await COMMANDS["observer"].handler(demo.boot, {}, lambda _: None)
+                await node_commands(demo.boot)["observer"]({}, lambda _: None)
         finally:
             await stop_demo(demo)
 
@@ -132,7 +132,10 @@ async def test_routes_answer_with_the_token_and_refuse_bad_requests(
     async def body() -> None:
         demo = await boot_demo(demo_tree, tmp_path / "packages")
         try:
-            url = (await COMMANDS["observer"].handler(demo.boot, {}, lambda _: None))["url"]
+            said = await node_commands(demo.boot)["observer"]({}, lambda _: None)
+            assert isinstance(said, dict)
+            url = said["url"]
+            assert isinstance(url, str)
             assert url == observer.observer_url()
             token = url.split("token=")[1]
             q = f"token={token}"
