@@ -42,6 +42,7 @@ How this works:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import socket
 import time
@@ -153,17 +154,39 @@ def parse_app(text: str) -> tuple[str, str]:
     return module, attribute
 
 
+@functools.lru_cache(maxsize=256)
+def _parts(text: str) -> tuple[str, tuple[str, ...]]:
+    """``parse_app`` with the attribute's path split, parsed once per name."""
+    module, attribute = parse_app(text)
+    return module, tuple(attribute.split("."))
+
+
 def resolve_app(text: str) -> Any:
     """The application ``module:attribute`` names, in the module's current version.
 
     Raises:
+        ValueError: ``text`` is not ``module:attribute``.
         ImportError, AttributeError: the module or the attribute does not exist.
     """
-    module, attribute = parse_app(text)
+    module, attribute = _parts(text)
     found: Any = resolve(module)
-    for part in attribute.split("."):
+    for part in attribute:
         found = getattr(found, part)
     return found
+
+
+_date_second = -1
+_date_value = b""
+
+
+def _date() -> bytes:
+    """The ``date`` header's value now, formatted once per second."""
+    global _date_second, _date_value
+    second = int(time.time())
+    if second != _date_second:
+        _date_value = http_date(second).encode()
+        _date_second = second
+    return _date_value
 
 
 async def serve_asgi_connection(io: SocketIO, config: AsgiConfig) -> None:
@@ -352,7 +375,7 @@ class _Connection:
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
-            (b"date", http_date(time.time()).encode()),
+            (b"date", _date()),
         ]
         try:
             data = http.send_response(status, headers) + http.send_data(body) + http.send_end()
@@ -463,7 +486,7 @@ class _Cycle:
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
             (b"retry-after", b"0"),
-            (b"date", http_date(time.time()).encode()),
+            (b"date", _date()),
         ]
         http = c.http
         data = http.send_response(503, headers) + http.send_data(body) + http.send_end()
@@ -547,7 +570,7 @@ class _Cycle:
             status = int(message["status"])
             headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
             if not any(name.lower() == b"date" for name, _ in headers):
-                headers.append((b"date", http_date(time.time()).encode()))
+                headers.append((b"date", _date()))
             self.started = True
             # the head waits for the first body message: one write for a small answer
             self.head = c.http.send_response(status, headers)
