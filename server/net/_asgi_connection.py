@@ -408,7 +408,8 @@ class _Cycle:
         self.head = b""  # the response head, written with the first body message
         self.complete = False  # the whole response sent
         self.broken = False  # the response cannot be completed: close the connection
-        self.finished = anyio.Event()
+        self.done = False  # the application returned, or the response is complete
+        self.finished: anyio.Event | None = None  # made only when someone waits for done
 
     def scope(self) -> Scope:
         request = self.request
@@ -462,7 +463,7 @@ class _Cycle:
                 await self.c.close()
                 return False
         finally:
-            self.finished.set()
+            self._finish()
         if not self.complete:
             if not self.started and not self.c.gone and not self.broken:
                 logger.error("asgi: application %s returned without a response", config.app)
@@ -473,6 +474,18 @@ class _Cycle:
         if self.c.gone:
             return False
         return await self._drain_body()
+
+    def _finish(self) -> None:
+        self.done = True
+        if self.finished is not None:
+            self.finished.set()
+
+    async def _until_finished(self) -> None:
+        if self.done:
+            return
+        if self.finished is None:
+            self.finished = anyio.Event()
+        await self.finished.wait()
 
     async def _purged(self, module: str) -> None:
         """The code this request runs is purged: a 503 if no answer started (then closed)."""
@@ -537,7 +550,7 @@ class _Cycle:
         async with anyio.create_task_group() as group:
 
             async def watch() -> None:
-                await self.finished.wait()
+                await self._until_finished()
                 group.cancel_scope.cancel()
 
             group.start_soon(watch)
@@ -554,7 +567,7 @@ class _Cycle:
                 buffered += len(data)
                 c.http.receive_data(data)  # a pipelined request: kept for the next cycle
             if not c.gone:
-                await self.finished.wait()
+                await self._until_finished()
             group.cancel_scope.cancel()
 
     # -- send -----------------------------------------------------------------------------
@@ -595,4 +608,4 @@ class _Cycle:
             c.gone = True
             raise ClientDisconnected("the client has gone away") from None
         if self.complete:
-            self.finished.set()
+            self._finish()
