@@ -15,7 +15,8 @@ How this works:
    a deadline (``timeout``: a peer that sends nothing, or takes nothing, for that long),
    so the common case costs no timer.
 2. A ``receive`` that found bytes at once still passes a checkpoint, so a peer that floods
-   one connection cannot hold the event loop: every other process runs between reads.
+   one connection cannot hold the event loop: every other process runs between reads. A
+   ``receive`` that waited has let the others run already and returns what it read.
 3. ``close`` tells the event loop first (``notify_closing``), so a task of another process
    waiting on the socket is woken with an error instead of waiting on a reused descriptor;
    closing twice is harmless, which lets the owner of a connection close it after the
@@ -24,6 +25,7 @@ How this works:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import socket
@@ -31,7 +33,6 @@ import struct
 from typing import TYPE_CHECKING, Final, final
 
 import anyio
-import anyio.lowlevel
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -68,14 +69,19 @@ class SocketIO:
             OSError: the connection broke (reset by the peer, closed here, ...).
         """
         sock = self.socket
-        while True:
-            try:
-                data = sock.recv(max_bytes)
-            except BlockingIOError:
-                await _wait(anyio.wait_readable, sock, timeout)
-                continue
-            await anyio.lowlevel.checkpoint()
+        try:
+            data = sock.recv(max_bytes)
+        except BlockingIOError:
+            pass
+        else:
+            await asyncio.sleep(0)  # anyio's checkpoint on asyncio, without its lookups
             return data
+        while True:  # the wait was the checkpoint
+            await _wait(anyio.wait_readable, sock, timeout)
+            try:
+                return sock.recv(max_bytes)
+            except BlockingIOError:
+                continue
 
     async def send(self, data: bytes, *, timeout: float = math.inf) -> None:
         """Send all of ``data``, waiting while the peer's window is full.
@@ -127,5 +133,5 @@ async def _wait(
     if timeout == math.inf:
         await wait(sock)
         return
-    with anyio.fail_after(timeout):
+    async with asyncio.timeout(timeout):  # asyncio's: no anyio backend lookups per wait
         await wait(sock)

@@ -42,6 +42,7 @@ How this works:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import socket
 import time
@@ -153,17 +154,39 @@ def parse_app(text: str) -> tuple[str, str]:
     return module, attribute
 
 
+@functools.lru_cache(maxsize=256)
+def _parts(text: str) -> tuple[str, tuple[str, ...]]:
+    """``parse_app`` with the attribute's path split, parsed once per name."""
+    module, attribute = parse_app(text)
+    return module, tuple(attribute.split("."))
+
+
 def resolve_app(text: str) -> Any:
     """The application ``module:attribute`` names, in the module's current version.
 
     Raises:
+        ValueError: ``text`` is not ``module:attribute``.
         ImportError, AttributeError: the module or the attribute does not exist.
     """
-    module, attribute = parse_app(text)
+    module, attribute = _parts(text)
     found: Any = resolve(module)
-    for part in attribute.split("."):
+    for part in attribute:
         found = getattr(found, part)
     return found
+
+
+_date_second = -1
+_date_value = b""
+
+
+def _date() -> bytes:
+    """The ``date`` header's value now, formatted once per second."""
+    global _date_second, _date_value
+    second = int(time.time())
+    if second != _date_second:
+        _date_value = http_date(second).encode()
+        _date_second = second
+    return _date_value
 
 
 async def serve_asgi_connection(io: SocketIO, config: AsgiConfig) -> None:
@@ -352,7 +375,7 @@ class _Connection:
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
-            (b"date", http_date(time.time()).encode()),
+            (b"date", _date()),
         ]
         try:
             data = http.send_response(status, headers) + http.send_data(body) + http.send_end()
@@ -385,7 +408,8 @@ class _Cycle:
         self.head = b""  # the response head, written with the first body message
         self.complete = False  # the whole response sent
         self.broken = False  # the response cannot be completed: close the connection
-        self.finished = anyio.Event()
+        self.done = False  # the application returned, or the response is complete
+        self.finished: anyio.Event | None = None  # made only when someone waits for done
 
     def scope(self) -> Scope:
         request = self.request
@@ -439,7 +463,7 @@ class _Cycle:
                 await self.c.close()
                 return False
         finally:
-            self.finished.set()
+            self._finish()
         if not self.complete:
             if not self.started and not self.c.gone and not self.broken:
                 logger.error("asgi: application %s returned without a response", config.app)
@@ -450,6 +474,18 @@ class _Cycle:
         if self.c.gone:
             return False
         return await self._drain_body()
+
+    def _finish(self) -> None:
+        self.done = True
+        if self.finished is not None:
+            self.finished.set()
+
+    async def _until_finished(self) -> None:
+        if self.done:
+            return
+        if self.finished is None:
+            self.finished = anyio.Event()
+        await self.finished.wait()
 
     async def _purged(self, module: str) -> None:
         """The code this request runs is purged: a 503 if no answer started (then closed)."""
@@ -463,7 +499,7 @@ class _Cycle:
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
             (b"retry-after", b"0"),
-            (b"date", http_date(time.time()).encode()),
+            (b"date", _date()),
         ]
         http = c.http
         data = http.send_response(503, headers) + http.send_data(body) + http.send_end()
@@ -514,7 +550,7 @@ class _Cycle:
         async with anyio.create_task_group() as group:
 
             async def watch() -> None:
-                await self.finished.wait()
+                await self._until_finished()
                 group.cancel_scope.cancel()
 
             group.start_soon(watch)
@@ -531,7 +567,7 @@ class _Cycle:
                 buffered += len(data)
                 c.http.receive_data(data)  # a pipelined request: kept for the next cycle
             if not c.gone:
-                await self.finished.wait()
+                await self._until_finished()
             group.cancel_scope.cancel()
 
     # -- send -----------------------------------------------------------------------------
@@ -547,7 +583,7 @@ class _Cycle:
             status = int(message["status"])
             headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
             if not any(name.lower() == b"date" for name, _ in headers):
-                headers.append((b"date", http_date(time.time()).encode()))
+                headers.append((b"date", _date()))
             self.started = True
             # the head waits for the first body message: one write for a small answer
             self.head = c.http.send_response(status, headers)
@@ -572,4 +608,4 @@ class _Cycle:
             c.gone = True
             raise ClientDisconnected("the client has gone away") from None
         if self.complete:
-            self.finished.set()
+            self._finish()

@@ -31,16 +31,29 @@ NOTICE_WRITE_TIMEOUT: Final = 1.0
 class _Notice:
     """The purge notice of one call: cancels it and says when its frames are gone."""
 
+    __slots__ = ("gone", "left", "module", "scope")
+
     def __init__(self, scope: anyio.CancelScope) -> None:
         self.scope = scope
         self.module: str | None = None
-        self.left = anyio.Event()  # set once the call's frames are gone
+        self.gone = False  # the call's frames are gone
+        self.left: anyio.Event | None = None  # made by a purge only: set once they are gone
 
     def __call__(self, module: str) -> anyio.Event:
         if self.module is None:
             self.module = module
             self.scope.cancel()
+        if self.left is None:
+            self.left = anyio.Event()
+            if self.gone:
+                self.left.set()
         return self.left
+
+    def leave(self) -> None:
+        """The call's frames are gone: tell a purge waiting for it."""
+        self.gone = True
+        if self.left is not None:
+            self.left.set()
 
 
 async def run_until_purged(
@@ -58,7 +71,7 @@ async def run_until_purged(
             await call()
         finally:
             code_server.on_purge(None)
-            notice.left.set()
+            notice.leave()
     module = notice.module
     if module is None or not scope.cancelled_caught:
         return None
