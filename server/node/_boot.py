@@ -199,6 +199,7 @@ async def run_node(
     # the node's name in a cluster outlives the reboots of its release, as OTP's kernel does
     distribution = await dist.start_link(config.node.dist) if config.node.dist else None
     agent = await cluster.start_agent(root) if distribution is not None else None
+    pacer = gc_policy.start_pacing()  # the young collections, at the policy's pace
     try:
         return await _boot_loop(
             root,
@@ -213,6 +214,8 @@ async def run_node(
             trusted,
         )
     finally:
+        if pacer is not None:
+            pacer.stop()
         with anyio.CancelScope(shield=True):
             await stop_in_reverse([p for p in (sampler, distribution, agent) if p is not None])
 

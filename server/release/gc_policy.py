@@ -26,12 +26,24 @@ The policy:
    made since the last freeze, one would hold the loop for hundreds of milliseconds in the
    middle of it. The install's ``settle`` freezes what piled up instead.
 4. ``thresholds``: ``gc.set_threshold`` at boot (Python's are ``[700, 10, 10]``).
+5. ``pace`` (default 0.05 s; 0: off): the node collects the young generations itself, at
+   that pace on the event loop (``start_pacing``: generation 0 each time, generation 1
+   every fifth). Why: CPython starts a young collection when *allocations minus
+   deallocations* pass a threshold, so a node that frees as much as it makes (processes
+   woken all at once, each replacing what it holds by a new object) never triggers one,
+   however long the young list grows; the first collection that does come walks it all.
+   Measured: after 100,000 processes were suspended and resumed by messages, 782,882
+   objects waited in generation 0 with a count of about 100, and the next install's first
+   young collection held the loop 136-245 ms. Paced, the young generations stay short and
+   each collection takes microseconds to a few milliseconds.
 
-``configure`` is called by the node's boot; ``settle`` by the boot and the installer.
+``configure`` and ``start_pacing`` are called by the node's boot; ``settle`` by the boot
+and the installer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -40,9 +52,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, final
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
-__all__ = ["GcPolicy", "Settled", "configure", "current", "deferred", "settle"]
+__all__ = [
+    "GcPolicy",
+    "Pacer",
+    "Settled",
+    "configure",
+    "current",
+    "deferred",
+    "settle",
+    "start_pacing",
+]
+
+#: a paced collection of generation 1 every this many (the others: generation 0)
+MIDDLE_EVERY = 5
 
 # a generation-2 threshold no count of generation-1 collections reaches
 _NEVER = 1 << 30
@@ -59,6 +83,7 @@ class GcPolicy:
     refreeze: int = 16
     defer_full: bool = True
     thresholds: tuple[int, int, int] | None = None
+    pace: float = 0.05
 
     @classmethod
     def of(cls, settings: Mapping[str, Any]) -> GcPolicy:
@@ -70,6 +95,7 @@ class GcPolicy:
             refreeze=int(settings.get("refreeze", 16)),
             defer_full=bool(settings.get("defer_full", True)),
             thresholds=None if thresholds is None else (int(young), int(middle), int(full)),
+            pace=float(settings.get("pace", 0.05)),
         )
 
 
@@ -148,3 +174,51 @@ def settle(why: str, *, full: bool = False) -> Settled | None:
         " (unfrozen first)" if unfrozen else "",
     )
     return done
+
+
+@final
+class Pacer:
+    """The young collections a node makes at its policy's pace (``start_pacing``).
+
+    ``collections`` counts them; ``on_tick`` (if given) is called after each, with the
+    generation collected.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        pace: float,
+        on_tick: Callable[[int], None] | None = None,
+    ) -> None:
+        self.loop = loop
+        self.pace = pace
+        self.on_tick = on_tick
+        self.collections = 0
+        self._handle: asyncio.TimerHandle | None = loop.call_later(pace, self._tick)
+
+    def _tick(self) -> None:
+        self.collections += 1
+        generation = 1 if self.collections % MIDDLE_EVERY == 0 else 0
+        gc.collect(generation)
+        self._handle = self.loop.call_later(self.pace, self._tick)
+        if self.on_tick is not None:
+            self.on_tick(generation)
+
+    def stop(self) -> None:
+        """No more paced collections (the node is stopping)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+def start_pacing(on_tick: Callable[[int], None] | None = None) -> Pacer | None:
+    """Collect the young generations at the policy's ``pace`` on the running event loop.
+
+    Returns:
+        The pacer (``stop`` it when the node stops), or None when ``pace`` is 0 or the
+        collector is disabled.
+    """
+    pace = _policy.pace
+    if pace <= 0 or not gc.isenabled():
+        return None
+    return Pacer(asyncio.get_running_loop(), pace, on_tick)

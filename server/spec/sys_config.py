@@ -211,7 +211,8 @@ class GcSettings(pydantic.BaseModel):
     node; ``refreeze`` (0: never) unfreezes first every that many installs, so frozen
     cycles that became garbage are freed; ``defer_full`` holds automatic full collections
     back while an install runs; ``thresholds`` are ``gc.set_threshold``'s (none: Python's
-    own). See ``server.release.gc_policy``.
+    own); ``pace`` is the seconds between the node's own young collections (0: none). See
+    ``server.release.gc_policy``.
     """
 
     model_config = SPEC_MODEL_CONFIG
@@ -226,6 +227,7 @@ class GcSettings(pydantic.BaseModel):
         ]
         | None
     ) = None
+    pace: Annotated[float, pydantic.Field(ge=0)] = 0.05
 
 
 class NodeSettings(pydantic.BaseModel):

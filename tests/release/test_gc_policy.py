@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 from typing import TYPE_CHECKING
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 from server.errors import SpecError
@@ -102,3 +104,49 @@ def test_settle_freezes_what_survives_and_refreeze_unfreezes_first() -> None:
 def test_settle_does_nothing_when_freeze_is_off() -> None:
     gc_policy.configure(gc_policy.GcPolicy(freeze=False))
     assert gc_policy.settle("an install") is None
+
+
+def test_pace_defaults_to_twenty_young_collections_a_second_and_refuses_a_negative(
+    tmp_path: Path,
+) -> None:
+    assert GcSettings().pace == 0.05
+    assert gc_policy.GcPolicy.of({"pace": 0}).pace == 0.0
+    path = write(tmp_path, "[node.gc]\npace = -1\n", "sys.config")
+    with pytest.raises(SpecError) as info:
+        read_sys_config(path)
+    assert_problem(info.value, path, "node.gc.pace", "greater than or equal to 0")
+
+
+async def test_the_pacer_collects_generation_0_and_every_fifth_time_generation_1() -> None:
+    gc_policy.configure(gc_policy.GcPolicy(pace=0.001))
+    seen: list[int] = []
+    fifth = anyio.Event()
+
+    def ticked(generation: int) -> None:
+        seen.append(generation)
+        if len(seen) == gc_policy.MIDDLE_EVERY * 2:
+            fifth.set()
+
+    pacer = gc_policy.start_pacing(ticked)
+    assert pacer is not None
+    try:
+        with anyio.fail_after(10):
+            await fifth.wait()
+    finally:
+        pacer.stop()
+    assert seen == [0, 0, 0, 0, 1] * 2
+    assert pacer.collections == 10
+    stopped = pacer.collections
+    await anyio.lowlevel.checkpoint()
+    assert pacer.collections == stopped, "a stopped pacer collects no more"
+
+
+async def test_no_pacer_when_the_pace_is_0_or_the_collector_is_off() -> None:
+    gc_policy.configure(gc_policy.GcPolicy(pace=0.0))
+    assert gc_policy.start_pacing() is None
+    gc_policy.configure(gc_policy.GcPolicy(pace=0.05))
+    gc.disable()
+    try:
+        assert gc_policy.start_pacing() is None
+    finally:
+        gc.enable()
