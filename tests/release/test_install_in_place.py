@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from bench.upgrade_at_scale import write_tree
-from server import kernel
-from server.behaviours import gen_server, supervisor, system_messages
+from server.behaviours import gen_server, system_messages
 from server.errors import InstallFailed
-from server.node import run_node
 from server.release import _installer, current_vsn, handler
 from server.release.package import build_package
 from server.release.source_tree import SourceTree
-from tests.behaviours._helpers import recv, within
+from tests.behaviours._helpers import within
+from tests.release._fleet import boot_fleet, fleet_states, fleet_workers, stop_fleet
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -87,35 +86,6 @@ def _tree(root: Path, packages: Path, count: int, refuses: int = -1) -> None:
     build_package(SourceTree(root), "fleet", "2.0.0", packages)
 
 
-async def _boot(root: Path) -> Pid:
-    me = kernel.self()
-    tree = SourceTree(root)
-
-    async def boot() -> object:
-        return await run_node(
-            root, tree, "fleet-1.0.0", on_booted=lambda vsn: kernel.send(me, ("booted", vsn))
-        )
-
-    pid = kernel.spawn(boot)
-    await recv(lambda m: isinstance(m, tuple) and m[:1] == ("booted",), step="booted", limit=30)
-    return pid
-
-
-async def _stop(pid: Pid) -> None:
-    ref = kernel.monitor(pid)
-    kernel.send(pid, ("stop",))
-    await recv(lambda m: type(m) is kernel.DownMessage and m.ref is ref, step="stopped", limit=30)
-
-
-async def _workers() -> list[Pid]:
-    rows = await within(supervisor.which_children("fleet_sup"), "which_children")
-    return [row.pid for row in rows if isinstance(row.pid, kernel.Pid)]
-
-
-async def _states(pids: Sequence[Pid]) -> list[Any]:
-    return [await within(gen_server.call(p, "state"), "state") for p in pids]
-
-
 class _Asked:
     """Which processes the installer asked by message (a spy around the real calls)."""
 
@@ -148,9 +118,9 @@ async def test_a_failing_code_change_in_the_middle_of_1000_restores_all(
     asked = _Asked(monkeypatch)
 
     async def body() -> None:
-        boot = await _boot(root)
+        boot = await boot_fleet(root)
         try:
-            pids = await _workers()
+            pids = await fleet_workers()
             assert len(pids) == count
             await within(handler.unpack(tmp_path / "packages" / "fleet-2.0.0.tar.gz"), "unpack")
             with pytest.raises(InstallFailed) as failed:
@@ -161,13 +131,13 @@ async def test_a_failing_code_change_in_the_middle_of_1000_restores_all(
             assert "worker 500 refuses" in str(failed.value)
             assert asked.suspended == [], "all of it in place"
             assert asked.changed == []
-            assert await _states(pids) == [{"a": i, "log": []} for i in range(count)]
+            assert await fleet_states(pids) == [{"a": i, "log": []} for i in range(count)]
             statuses = {(await system_messages.get_status(p)).status for p in pids}
             assert statuses == {"running"}
             assert not any(system_messages.is_suspended_in_place(p) for p in pids)
             assert current_vsn() == "1.0.0"
         finally:
-            await _stop(boot)
+            await stop_fleet(boot)
 
     await node.run_process(body)
 
@@ -181,9 +151,9 @@ async def test_messages_sent_during_the_suspension_are_handled_after_it_in_order
     asked = _Asked(monkeypatch)
 
     async def body() -> None:
-        boot = await _boot(root)
+        boot = await boot_fleet(root)
         try:
-            pids = await _workers()
+            pids = await fleet_workers()
             armed = [pids[3], pids[150]]  # waiting with a timeout: asked by message
             for pid in armed:
                 assert await within(gen_server.call(pid, "arm"), "arm") == "armed"
@@ -199,14 +169,14 @@ async def test_messages_sent_during_the_suspension_are_handled_after_it_in_order
             assert len(report.processes) == count
             assert set(asked.suspended) == set(armed)
             assert set(asked.changed) == set(armed)
-            states = await _states(pids)
+            states = await fleet_states(pids)
             assert states == [
                 {"a": i, "log": ["migrated", 0, 1, 2], "vsn": 2} for i in range(count)
             ]
             await within(handler.install("1.0.0"), "downgrade", 60)
-            states = await _states(pids)
+            states = await fleet_states(pids)
             assert states == [{"a": i, "log": ["migrated", 0, 1, 2]} for i in range(count)]
         finally:
-            await _stop(boot)
+            await stop_fleet(boot)
 
     await node.run_process(body)

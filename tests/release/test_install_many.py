@@ -13,19 +13,18 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bench.upgrade_at_scale import write_tree
-from server import kernel
-from server.behaviours import gen_server, supervisor, system_messages
+from server.behaviours import system_messages
 from server.errors import InstallFailed
-from server.node import run_node
 from server.release import _installer, current_vsn, handler
 from server.release.package import build_package
 from server.release.source_tree import SourceTree
-from tests.behaviours._helpers import recv, within
+from tests.behaviours._helpers import within
+from tests.release._fleet import boot_fleet, fleet_states, fleet_workers, stop_fleet
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from server.kernel import Node, Pid
+    from server.kernel import Node
 
 COUNT = 50
 
@@ -33,35 +32,6 @@ COUNT = 50
 @pytest.fixture(autouse=True)
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_installer, "BATCH", 8)
-
-
-async def _boot(root: Path) -> Pid:
-    me = kernel.self()
-    tree = SourceTree(root)
-
-    async def boot() -> object:
-        return await run_node(
-            root, tree, "fleet-1.0.0", on_booted=lambda vsn: kernel.send(me, ("booted", vsn))
-        )
-
-    pid = kernel.spawn(boot)
-    await recv(lambda m: isinstance(m, tuple) and m[:1] == ("booted",), step="booted", limit=30)
-    return pid
-
-
-async def _stop(pid: Pid) -> None:
-    ref = kernel.monitor(pid)
-    kernel.send(pid, ("stop",))
-    await recv(lambda m: type(m) is kernel.DownMessage and m.ref is ref, step="stopped", limit=30)
-
-
-async def _workers() -> list[Pid]:
-    rows = await within(supervisor.which_children("fleet_sup"), "which_children")
-    return [row.pid for row in rows if isinstance(row.pid, kernel.Pid)]
-
-
-async def _states(pids: list[Pid]) -> list[object]:
-    return [await within(gen_server.call(p, "state"), "state") for p in pids]
 
 
 def _v1(i: int) -> dict[str, int]:
@@ -74,20 +44,20 @@ async def test_every_process_is_migrated_up_and_back_down(node: Node, tmp_path: 
     build_package(SourceTree(root), "fleet", "2.0.0", tmp_path / "packages")
 
     async def body() -> None:
-        boot = await _boot(root)
+        boot = await boot_fleet(root)
         try:
-            pids = await _workers()
+            pids = await fleet_workers()
             assert len(pids) == COUNT
             await within(handler.unpack(tmp_path / "packages" / "fleet-2.0.0.tar.gz"), "unpack")
             report = await within(handler.install("2.0.0"), "install", 30)
             assert sorted(p for p, _ in report.processes) == sorted(repr(p) for p in pids)
-            assert await _states(pids) == [{**_v1(i), "total": 0} for i in range(COUNT)]
+            assert await fleet_states(pids) == [{**_v1(i), "total": 0} for i in range(COUNT)]
             statuses = [(await system_messages.get_status(p)).status for p in pids]
             assert statuses == ["running"] * COUNT
             await within(handler.install("1.0.0"), "downgrade", 30)
-            assert await _states(pids) == [_v1(i) for i in range(COUNT)]
+            assert await fleet_states(pids) == [_v1(i) for i in range(COUNT)]
         finally:
-            await _stop(boot)
+            await stop_fleet(boot)
 
     await node.run_process(body)
 
@@ -110,9 +80,9 @@ async def test_a_failure_in_a_middle_batch_rolls_every_batch_back_in_place(
     build_package(SourceTree(root), "fleet", "2.0.0", tmp_path / "packages")
 
     async def body() -> None:
-        boot = await _boot(root)
+        boot = await boot_fleet(root)
         try:
-            pids = await _workers()
+            pids = await fleet_workers()
             await within(handler.unpack(tmp_path / "packages" / "fleet-2.0.0.tar.gz"), "unpack")
             with pytest.raises(InstallFailed) as failed:
                 await within(handler.install("2.0.0"), "install", 30)
@@ -120,11 +90,11 @@ async def test_a_failure_in_a_middle_batch_rolls_every_batch_back_in_place(
             assert failed.value.step == "code_change"
             assert failed.value.pid == repr(pids[29])
             assert "worker 29 refuses" in str(failed.value)
-            assert await _states(pids) == [_v1(i) for i in range(COUNT)]
+            assert await fleet_states(pids) == [_v1(i) for i in range(COUNT)]
             statuses = [(await system_messages.get_status(p)).status for p in pids]
             assert statuses == ["running"] * COUNT
             assert current_vsn() == "1.0.0"
         finally:
-            await _stop(boot)
+            await stop_fleet(boot)
 
     await node.run_process(body)
