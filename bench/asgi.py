@@ -41,7 +41,7 @@ if str(ROOT) not in sys.path:  # run as a script: bench.* is imported from the r
     sys.path.insert(0, str(ROOT))
 
 from bench.cluster_rollout import Config, Rate, measure  # noqa: E402
-from bench.runtime import Result  # noqa: E402
+from bench.runtime import Result, emit  # noqa: E402
 
 if TYPE_CHECKING:
     from anyio.abc import Process
@@ -164,18 +164,9 @@ def main(argv: list[str] | None = None) -> int:
 
         kernel.run(serve)
         return 0
-    config = Config(
-        quick=options.quick,
-        nodes=None,
-        connections=options.connections,
-        duration=3.0 if options.quick else 8.0,
-        warmup=1.0,
-        repeats=3 if options.quick else 5,
-    )
+    config = Config.load(quick=options.quick, connections=options.connections)
     results, text = anyio.run(bench, config, backend="asyncio")
-    for result in results:
-        print(result.json(), flush=True)
-    print(text, file=sys.stderr)
+    emit(results, text)
     return 0
 
 

@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:  # run as a script: bench.* is imported from the r
 
 from bench.asgi import PATH, _command, _free_port, _wait_listening  # noqa: E402
 from bench.cluster_rollout import Config, measure  # noqa: E402
-from bench.runtime import Result  # noqa: E402
+from bench.runtime import Result, emit  # noqa: E402
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -106,18 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     if not Path("/proc/self/stat").exists():
         print("bench/asgi_cpu.py reads /proc: Linux only", file=sys.stderr)
         return 1
-    config = Config(
-        quick=options.quick,
-        nodes=None,
-        connections=options.connections,
-        duration=3.0 if options.quick else 8.0,
-        warmup=1.0,
-        repeats=3 if options.quick else 5,
-    )
+    config = Config.load(quick=options.quick, connections=options.connections)
     results, text = anyio.run(bench, config, backend="asyncio")
-    for result in results:
-        print(result.json(), flush=True)
-    print(text, file=sys.stderr)
+    emit(results, text)
     return 0
 
 

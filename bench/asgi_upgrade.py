@@ -57,7 +57,7 @@ if str(ROOT) not in sys.path:  # run as a script: bench.* is imported from the r
     sys.path.insert(0, str(ROOT))
 
 from bench.asgi import HOST, _free_port, _wait_listening  # noqa: E402
-from bench.runtime import Result  # noqa: E402
+from bench.runtime import Result, emit  # noqa: E402
 from tests._support.nodes import NodeProcess  # noqa: E402
 from tests.examples.notes import EchoSocket, LoadClient, build_example, call_json  # noqa: E402
 
@@ -320,9 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         steady=1.0 if options.quick else 3.0,
     )
     results, text = anyio.run(bench, config, backend="asyncio")
-    for result in results:
-        print(result.json(), flush=True)
-    print(text, file=sys.stderr)
+    emit(results, text)
     return 0
 
 

@@ -111,6 +111,18 @@ class Config:
     warmup: float
     repeats: int
 
+    @classmethod
+    def load(cls, *, quick: bool, connections: int) -> Config:
+        """The sizes of a run of one server under keep-alive load (no cluster)."""
+        return cls(
+            quick=quick,
+            nodes=None,
+            connections=connections,
+            duration=3.0 if quick else 8.0,
+            warmup=1.0,
+            repeats=3 if quick else 5,
+        )
+
 
 class Cleanup:
     """Every cluster started and every folder made, undone at the end whatever happens."""

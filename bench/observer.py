@@ -46,7 +46,7 @@ if str(ROOT) not in sys.path:  # run as a script: bench.* is imported from the r
     sys.path.insert(0, str(ROOT))
 
 from bench.cluster_rollout import Config, Rate, measure  # noqa: E402
-from bench.runtime import Result  # noqa: E402
+from bench.runtime import Result, emit  # noqa: E402
 from tests._support.nodes import NodeProcess, copy_demo_tree, free_port, set_port  # noqa: E402
 
 PATH = "/count/bench"
@@ -224,18 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         "--view", default="processes", help="the view the open page watches (processes)"
     )
     options = parser.parse_args(argv)
-    config = Config(
-        quick=options.quick,
-        nodes=None,
-        connections=options.connections,
-        duration=3.0 if options.quick else 8.0,
-        warmup=1.0,
-        repeats=3 if options.quick else 5,
-    )
+    config = Config.load(quick=options.quick, connections=options.connections)
     results, text = anyio.run(bench, config, options.view, backend="asyncio")
-    for result in results:
-        print(result.json(), flush=True)
-    print(text, file=sys.stderr)
+    emit(results, text)
     return 0
 
 

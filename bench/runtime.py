@@ -147,6 +147,13 @@ class Result:
         )
 
 
+def emit(results: list[Result], text: str) -> None:
+    """Each result as a JSON line on stdout, then the human summary on stderr."""
+    for result in results:
+        print(result.json(), flush=True)
+    print(text, file=sys.stderr)
+
+
 def _round(value: float) -> float:
     return float(f"{value:.6g}")
 
