@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, final
 if TYPE_CHECKING:
     from types import CodeType, TracebackType
 
-__all__ = ["CrashReport", "format_exception", "would_emit"]
+__all__ = ["CrashReport", "exception_chain", "format_exception", "would_emit"]
 
 #: Formatted frame lines per code object (by ``id``: hashing a code object hashes all of
 #: it), per instruction offset. Each entry holds its code object weakly and goes with it,
@@ -224,11 +224,9 @@ def _stdlib_format(exc: BaseException, tracebacks: dict[int, TracebackType | Non
             item.__traceback__ = None
 
 
-def _walk(
-    exc: BaseException, tracebacks: dict[int, TracebackType | None]
-) -> list[tuple[BaseException, TracebackType | None]]:
-    """Every exception reachable from ``exc`` (causes, contexts, group members)."""
-    found: list[tuple[BaseException, TracebackType | None]] = []
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """Every exception reachable from ``exc`` (causes, contexts, group members), each once."""
+    found: list[BaseException] = []
     seen: set[int] = set()
     stack = [exc]
     while stack:
@@ -236,7 +234,7 @@ def _walk(
         if id(item) in seen:
             continue
         seen.add(id(item))
-        found.append((item, tracebacks.get(id(item), item.__traceback__)))
+        found.append(item)
         if item.__cause__ is not None:
             stack.append(item.__cause__)
         if item.__context__ is not None:
@@ -244,6 +242,13 @@ def _walk(
         if isinstance(item, BaseExceptionGroup):
             stack.extend(item.exceptions)
     return found
+
+
+def _walk(
+    exc: BaseException, tracebacks: dict[int, TracebackType | None]
+) -> list[tuple[BaseException, TracebackType | None]]:
+    """Every exception reachable from ``exc``, with the traceback it had when it was raised."""
+    return [(item, tracebacks.get(id(item), item.__traceback__)) for item in exception_chain(exc)]
 
 
 @final

@@ -31,7 +31,7 @@ from types import CoroutineType
 from typing import TYPE_CHECKING, Any, TypeVar, cast, final
 
 from server.errors import NoProcError, ProcessError
-from server.kernel._crash_report import CrashReport, would_emit
+from server.kernel._crash_report import CrashReport, exception_chain, would_emit
 from server.kernel._process import Process, current
 from server.kernel._remote import RemoteNode, RemoteProcess
 from server.kernel._types import (
@@ -79,20 +79,8 @@ def forget_traceback(exc: BaseException) -> None:
     A traceback holds frames, frames hold module globals, so a stored exit reason with its
     traceback would keep an old module version alive for ever.
     """
-    seen: set[int] = set()
-    stack: list[BaseException] = [exc]
-    while stack:
-        item = stack.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
+    for item in exception_chain(exc):
         item.__traceback__ = None
-        if item.__cause__ is not None:
-            stack.append(item.__cause__)
-        if item.__context__ is not None:
-            stack.append(item.__context__)
-        if isinstance(item, BaseExceptionGroup):
-            stack.extend(item.exceptions)
 
 
 @final
