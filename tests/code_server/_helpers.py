@@ -9,9 +9,11 @@ Every wait runs under ``anyio.fail_after``, so a hang fails at once and names it
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import string
 import textwrap
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,7 +42,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from pathlib import Path
     from types import ModuleType
 
@@ -172,3 +174,21 @@ async def started(tag: str, pid: Pid, vsn: str, *, step: str) -> None:
     """Wait for ``(tag, pid, vsn)``: ``pid`` has reached that point in version ``vsn``."""
     message = await reply_of(tag, pid, step=step)
     assert message == (tag, pid, vsn), f"step {step!r}: expected {vsn}, got {message!r}"
+
+
+@contextlib.contextmanager
+def managed_package(
+    tmp_path: Path, prefix: str, what: str, module: str, source: str
+) -> Iterator[App]:
+    """A package ``<prefix>_<hex>`` under ``tmp_path`` given to the code server, its
+    ``module`` written from ``source`` and loaded at ``v1``; the path is taken back after."""
+    root = tmp_path / "src"
+    root.mkdir()
+    tree = App(name=f"{prefix}_{uuid.uuid4().hex}", root=root)
+    tree.write("", f'"""{what} of one test."""\n')
+    code_server.add_path(root)
+    try:
+        tree.first(module, source, vsn="v1")
+        yield tree
+    finally:
+        code_server.remove_path(root)

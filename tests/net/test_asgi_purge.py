@@ -23,7 +23,7 @@ from server.net import _asgi_purger
 from server.net._asgi_connection import AsgiConfig
 from server.spec.app_spec import AppSpec
 from tests._support.waits import within
-from tests.code_server._helpers import App
+from tests.code_server._helpers import App, managed_package
 from tests.net.test_asgi_connection import Client, connected, get, serving
 from tests.net.test_asgi_websocket import WsClient
 
@@ -67,16 +67,8 @@ WEB = """
 
 @pytest.fixture
 def web(tmp_path: Path) -> Iterator[App]:
-    root = tmp_path / "src"
-    root.mkdir()
-    tree = App(name=f"purgeapp_{uuid.uuid4().hex}", root=root)
-    tree.write("", '"""An ASGI application package of one test."""\n')
-    code_server.add_path(root)
-    try:
-        tree.first("web", WEB, vsn="v1")
+    with managed_package(tmp_path, "purgeapp", "An ASGI application package", "web", WEB) as tree:
         yield tree
-    finally:
-        code_server.remove_path(root)
 
 
 async def install(web: App, vsn: str) -> None:

@@ -8,13 +8,12 @@ old code only while that request runs (so a soft purge waits for it, then succee
 from __future__ import annotations
 
 import json
-import uuid
 from typing import TYPE_CHECKING
 
 import pytest
 
 from server import code_server, kernel
-from tests.code_server._helpers import App
+from tests.code_server._helpers import App, managed_package
 from tests.net.test_asgi_connection import Client, connected, get
 
 if TYPE_CHECKING:
@@ -43,16 +42,8 @@ WEB = """
 
 @pytest.fixture
 def web(tmp_path: Path) -> Iterator[App]:
-    root = tmp_path / "src"
-    root.mkdir()
-    tree = App(name=f"asgiapp_{uuid.uuid4().hex}", root=root)
-    tree.write("", '"""An ASGI application package of one test."""\n')
-    code_server.add_path(root)
-    try:
-        tree.first("web", WEB, vsn="v1")
+    with managed_package(tmp_path, "asgiapp", "An ASGI application package", "web", WEB) as tree:
         yield tree
-    finally:
-        code_server.remove_path(root)
 
 
 async def _vsn(client: Client, path: str = "/") -> str:

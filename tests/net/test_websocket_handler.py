@@ -7,7 +7,6 @@ holds no frame of an old version between messages (so a soft purge succeeds at o
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING
 
 import pytest
@@ -15,7 +14,7 @@ from wsproto.events import CloseConnection, RejectConnection, TextMessage
 
 from server import code_server, kernel
 from server.net._asgi_connection import AsgiConfig
-from tests.code_server._helpers import App
+from tests.code_server._helpers import App, managed_package
 from tests.net.test_asgi_connection import serving
 from tests.net.test_asgi_websocket import WsClient
 
@@ -59,16 +58,8 @@ HANDLER = """
 
 @pytest.fixture
 def handler(tmp_path: Path) -> Iterator[App]:
-    root = tmp_path / "src"
-    root.mkdir()
-    tree = App(name=f"wsapp_{uuid.uuid4().hex}", root=root)
-    tree.write("", '"""A WebSocket handler package of one test."""\n')
-    code_server.add_path(root)
-    try:
-        tree.first("ws", HANDLER, vsn="v1")
+    with managed_package(tmp_path, "wsapp", "A WebSocket handler package", "ws", HANDLER) as tree:
         yield tree
-    finally:
-        code_server.remove_path(root)
 
 
 def _config(handler: App) -> AsgiConfig:
