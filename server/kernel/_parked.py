@@ -79,12 +79,23 @@ def narrow_receive(pid: Pid, code: CodeType, matcher: Matcher) -> bool:
             # the innermost await: the receipt's own iterator (a future's ``__await__``,
             # which names no future), in a coroutine running ``code``, while the process
             # is parked on that receipt
-            if type(awaited) is not type(waiter.__await__()) or obj.cr_code is not code:
+            if type(awaited) is not _future_iterator(waiter) or obj.cr_code is not code:
                 return False
             proc.matcher = matcher
             return True
         obj = awaited
     return False
+
+
+def _future_iterator(waiter: Receipt) -> type:
+    """The type of a receipt's ``__await__`` iterator (asyncio's C ``FutureIter``), made once."""
+    global _FUTURE_ITERATOR
+    if _FUTURE_ITERATOR is None:
+        _FUTURE_ITERATOR = type(waiter.__await__())
+    return _FUTURE_ITERATOR
+
+
+_FUTURE_ITERATOR: type | None = None
 
 
 def is_narrowed(pid: Pid, matcher: Matcher) -> bool:
