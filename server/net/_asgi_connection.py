@@ -27,11 +27,14 @@ How this works:
    raises (or returns) in the middle of a response has the connection closed, since the
    response cannot be completed. Either way the traceback is logged and the connection
    process goes on only when the response was complete and reusable.
-6. Purges: while the application runs, the process holds a purge notice
-   (``_asgi_purge_notice``). A purge of the code a request runs (the second install of
-   its module, or the end of the ``[asgi]`` table's ``purge_grace``) answers 503 to a
-   request not answered yet, else closes the connection; a WebSocket of the ``websocket``
-   scope is closed with 1012 (service restart). After each request, a connection of an
+6. Purges: the connection's process holds a purge notice (``_asgi_purge_notice``) for
+   its whole life, set once, not once per request (a purge ends the connection anyway,
+   and between requests the process runs none of the application's code, so no purge
+   looks at it then). A purge of the code a request runs (the second install of its
+   module, or the end of the ``[asgi]`` table's ``purge_grace``) answers 503 to a request
+   not answered yet, else closes the connection; a WebSocket of the ``websocket`` scope
+   is closed with 1012 (service restart). A native WebSocket handler's connection takes
+   the notice back: its callbacks run in the current version at each frame. After each request, a connection of an
    application with a purger (``AsgiConfig.purger``) tells it, while the module has an
    old version, so that the old version is soft-purged as soon as no request runs it.
 7. Limits: a request head over ``limits.max_head_bytes`` gets 431 and a body over
@@ -195,8 +198,10 @@ async def serve_asgi_connection(io: SocketIO, config: AsgiConfig) -> None:
     kernel.set_label("asgi_app", config.app)
     with contextlib.suppress(OSError):  # TCP only: no Nagle delay between an answer's writes
         io.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    connection = _Connection(io, config)
     try:
-        await _Connection(io, config).run()
+        if await run_until_purged(connection.run, connection.purged) is not None:
+            await connection.close()
     except (TimeoutError, OSError):
         pass  # the client went away, or took nothing, while we wrote
     finally:
@@ -238,6 +243,8 @@ class _Connection:
         self.server = _address(io.socket, peer=False)
         self.gone = False  # the client closed or reset its side
         self.module = parse_app(config.app)[0]
+        #: what runs the application now, for a purge to tell its client
+        self.current: _Cycle | WebSocketCycle | None = None
 
     async def run(self) -> None:
         while True:
@@ -256,13 +263,45 @@ class _Connection:
                     if is_websocket_upgrade(upgrade):
                         await self.websocket(upgrade)
                         return
-                served = await _Cycle(self, event).run()
+                cycle = self.current = _Cycle(self, event)
+                served = await cycle.run()
+                self.current = None
                 self.tell_purger()
                 if not served:
                     return
             if not self.http.reusable or not self.http.start_next_cycle():
                 await self.close()
                 return
+
+    async def purged(self, module: str) -> None:
+        """The code this connection ran was purged, its call cancelled: tell the client.
+
+        A request not answered yet gets a 503, a WebSocket is closed with 1012 (service
+        restart), one not accepted yet gets a 503; the connection is closed after.
+        """
+        current = self.current
+        config = self.config
+        if isinstance(current, WebSocketCycle):
+            logger.info(
+                "asgi: websocket %s closed with 1012: the code it ran (%s) was purged",
+                current.request.target.decode("latin-1"),
+                module,
+                extra={"report": "asgi_purged", "app": config.app},
+            )
+            if current.accepted:
+                await current.close(SERVICE_RESTART)
+            else:
+                await self.respond(503, b"Service Unavailable\n")
+        elif current is not None:
+            request = current.request
+            await current.purged()
+            logger.info(
+                "asgi: %s %s ended: the code it ran (%s) was purged",
+                request.method.decode("ascii", "replace"),
+                request.target.decode("latin-1"),
+                module,
+                extra={"report": "asgi_purged", "app": config.app},
+            )
 
     def tell_purger(self) -> None:
         """Tell the purger this process may have left old code (while there is some)."""
@@ -288,18 +327,15 @@ class _Connection:
             send_timeout=config.send_timeout,
         )
         if config.websocket_handler is not None:
+            # its callbacks run in the current version at each frame: no purge notice
+            code_server.on_purge(None)
             await serve_native(cycle, config.websocket_handler, config.websocket_args)
             await self.close()
             return
-
-        async def purged(module: str) -> None:
-            await cycle.close(SERVICE_RESTART)
-
         try:
             app = resolve_app(config.app)
-            module = await run_until_purged(
-                lambda: app(cycle.scope(), cycle.receive, cycle.send), purged
-            )
+            self.current = cycle
+            await app(cycle.scope(), cycle.receive, cycle.send)
         except Exception:
             logger.exception(
                 "asgi: application %s failed on websocket %s",
@@ -312,19 +348,10 @@ class _Connection:
                 return
             await cycle.close(1011)
         else:
-            if module is not None:
-                logger.info(
-                    "asgi: websocket %s closed with 1012: the code it ran (%s) was purged",
-                    request.target.decode("latin-1"),
-                    module,
-                    extra={"report": "asgi_purged", "app": config.app},
-                )
-                if not cycle.accepted:
-                    await self.respond_and_close(503, b"Service Unavailable\n")
-                    return
-            elif not cycle.accepted and not cycle.closed:  # returned without accepting: 403
+            if not cycle.accepted and not cycle.closed:  # returned without accepting: 403
                 await cycle.send({"type": "websocket.close"})
             await cycle.close(1000)
+        self.current = None
         await self.close()
 
     async def next_event(
@@ -367,9 +394,13 @@ class _Connection:
         await self.respond_and_close(status, f"{error}\n".encode())
 
     async def respond_and_close(self, status: int, body: bytes) -> None:
+        await self.respond(status, body)
+        await self.close()
+
+    async def respond(self, status: int, body: bytes) -> None:
+        """Answer ``status`` (the connection is closed after), unless an answer started."""
         http = self.http
         if not http.can_respond:
-            await self.close()
             return
         headers = [
             (b"content-type", b"text/plain; charset=utf-8"),
@@ -383,7 +414,6 @@ class _Connection:
             data = b""
         if data and not self.gone:
             await self.io.send(data, timeout=self.config.send_timeout)
-        await self.close()
 
     async def close(self) -> None:
         self.io.send_eof()
@@ -436,9 +466,7 @@ class _Cycle:
         config = self.c.config
         try:
             app = resolve_app(config.app)
-            purged = await run_until_purged(
-                lambda: app(self.scope(), self.receive, self.send), self._purged
-            )
+            await app(self.scope(), self.receive, self.send)
         except Exception:
             logger.exception(
                 "asgi: application %s failed on %s %s",
@@ -451,17 +479,6 @@ class _Cycle:
                 await self.c.respond_and_close(500, b"Internal Server Error\n")
                 return False
             self.broken = True
-        else:
-            if purged is not None:
-                logger.info(
-                    "asgi: %s %s ended: the code it ran (%s) was purged",
-                    self.request.method.decode("ascii", "replace"),
-                    self.request.target.decode("latin-1"),
-                    purged,
-                    extra={"report": "asgi_purged", "app": config.app},
-                )
-                await self.c.close()
-                return False
         finally:
             self._finish()
         if not self.complete:
@@ -487,7 +504,7 @@ class _Cycle:
             self.finished = anyio.Event()
         await self.finished.wait()
 
-    async def _purged(self, module: str) -> None:
+    async def purged(self) -> None:
         """The code this request runs is purged: a 503 if no answer started (then closed)."""
         c = self.c
         self.broken = True
