@@ -18,7 +18,10 @@ How this works:
    is never left to fire again and again at nobody.
 2. ``send`` writes what the kernel takes and waits for writability for the rest. Only a
    wait gets a deadline (``timeout``: a peer that sends nothing, or takes nothing, for that
-   long), a timer of the loop's own, so the common case costs no timer.
+   long). A reading socket has one timer of the loop's for its deadlines, pushed later
+   lazily: a wait that ends leaves it set, the next wait only moves the deadline, and the
+   timer, when it fires before the deadline, sets itself again for it. So a keep-alive
+   connection's idle time-out costs no timer per request.
 3. Every ``receive`` passes a checkpoint: either it waited (and the others ran), or it
    read at once and then yields, so a peer that floods one connection cannot hold the
    event loop.
@@ -54,7 +57,17 @@ DEFAULT_READ_SIZE: Final = 64 * 1024
 class SocketIO:
     """A connected, non-blocking socket with awaitable, bounded reads and writes."""
 
-    __slots__ = ("_closed", "_loop", "_readable", "_registered", "_stale", "_waiter", "socket")
+    __slots__ = (
+        "_closed",
+        "_deadline",
+        "_loop",
+        "_readable",
+        "_registered",
+        "_stale",
+        "_timer",
+        "_waiter",
+        "socket",
+    )
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -65,6 +78,11 @@ class SocketIO:
         self._readable = False  # the loop said readable while nobody waited
         self._stale = False  # woken and read since: the loop may still report that readiness
         self._waiter: asyncio.Future[None] | None = None
+        self._deadline = math.inf  # the waiting receive's, on the loop's clock
+        #: the loop's timer for a deadline: one per connection, moved later lazily (a
+        #: keep-alive connection's every wait pushes its idle deadline; the timer, when it
+        #: fires early, sets itself again for the deadline then)
+        self._timer: asyncio.TimerHandle | None = None
 
     @property
     def closed(self) -> bool:
@@ -113,13 +131,32 @@ class SocketIO:
         if not self._registered:
             loop.add_reader(self.socket.fileno(), self._on_readable)
             self._registered = True
-        deadline = None if timeout == math.inf else loop.call_later(timeout, _expire, waiter)
+        if timeout == math.inf:
+            self._deadline = math.inf
+        else:
+            self._deadline = deadline = loop.time() + timeout
+            timer = self._timer
+            if timer is None or timer.when() > deadline:
+                if timer is not None:
+                    timer.cancel()
+                self._timer = loop.call_at(deadline, self._on_timer, deadline)
         try:
             await waiter
         finally:
             self._waiter = None
-            if deadline is not None:
-                deadline.cancel()
+
+    def _on_timer(self, when: float) -> None:
+        """The loop's timer: the wait's deadline passed, or moved later since it was set."""
+        self._timer = None
+        waiter = self._waiter
+        deadline = self._deadline
+        if waiter is None or waiter.done() or deadline == math.inf:
+            return  # no wait with a deadline: the next one sets a timer
+        if deadline <= when:
+            waiter.set_exception(TimeoutError())
+            return
+        assert self._loop is not None
+        self._timer = self._loop.call_at(deadline, self._on_timer, deadline)
 
     def _on_readable(self) -> None:
         """The loop's callback: wake the reader, or note it and stop watching."""
@@ -170,6 +207,9 @@ class SocketIO:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(anyio.ClosedResourceError())
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.socket.fileno() >= 0:
             self._unregister()
             anyio.notify_closing(self.socket)  # a send waiting for writability
@@ -185,11 +225,6 @@ class SocketIO:
             "iII", self.socket.getsockopt(socket.SOL_SOCKET, option, size)
         )
         return int(pid), int(uid), int(gid)
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
 
 
 async def _wait_writable(sock: socket.socket, timeout: float) -> None:

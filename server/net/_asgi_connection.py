@@ -34,9 +34,10 @@ How this works:
    module, or the end of the ``[asgi]`` table's ``purge_grace``) answers 503 to a request
    not answered yet, else closes the connection; a WebSocket of the ``websocket`` scope
    is closed with 1012 (service restart). A native WebSocket handler's connection takes
-   the notice back: its callbacks run in the current version at each frame. After each request, a connection of an
-   application with a purger (``AsgiConfig.purger``) tells it, while the module has an
-   old version, so that the old version is soft-purged as soon as no request runs it.
+   the notice back: its callbacks run in the current version at each frame. After each
+   request, a connection of an application with a purger (``AsgiConfig.purger``) tells
+   it, while the module has an old version, so that the old version is soft-purged as
+   soon as no request runs it.
 7. Limits: a request head over ``limits.max_head_bytes`` gets 431 and a body over
    ``limits.max_body_bytes`` gets 413 (when no response started yet; the application's
    ``receive`` sees ``http.disconnect``), and the connection is closed.
@@ -255,7 +256,7 @@ class _Connection:
                 if event.head_size > self.config.limits.max_head_bytes:
                     await self.respond_and_close(431, b"Request Header Fields Too Large\n")
                     return
-                if any(name == b"upgrade" for name, _ in event.headers):
+                if event.upgrade:
                     upgrade = _as_h11(event)
                     if upgrade is None:
                         await self.respond_and_close(400, b"Bad Request\n")
@@ -455,7 +456,7 @@ class _Cycle:
             "raw_path": raw_path,
             "query_string": query,
             "root_path": self.c.config.root_path,
-            "headers": [(name, value) for name, value in request.headers],
+            "headers": request.headers,  # made for this request by the parser
             "client": self.c.client,
             "server": self.c.server,
             "state": dict(self.c.config.lifespan_state or {}),
@@ -598,12 +599,9 @@ class _Cycle:
             if self.started:
                 raise RuntimeError("http.response.start sent twice")
             status = int(message["status"])
-            headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
-            if not any(name.lower() == b"date" for name, _ in headers):
-                headers.append((b"date", _date()))
-            self.started = True
             # the head waits for the first body message: one write for a small answer
-            self.head = c.http.send_response(status, headers)
+            self.head = c.http.send_response(status, message.get("headers", ()), _date())
+            self.started = True
             return
         elif kind == "http.response.body":
             if not self.started:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal, Protocol, final
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable
 
 __all__ = [
     "CLOSED",
@@ -42,13 +42,17 @@ Headers = list[tuple[bytes, bytes]]
 @final
 @dataclass(slots=True)
 class Request:
-    """A request head: header names lowercased, ``head_size`` its size as sent (near)."""
+    """A request head: header names lowercased, ``head_size`` its size as sent (near).
+
+    ``upgrade``: it has an ``upgrade`` header (a WebSocket handshake, maybe).
+    """
 
     method: bytes
     target: bytes
     http_version: bytes
     headers: Headers
     head_size: int
+    upgrade: bool = False
 
 
 @final
@@ -125,8 +129,13 @@ class Http11(Protocol):
     def send_continue(self) -> bytes:
         """``100 Continue``."""
 
-    def send_response(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
-        """The response head. Raises ``ResponseError``."""
+    def send_response(
+        self, status: int, headers: Iterable[tuple[bytes, bytes]], date: bytes | None = None
+    ) -> bytes:
+        """The response head, with a ``date`` header of ``date`` if it has none.
+
+        Raises ``ResponseError``.
+        """
 
     def send_data(self, data: bytes) -> bytes:
         """A piece of the response body, framed. Raises ``ResponseError``."""

@@ -18,7 +18,7 @@ from server.net._http11 import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable
 
 __all__ = ["H11Http11"]
 
@@ -47,7 +47,8 @@ class H11Http11:
             headers = list(event.headers)
             line = len(event.method) + len(event.target) + 11
             size = line + sum(len(name) + len(value) + 4 for name, value in headers) + 2
-            return Request(event.method, event.target, event.http_version, headers, size)
+            upgrade = any(name == b"upgrade" for name, _ in headers)
+            return Request(event.method, event.target, event.http_version, headers, size, upgrade)
         if isinstance(event, h11.Data):
             return Data(bytes(event.data))
         if isinstance(event, h11.EndOfMessage):
@@ -78,9 +79,14 @@ class H11Http11:
     def send_continue(self) -> bytes:
         return self._send(h11.InformationalResponse(status_code=100, headers=[]))
 
-    def send_response(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
+    def send_response(
+        self, status: int, headers: Iterable[tuple[bytes, bytes]], date: bytes | None = None
+    ) -> bytes:
+        pairs = list(headers)
+        if date is not None and not any(name.lower() == b"date" for name, _ in pairs):
+            pairs.append((b"date", date))
         try:
-            response = h11.Response(status_code=status, headers=list(headers))
+            response = h11.Response(status_code=status, headers=pairs)
         except h11.LocalProtocolError as error:
             raise ResponseError(str(error)) from None
         return self._send(response)

@@ -34,7 +34,7 @@ from server.net._http11 import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable
 
 __all__ = ["HttptoolsHttp11"]
 
@@ -80,6 +80,7 @@ class HttptoolsHttp11:
         self._head_size = 0
         self._hosts = 0
         self._expect = False
+        self._upgrading = False
         self._in_head = False  # a request head begun and not complete
         self._partial = 0  # bytes of a head's last line not parsed yet (near)
         self._upgrade: bytearray | None = None  # after an upgrade head: the bytes after it
@@ -162,6 +163,7 @@ class HttptoolsHttp11:
         self._head_size = 13
         self._hosts = 0
         self._expect = False
+        self._upgrading = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -179,6 +181,8 @@ class HttptoolsHttp11:
             self._hosts += 1
         elif name == b"expect" and value.lower() == b"100-continue":
             self._expect = True
+        elif name == b"upgrade":
+            self._upgrading = True
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -192,7 +196,9 @@ class HttptoolsHttp11:
                 else "found multiple Host: headers",
             )
         method: bytes = parser.get_method()
-        request = Request(method, self._url, version, self._headers, self._head_size)
+        request = Request(
+            method, self._url, version, self._headers, self._head_size, self._upgrading
+        )
         keep_alive = bool(parser.should_keep_alive()) and version == b"1.1"
         self._events.append(_Head(request, keep_alive, self._expect and version == b"1.1"))
 
@@ -244,7 +250,9 @@ class HttptoolsHttp11:
         self._continue = False
         return b"HTTP/1.1 100 Continue\r\n\r\n"
 
-    def send_response(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
+    def send_response(
+        self, status: int, headers: Iterable[tuple[bytes, bytes]], date: bytes | None = None
+    ) -> bytes:
         if self._responded:
             raise ResponseError("a response was already started")
         if not 200 <= status <= 999:
@@ -258,7 +266,9 @@ class HttptoolsHttp11:
             if _TOKEN.fullmatch(name) is None or _BAD_VALUE.search(value) is not None:
                 raise ResponseError(f"illegal header {name!r}: {value!r}")
             lower = name.lower()
-            if lower == b"content-length":
+            if lower == b"date":
+                date = None
+            elif lower == b"content-length":
                 if not value.isdigit():
                     raise ResponseError(f"bad content-length {value!r}")
                 if length is not None and int(value) != length:
@@ -294,6 +304,8 @@ class HttptoolsHttp11:
         else:
             out.append(b"content-length: %d\r\n" % length)
             self._framing, self._remaining = "length", 0 if no_body else length
+        if date is not None:
+            out.append(b"date: %s\r\n" % date)
         if close or not self._their_keep_alive or self._version != b"1.1":
             self._our_keep_alive = False
             out.append(b"connection: close\r\n")

@@ -162,3 +162,41 @@ async def test_the_peer_closing_reads_as_end_of_stream(
     io, peer = pair
     peer.close()
     assert await io.receive(100) == b""
+
+
+@pytest.mark.virtual_time
+async def test_a_deadline_pushed_later_by_each_wait_still_expires_on_time(
+    pair: tuple[SocketIO, socket.socket],
+) -> None:
+    """Waits with a long deadline leave one timer; a later short wait still times out."""
+    io, peer = pair
+    for n in range(3):
+        peer.send(b"%d" % n)
+        assert await io.receive(100, timeout=60.0) == b"%d" % n
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(TimeoutError):
+        await io.receive(100, timeout=0.05)  # earlier than the timer left by the others
+    assert loop.time() - started == pytest.approx(0.05, abs=0.01)  # virtual seconds
+    peer.send(b"after")
+    assert await io.receive(100, timeout=0.05) == b"after"
+
+
+@pytest.mark.virtual_time
+async def test_a_timer_left_by_an_earlier_wait_moves_on_to_the_later_deadline(
+    pair: tuple[SocketIO, socket.socket],
+) -> None:
+    io, peer = pair
+    peer.send(b"a")
+    assert await io.receive(100, timeout=0.02) == b"a"  # leaves a timer 20 ms out
+    async with anyio.create_task_group() as group:
+        got: list[bytes] = []
+
+        async def read() -> None:
+            got.append(await io.receive(100, timeout=60.0))
+
+        group.start_soon(read)
+        await anyio.wait_all_tasks_blocked()
+        await anyio.sleep(0.05)  # virtual: past the old timer, which must not end the wait
+        peer.send(b"b")
+    assert got == [b"b"]

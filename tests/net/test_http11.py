@@ -202,6 +202,48 @@ def test_a_response_that_breaks_http_is_refused(
         _respond(http, headers, body)
 
 
+@parsers
+@pytest.mark.parametrize(
+    ("headers", "dates"),
+    [
+        ([(b"content-length", b"0")], [b"Thu, 03 Dec 2026 10:00:00 GMT"]),
+        ([(b"Date", b"mine"), (b"content-length", b"0")], [b"mine"]),  # the app's own wins
+    ],
+)
+def test_a_date_is_added_to_a_response_that_has_none(
+    parser: ParserName, headers: list[tuple[bytes, bytes]], dates: list[bytes]
+) -> None:
+    request = b"GET / HTTP/1.1\r\nhost: t\r\n\r\n"
+    http = new_http11(parser, 8192)
+    http.receive_data(request)
+    _events(http)
+    answer = http.send_response(200, headers, b"Thu, 03 Dec 2026 10:00:00 GMT")
+    client = h11.Connection(h11.CLIENT)
+    client.send(h11.Request(method="GET", target="/", headers=[("host", "t")]))
+    client.receive_data(answer + http.send_end())
+    response = client.next_event()
+    assert isinstance(response, h11.Response)
+    assert [value for name, value in response.headers if name == b"date"] == dates
+
+
+@parsers
+@pytest.mark.parametrize(
+    ("head", "upgrade"),
+    [
+        (b"GET / HTTP/1.1\r\nhost: t\r\n\r\n", False),
+        (b"GET / HTTP/1.1\r\nhost: t\r\nUpgrade: websocket\r\nconnection: upgrade\r\n\r\n", True),
+    ],
+)  # fmt: skip
+def test_a_request_says_whether_it_asks_for_an_upgrade(
+    parser: ParserName, head: bytes, upgrade: bool
+) -> None:
+    http = new_http11(parser, 8192)
+    http.receive_data(head)
+    event = http.next_event()
+    assert isinstance(event, Request)
+    assert event.upgrade is upgrade
+
+
 def _respond(http: Http11, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
     return http.send_response(200, headers) + http.send_data(body) + http.send_end()
 
