@@ -3,8 +3,9 @@
 Each server is a real OS process on loopback, serving ``bench/_callbacks/starlette_app.py``
 (``GET /json``, a small JSON answer):
 
-- **node**: a kernel node running ``server.net.asgi_server`` (h11, one process per
-  connection, the application looked up in its current version at each request);
+- **node**: a kernel node running ``server.net.asgi_server`` (its default parser,
+  httptools; one process per connection, the application looked up in its current
+  version at each request);
 - **uvicorn --http httptools** and **uvicorn --http h11**, the baselines, in the same run
   (``pip install uvicorn httptools``; missing, they are skipped with a line that says so).
 
