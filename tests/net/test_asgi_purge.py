@@ -149,6 +149,28 @@ async def test_a_request_still_in_old_code_at_a_purge_gets_503_and_the_next_runs
     await node.run_process(body)
 
 
+async def test_a_keep_alive_connection_idle_at_a_purge_stays_open_on_the_new_code(
+    node: Node, web: App
+) -> None:
+    """The purge notice is the connection's for its life; between requests it runs none of
+    the application's code, so a purge neither tells it nor ends it."""
+    name = web.dotted("web")
+
+    async def body() -> None:
+        async with serving(AsgiConfig(app=f"{name}:app")) as (stream, pid):
+            client = Client(stream)
+            await client.send(get("/"))
+            assert json.loads((await client.answer()).body) == {"vsn": "v1"}
+            await install(web, "v2")
+            await install(web, "v3")  # v1 purged: the idle connection ran it, earlier
+            assert pid not in code_server.processes_in_old_code(name)
+            await client.send(get("/"))
+            assert json.loads((await client.answer()).body) == {"vsn": "v3"}
+            assert kernel.is_alive(pid)
+
+    await node.run_process(body)
+
+
 async def _start_purger(module: str, grace: float | None) -> tuple[Pid, str]:
     kernel.trap_exit(True)  # the purger is linked: a crash of it is an exit message here
     name = f"purger_{uuid.uuid4().hex}"
