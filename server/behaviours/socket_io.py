@@ -76,7 +76,7 @@ class SocketIO:
         self._loop: asyncio.AbstractEventLoop | None = None  # once a receive waited
         self._registered = False  # the loop watches the socket for us (add_reader)
         self._readable = False  # the loop said readable while nobody waited
-        self._stale = False  # woken and read since: the loop may still report that readiness
+        self._stale = False  # a reader woken: the loop's next look reports that readiness again
         self._waiter: asyncio.Future[None] | None = None
         self._deadline = math.inf  # the waiting receive's, on the loop's clock
         #: the loop's timer for a deadline: one per connection, moved later lazily (a
@@ -112,7 +112,6 @@ class SocketIO:
                 return data
         while True:  # the wait is the checkpoint
             await self._wait_readable(timeout)
-            self._stale = True
             try:
                 return sock.recv(max_bytes)
             except BlockingIOError:
@@ -127,7 +126,6 @@ class SocketIO:
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
-        self._stale = False
         if not self._registered:
             loop.add_reader(self.socket.fileno(), self._on_readable)
             self._registered = True
@@ -160,13 +158,17 @@ class SocketIO:
 
     def _on_readable(self) -> None:
         """The loop's callback: wake the reader, or note it and stop watching."""
+        if self._stale:
+            # the readiness the reader woke for, reported again by the loop's next look
+            # before the reader ran: skipped (readiness is level-triggered, so anything
+            # new is reported again at the look after)
+            self._stale = False
+            return
         waiter = self._waiter
-        if waiter is not None:  # woken already: it reads at its next step
+        if waiter is not None:
             if not waiter.done():
                 waiter.set_result(None)
-            return
-        if self._stale:  # the readiness the reader woke for, seen again before it read
-            self._stale = False
+                self._stale = True
             return
         self._unregister()
         self._readable = True

@@ -200,3 +200,43 @@ async def test_a_timer_left_by_an_earlier_wait_moves_on_to_the_later_deadline(
         await anyio.sleep(0.05)  # virtual: past the old timer, which must not end the wait
         peer.send(b"b")
     assert got == [b"b"]
+
+
+class _CountingSocket(socket.socket):
+    """A socket that counts its ``recv`` calls."""
+
+    recvs = 0
+
+    def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
+        self.recvs += 1
+        return super().recv(bufsize, flags)
+
+
+async def test_a_reader_that_answers_and_waits_again_at_once_is_not_woken_for_nothing() -> None:
+    """Every wake reads bytes: the readiness it woke for, reported again by the loop's
+    next look before the reader ran, does not wake its next wait (one ``recv`` a round)."""
+    ours, theirs = socket.socketpair()
+    counting = _CountingSocket(fileno=ours.detach())
+    io = SocketIO(counting)
+    theirs.setblocking(False)
+    loop = asyncio.get_running_loop()
+    rounds = 50
+
+    async def serve() -> None:
+        for _ in range(rounds):
+            assert await io.receive(100) == b"ping"
+            io.socket.send(b"pong")  # answered, then straight back to waiting
+
+    async def client() -> None:
+        for _ in range(rounds):
+            theirs.send(b"ping")
+            assert await loop.sock_recv(theirs, 100) == b"pong"
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(serve)
+            group.start_soon(client)
+        assert counting.recvs == rounds
+    finally:
+        io.close()
+        theirs.close()
