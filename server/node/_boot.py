@@ -289,7 +289,7 @@ async def _boot_loop(
         )
         started.append(await handler.start_supervisor(handler_config))
         if config.node.observer is not None:  # the web view, [node.observer] of sys.config
-            started.append(await observer.start_link(config.node.observer, kernel.self()))
+            started.append(await observer.start_supervisor(config.node.observer, kernel.self()))
         started.extend([await service(root) for service in services or []])
         # what the boot built lives as long as the node: keep it out of the cyclic GC's
         # full collections, which otherwise stall every process for tens of milliseconds

@@ -2,14 +2,17 @@
 
 How this works:
 
-1. ``start_link`` (the node's boot calls it after the release handler, when sys.config
-   has ``[node.observer]``) starts the gen_server. Its ``init`` makes the token (random,
-   URL-safe), starts the ASGI listener linked to it on ``host:port`` (the node's own
-   HTTP/1.1 stack; the application is ``server.observer._web:app``; ASGI, not the
-   handler server, since a push stream is a response sent in pieces), starts the relay
-   registered ``install_feed`` (the installer's event feed, see
-   ``server.release.install_feed``), logs the URL with its token, and labels itself
-   with both, which ``server observer`` and the web application read.
+1. ``start_supervisor`` (the node's boot calls it after the release handler, when
+   sys.config has ``[node.observer]``) makes the token (random, URL-safe) and starts the
+   observer's supervisor (``_observer_sup``), which starts the gen_server with it
+   (``start_link``) and starts it again, with the same token, when it crashes: an open
+   page reconnects with the URL it has. Its ``init`` starts the ASGI listener linked to
+   it on ``host:port`` (the node's own HTTP/1.1 stack; the application is
+   ``server.observer._web:app``; ASGI, not the handler server, since a push stream is a
+   response sent in pieces), starts the relay registered ``install_feed`` (the
+   installer's event feed, see ``server.release.install_feed``), logs the URL with its
+   token, and labels itself with both, which ``server observer`` and the web
+   application read.
 2. A page's push stream is a connection process that subscribes: the observer
    monitors it, answers with the events of the last install, and forwards each later
    ``InstallEvent`` to it at once. A subscriber that ends is forgotten (its ``DOWN``).
@@ -26,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, final
 
 from server import kernel
-from server.behaviours import gen_server
+from server.behaviours import gen_server, supervisor
 from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply, Stop
 from server.net import asgi_server, listening_port
 from server.net.asgi_server import AsgiConfig
@@ -40,17 +43,21 @@ __all__ = [
     "BOOT_LABEL",
     "NAME",
     "SETTINGS_LABEL",
+    "SUPERVISOR",
     "TOKEN_LABEL",
     "URL_LABEL",
     "observer_url",
     "start_link",
+    "start_supervisor",
     "subscribe",
 ]
 
 logger = logging.getLogger("server.observer")
 
-#: The observer's registered name.
+#: The observer's registered name, and its supervisor's.
 NAME: Final = "observer"
+SUPERVISOR: Final = "observer_sup"
+SUPERVISOR_ENGINE: Final = "server.observer._observer_sup"
 #: Labels of the observer process: its URL (with the token), the token, the node's boot
 #: process (the uptime counts from it), and its settings.
 URL_LABEL: Final = "observer_url"
@@ -71,14 +78,30 @@ class _State:
     history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY))
 
 
-async def start_link(settings: ObserverSettings, boot: Pid) -> Pid:
-    """Start the observer linked to the caller; returns once its listener accepts.
+async def start_supervisor(settings: ObserverSettings, boot: Pid) -> Pid:
+    """Start the observer under its own supervisor, linked to the caller (the boot).
 
     Raises:
         StartError: the listener could not open ``host:port`` (the message says why).
         AlreadyStarted: an observer runs already.
     """
-    pid = await gen_server.start_link(__name__, (settings, boot), name=NAME)
+    token = secrets.token_urlsafe(24)
+    pid = await supervisor.start_link(SUPERVISOR_ENGINE, (settings, boot, token), name=SUPERVISOR)
+    assert pid is not None  # its init never ignores
+    return pid
+
+
+async def start_link(settings: ObserverSettings, boot: Pid, token: str | None = None) -> Pid:
+    """Start the observer linked to the caller; returns once its listener accepts.
+
+    ``token`` is the one the view's URL carries (None: a new one).
+
+    Raises:
+        StartError: the listener could not open ``host:port`` (the message says why).
+        AlreadyStarted: an observer runs already.
+    """
+    token = token or secrets.token_urlsafe(24)
+    pid = await gen_server.start_link(__name__, (settings, boot, token), name=NAME)
     assert pid is not None  # init never ignores
     return pid
 
@@ -110,10 +133,9 @@ async def _relay(observer: Pid) -> None:
         kernel.send(observer, await kernel.receive())
 
 
-async def init(args: tuple[ObserverSettings, Pid]) -> Ok:
-    settings, boot = args
+async def init(args: tuple[ObserverSettings, Pid, str]) -> Ok:
+    settings, boot, token = args
     kernel.trap_exit(True)
-    token = secrets.token_urlsafe(24)
     kernel.set_label(TOKEN_LABEL, token)
     kernel.set_label(BOOT_LABEL, boot)
     kernel.set_label(SETTINGS_LABEL, settings)

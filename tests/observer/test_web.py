@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from server import kernel, observer
+from server.behaviours import supervisor
 from server.errors import ControlError, InstallFailed, SpecError, StartError
 from server.node import node_commands
 from server.release import handler
@@ -120,6 +121,44 @@ async def test_a_port_in_use_fails_the_start_and_names_it(node: Node) -> None:
             with pytest.raises(StartError, match=str(port)):
                 await observer.start_link(ObserverSettings(port=port), kernel.self())
         assert kernel.whereis(observer.NAME) is None, "nothing left registered"
+
+    await node.run_process(body)
+
+
+async def test_a_port_in_use_fails_the_supervised_start_and_names_it(node: Node) -> None:
+    async def body() -> None:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            with pytest.raises(StartError, match=str(port)):
+                await observer.start_supervisor(ObserverSettings(port=port), kernel.self())
+        assert kernel.whereis(observer.NAME) is None, "nothing left registered"
+        assert kernel.whereis(observer.SUPERVISOR) is None
+
+    await node.run_process(body)
+
+
+async def test_a_crashed_observer_is_started_again_with_the_same_token(node: Node) -> None:
+    async def body() -> None:
+        await observer.start_supervisor(ObserverSettings(port=0), kernel.self())
+        first = kernel.whereis(observer.NAME)
+        url = observer.observer_url()
+        assert first is not None
+        assert url is not None
+        token = url.split("token=")[1]
+        ref = kernel.monitor(first)
+        kernel.exit(first, kernel.KILL)  # a crash, as a bug in it would end it
+        await recv(lambda m: isinstance(m, kernel.DownMessage) and m.ref is ref, step="down")
+        (child,) = await supervisor.which_children(observer.SUPERVISOR)
+        assert child.pid is not None
+        assert child.pid != first
+        assert kernel.whereis(observer.NAME) == child.pid
+        again = observer.observer_url()
+        assert again is not None
+        assert again.split("token=")[1] == token, "the URL a page has keeps working"
+        status, _ = await _http(again, "GET", f"/?token={token}")
+        assert status == 200
 
     await node.run_process(body)
 
