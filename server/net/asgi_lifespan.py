@@ -25,6 +25,18 @@ How this works:
    killed if it still runs. ``lifespan.shutdown.failed`` is logged with its message.
 4. A runner that crashes after startup stops the server with its reason: the supervisor
    then restarts or gives up as for any child.
+5. Upgrades: the lifespan coroutine lives in the version it started in (its frames wait
+   at its ``receive`` for the shutdown), as a WebSocket does. When that version must be
+   purged (the second install of its module, or the end of a ``purge_grace``), the
+   runner's purge notice tells the server, which starts a runner of the *current*
+   version, waits for its startup, publishes its state to the requests, and only then
+   shuts the old runner down: requests always have a started lifespan, and the server's
+   process stays, so the listener after it in the supervisor keeps every connection. A
+   new startup that fails stops the server with its reason (the supervisor decides).
+   The purge waits for the old runner's end at most the code server's notice time-out
+   (5 s): a replacement slower than that has the old runner killed, its shutdown unrun.
+   Each runner has a state dict of its own (what its shutdown sees); the ``state`` given
+   to ``start_link``, which requests copy, gets the startup's state at its completion.
 """
 
 from __future__ import annotations
@@ -34,7 +46,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, final
 
-from server import kernel
+from server import code_server, kernel
 from server.behaviours import gen_server
 from server.behaviours.gen_server_callbacks import NoReply, Ok, Reply, Stop
 from server.kernel import ExitMessage, Ref
@@ -66,10 +78,13 @@ class _Options:
 @final
 @dataclass(slots=True)
 class _State:
-    app: str
+    options: _Options
     ref: Ref
     runner: Pid | None  # None: the application does not speak lifespan
-    shutdown_timeout: float
+
+    @property
+    def app(self) -> str:
+        return self.options.app
 
 
 async def start_link(
@@ -82,9 +97,10 @@ async def start_link(
 ) -> Pid:
     """Run ``app``'s lifespan startup; return once it completed (a supervisor child start).
 
-    ``state`` is the lifespan scope's ``state`` (ASGI's lifespan state), emptied at each
-    startup; pass the same dict as the listener's ``AsgiConfig.lifespan_state``, so that
-    requests see what the startup put there. Without it the scope has no ``state``.
+    ``state`` gets what the lifespan's startup put in its scope's ``state`` (ASGI's
+    lifespan state), replaced at each startup; pass the same dict as the listener's
+    ``AsgiConfig.lifespan_state``, so that requests see it. Without it the scope has no
+    ``state``.
 
     Raises:
         StartError: the startup failed (``lifespan.startup.failed``, an exception, or no
@@ -106,6 +122,13 @@ async def _run(app_name: str, ref: Ref, server: Pid, state: dict[str, Any] | Non
     """The runner: the application's lifespan coroutine, talking to ``server``."""
     kernel.set_label("behaviour", "asgi_lifespan_runner")
     first = True
+
+    def purged(module: str) -> None:
+        # the purge notice, called by the purging process: the server replaces this
+        # runner, and the purge waits for its end (None: until it ends)
+        kernel.send(server, (ref, "purged", module))
+
+    code_server.on_purge(purged)
 
     async def receive() -> dict[str, Any]:
         nonlocal first
@@ -133,10 +156,14 @@ async def init(options: _Options) -> object:
     kernel.trap_exit(True)
     kernel.set_label("behaviour", "asgi_lifespan")
     kernel.set_label("asgi_app", options.app)
+    return await _start_runner(options)
+
+
+async def _start_runner(options: _Options) -> Ok | Stop:
+    """Start a runner of the application's current version and wait for its startup."""
     ref = Ref()
-    if options.state is not None:
-        options.state.clear()  # a restarted lifespan starts from nothing, as a new server
-    runner = kernel.spawn_link(_run, options.app, ref, kernel.self(), options.state)
+    own: dict[str, Any] | None = None if options.state is None else {}
+    runner = kernel.spawn_link(_run, options.app, ref, kernel.self(), own)
     spoke = False
 
     def ours(message: object) -> bool:
@@ -159,7 +186,7 @@ async def init(options: _Options) -> object:
                     options.app,
                     message.reason,
                 )
-                return Ok(_State(options.app, ref, None, options.shutdown_timeout))
+                return Ok(_State(options, ref, None))
             return Stop(("lifespan_startup_failed", _reason_text(message.reason)))
         kind, payload = _parts(message)
         if kind == "receiving":
@@ -172,10 +199,15 @@ async def init(options: _Options) -> object:
                 options.app,
                 payload,
             )
-            return Ok(_State(options.app, ref, None, options.shutdown_timeout))
+            return Ok(_State(options, ref, None))
+        if kind == "purged":
+            continue  # purged in its startup: it is replaced once started, like any other
         event = payload.get("type") if isinstance(payload, dict) else None
         if event == "lifespan.startup.complete":
-            return Ok(_State(options.app, ref, runner, options.shutdown_timeout))
+            if options.state is not None and own is not None:
+                options.state.clear()  # no await from here: requests see one or the other
+                options.state.update(own)
+            return Ok(_State(options, ref, runner))
         if event == "lifespan.startup.failed":
             kernel.exit(runner, kernel.KILL)
             return Stop(("lifespan_startup_failed", str(payload.get("message", ""))))
@@ -204,6 +236,10 @@ async def handle_cast(request: object, state: _State) -> object:
 
 
 async def handle_info(message: object, state: _State) -> object:
+    if type(message) is tuple and len(message) == 3 and message[1] == "purged":
+        if message[0] is not state.ref or state.runner is None:
+            return NoReply(state)  # a runner replaced already
+        return await _replace(state, str(message[2]))
     if type(message) is ExitMessage and message.pid is state.runner:
         state.runner = None
         if message.reason == kernel.NORMAL:
@@ -213,17 +249,44 @@ async def handle_info(message: object, state: _State) -> object:
     return NoReply(state)
 
 
+async def _replace(state: _State, module: str) -> object:
+    """The runner's code is purged: the current version's lifespan first, then its end."""
+    old_runner, old_ref = state.runner, state.ref
+    assert old_runner is not None
+    logger.info(
+        "asgi: the lifespan of %s runs purged code (%s): starting the current version's",
+        state.app,
+        module,
+        extra={"report": "asgi_lifespan_replaced", "app": state.app},
+    )
+    started = await _start_runner(state.options)
+    if isinstance(started, Stop):
+        await _shut_down(state.options, old_runner, old_ref)
+        state.runner = None
+        return Stop(started.reason, state)
+    new = started.state
+    assert isinstance(new, _State)
+    await _shut_down(state.options, old_runner, old_ref)
+    return NoReply(new)
+
+
 async def terminate(reason: object, state: _State) -> None:
-    runner = state.runner
-    if runner is None or not kernel.is_alive(runner):
+    if state.runner is not None:
+        await _shut_down(state.options, state.runner, state.ref)
+
+
+async def _shut_down(options: _Options, runner: Pid, ref: Ref) -> None:
+    """Send ``runner`` the shutdown; its answer, its end, or the timeout; then its end."""
+    if not kernel.is_alive(runner):
+        kernel.flush(lambda m: type(m) is ExitMessage and m.pid is runner)
         return
-    kernel.send(runner, (state.ref, "event", {"type": "lifespan.shutdown"}))
-    wait = None if state.shutdown_timeout == math.inf else state.shutdown_timeout
+    kernel.send(runner, (ref, "event", {"type": "lifespan.shutdown"}))
+    wait = None if options.shutdown_timeout == math.inf else options.shutdown_timeout
 
     def answer(message: object) -> bool:
         if type(message) is ExitMessage:
             return message.pid is runner
-        return type(message) is tuple and len(message) == 3 and message[0] is state.ref
+        return type(message) is tuple and len(message) == 3 and message[0] is ref
 
     try:
         while True:
@@ -236,12 +299,14 @@ async def terminate(reason: object, state: _State) -> None:
                 return
             if event == "lifespan.shutdown.failed":
                 logger.error(
-                    "asgi: the shutdown of %s failed: %s", state.app, payload.get("message", "")
+                    "asgi: the shutdown of %s failed: %s", options.app, payload.get("message", "")
                 )
                 return
     except TimeoutError:
         logger.error(
-            "asgi: the shutdown of %s took more than %g s: ended", state.app, state.shutdown_timeout
+            "asgi: the shutdown of %s took more than %g s: ended",
+            options.app,
+            options.shutdown_timeout,
         )
     finally:
         kernel.exit(runner, kernel.KILL)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from wsproto.events import CloseConnection, TextMessage
 
 from server import code_server, kernel
 from server.behaviours import gen_server
-from server.net import _asgi_purger
+from server.net import _asgi_purger, asgi_lifespan
 from server.net._asgi_connection import AsgiConfig
 from server.spec.app_spec import AppSpec
 from tests._support.waits import within
@@ -46,6 +46,18 @@ WEB = """
 
 
     async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            assert (await receive())["type"] == "lifespan.startup"
+            if VSN == "broken":
+                await send({"type": "lifespan.startup.failed", "message": "no database"})
+                return
+            scope["state"]["vsn"] = VSN
+            tell(("startup", VSN, kernel.self()))
+            await send({"type": "lifespan.startup.complete"})
+            assert (await receive())["type"] == "lifespan.shutdown"
+            tell(("shutdown", VSN, kernel.self(), scope["state"]["vsn"]))
+            await send({"type": "lifespan.shutdown.complete"})
+            return
         if scope["type"] == "websocket":
             await receive()
             await send({"type": "websocket.accept"})
@@ -98,6 +110,13 @@ async def closed_with(client: WsClient) -> int:
 
 def _tagged(tag: str) -> Callable[[object], bool]:
     return lambda m: type(m) is tuple and m[0] == tag
+
+
+async def _told(tag: str, step: str) -> tuple[Any, ...]:
+    """The tester's next message tagged ``tag``."""
+    message = await within(kernel.receive(_tagged(tag)), step)
+    assert isinstance(message, tuple)
+    return message
 
 
 async def test_a_websocket_keeps_its_version_across_one_install_and_gets_1012_at_the_next(
@@ -167,6 +186,79 @@ async def test_a_keep_alive_connection_idle_at_a_purge_stays_open_on_the_new_cod
             await client.send(get("/"))
             assert json.loads((await client.answer()).body) == {"vsn": "v3"}
             assert kernel.is_alive(pid)
+
+    await node.run_process(body)
+
+
+async def test_a_lifespan_in_purged_code_is_replaced_by_the_current_versions_first(
+    node: Node, web: App
+) -> None:
+    """The lifespan coroutine lives in the version it started in, as a WebSocket does; when
+    that version is purged the current version's lifespan starts up (v2: the install
+    purges before it loads v3), requests see its state, and only then the old one shuts
+    down (with its own state). The lifespan's process stays, so the listener after it in
+    the supervisor does not restart."""
+    name = web.dotted("web")
+
+    async def body() -> None:
+        kernel.register("purge_tester", kernel.self())
+        kernel.trap_exit(True)
+        shared: dict[str, object] = {}
+        server = await within(
+            asgi_lifespan.start_link(f"{name}:app", state=shared), "lifespan start"
+        )
+        (_, vsn, first) = await _told("startup", "startup v1")
+        assert vsn == "v1"
+        assert shared == {"vsn": "v1"}
+        await install(web, "v2")  # v1 is old code now: its lifespan goes on
+        assert code_server.processes_in_old_code(name) == [first]
+        await install(web, "v3")  # v1 must go: v2's lifespan first, then v1's shutdown
+        (_, vsn, second) = await _told("startup", "startup v2")
+        assert vsn == "v2"
+        shutdown = await _told("shutdown", "shutdown v1")
+        assert shutdown == ("shutdown", "v1", first, "v1"), "the old one saw its own state"
+        assert shared == {"vsn": "v2"}
+        assert kernel.is_alive(server)
+        assert kernel.is_alive(second)
+        assert not kernel.is_alive(first)
+        assert code_server.processes_in_old_code(name) == [second]  # v2 is old now
+        async with connected("", app_name=f"{name}:app", lifespan_state=shared) as client:
+            await client.send(get("/"))
+            assert json.loads((await client.answer()).body) == {"vsn": "v3"}
+        await install(web, "v4")  # and again: v3's lifespan replaces v2's
+        (_, vsn, third) = await _told("startup", "startup v3")
+        assert vsn == "v3"
+        assert await _told("shutdown", "shutdown v2") == (
+            "shutdown", "v2", second, "v2",
+        )  # fmt: skip
+        assert shared == {"vsn": "v3"}
+        assert kernel.is_alive(server)
+        assert not kernel.is_alive(second)
+        assert kernel.is_alive(third)
+
+    await node.run_process(body)
+
+
+async def test_a_replacement_lifespan_that_fails_its_startup_stops_the_server_with_why(
+    node: Node, web: App
+) -> None:
+    name = web.dotted("web")
+
+    async def body() -> None:
+        kernel.register("purge_tester", kernel.self())
+        kernel.trap_exit(True)
+        server = await within(asgi_lifespan.start_link(f"{name}:app", state={}), "start")
+        (_, _, first) = await _told("startup", "startup v1")
+        await install(web, "broken")
+        await install(web, "v3")  # v1 purged: the current version, broken, cannot start
+        shutdown = await _told("shutdown", "shutdown v1")
+        assert shutdown[:3] == ("shutdown", "v1", first), "the old one still shut down"
+        ended = await within(
+            kernel.receive(lambda m: isinstance(m, kernel.ExitMessage) and m.pid == server),
+            "the server's end",
+        )
+        assert isinstance(ended, kernel.ExitMessage)
+        assert ended.reason == ("lifespan_startup_failed", "no database")
 
     await node.run_process(body)
 
