@@ -113,6 +113,7 @@ def test_the_example_upgrades_under_load_keeping_its_notes_and_goes_back(
         releases = {row["vsn"]: row["status"] for row in node.control("releases")}
         assert releases == {"1.0.0": "old", "2.0.0": "permanent"}
         assert socket.echo("after") == "1.0.0 after", "open across the upgrade, on its own code"
+        assert node.request("GET", "/health") == (200, {"vsn": "2.0.0", "lifespan": "1.0.0"})
         socket.close()
 
         added = [writer.snapshot() for writer in writers]  # before the read: all in it
@@ -136,6 +137,8 @@ def test_the_example_upgrades_under_load_keeping_its_notes_and_goes_back(
         )
         for client in clients:
             assert client.wait_until(_more("1.0.0", client)), client.failures
+        # the lifespan started at boot runs on: its state (a pool, a client...) is kept
+        assert node.request("GET", "/health") == (200, {"vsn": "1.0.0", "lifespan": "1.0.0"})
     finally:
         for client in clients:
             client.stop()

@@ -8,18 +8,34 @@ install the next request runs the new routes; the notes stay in the store's proc
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
 
 from server.behaviours import gen_server
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 __vsn__ = "2.0.0"
 
 VSN = "2.0.0"
 
-app = FastAPI(title="notes", version=VSN)
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    """Startup, then shutdown: what it yields is every request's ``request.state``.
+
+    It runs for the application's whole life in the version it started in, and its
+    shutdown is that version's: FastAPI holds it off the process's stack, so no purge
+    looks at it, and what it made (a pool, a client) is kept across upgrades.
+    """
+    yield {"lifespan": VSN}
+
+
+app = FastAPI(title="notes", version=VSN, lifespan=lifespan)
 
 
 class NewNote(BaseModel):
@@ -30,9 +46,9 @@ class NewNote(BaseModel):
 
 
 @app.get("/health")
-async def health() -> dict[str, str]:
-    """The version serving this request."""
-    return {"vsn": VSN}
+async def health(request: Request) -> dict[str, str]:
+    """The version serving this request, and the one whose lifespan started."""
+    return {"vsn": VSN, "lifespan": request.state.lifespan}
 
 
 @app.post("/notes")
