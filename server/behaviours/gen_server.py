@@ -291,12 +291,15 @@ _DEFAULTS: dict[str, Callable[..., object]] = {
 class _Server:
     """The engine's state for one server process (the ``SystemHost`` of its sys protocol)."""
 
-    __slots__ = ("module", "name", "parent", "state")
+    __slots__ = ("module", "name", "parent", "pending_change", "state")
 
     def __init__(self, module: str, parent: Pid, name: str | None) -> None:
         self.module = module
         self.parent = parent
         self.name = name
+        #: the coroutine a plain ``code_change`` returned when tried in place, with the
+        #: arguments it was called with: the message path awaits it instead of calling again
+        self.pending_change: tuple[object, object, Coroutine[Any, Any, object]] | None = None
         self.state: object = None
 
     def callback(self, fn_name: str) -> Callable[..., object]:
@@ -431,6 +434,13 @@ class _Server:
 
     async def system_code_change(self, module: str, old_vsn: object, extra: object) -> None:
         # OTP ignores the module argument: a gen_server changes code through its own module.
+        pending, self.pending_change = self.pending_change, None
+        if pending is not None:
+            tried_vsn, tried_extra, coroutine = pending
+            if tried_vsn is old_vsn and tried_extra is extra:
+                self.state = await coroutine  # its plain part ran in place already
+                return
+            coroutine.close()  # for another change: it never ran
         self.state = await self.invoke("code_change", old_vsn, self.state, extra)
 
     # ParkedHost
@@ -447,9 +457,11 @@ class _Server:
             return False
         result = fn(old_vsn, self.state, extra)
         if type(result) is CoroutineType:
-            # a plain function that returned a coroutine: none of it ran; the process
-            # runs the callback itself (``ChangeCode``), calling the function again
-            result.close()
+            # a plain function that returned a coroutine: its plain part ran, the rest did
+            # not; the process awaits it on the message path (``ChangeCode``)
+            if self.pending_change is not None:
+                self.pending_change[2].close()
+            self.pending_change = (old_vsn, extra, result)
             return False
         self.state = result
         return True

@@ -680,9 +680,12 @@ class ParkedHost(SystemHost, Protocol):
         ...
 
     def system_code_change_now(self, module: str, old_vsn: object, extra: object) -> bool:
-        """Migrate now when ``code_change`` is a plain function; False (nothing run) if not.
+        """Migrate now when ``code_change`` is a plain function; False if it cannot.
 
-        Raises what ``code_change`` raises (the caller puts the state back).
+        False: nothing ran (a coroutine function), or a plain function returned a
+        coroutine, which the host keeps for the ``ChangeCode`` that follows (the
+        function is not called twice). Raises what ``code_change`` raises (the caller
+        puts the state back).
         """
         ...
 

@@ -16,7 +16,7 @@ import pytest
 from server import kernel
 from server.behaviours import gen_server, system_messages
 from server.errors import CodeChangeFailed
-from tests.behaviours.callbacks import in_place, in_place_async
+from tests.behaviours.callbacks import in_place, in_place_async, in_place_wrapped
 
 from ._helpers import idle, recv, within
 
@@ -142,6 +142,43 @@ async def test_a_coroutine_code_change_is_left_to_the_message_path(node: Node) -
         await within(system_messages.change_code(pid, module, "0", None), "change_code")
         await within(system_messages.resume(pid), "resume")
         assert await _state(pid) == {"ran_as": pid}
+
+    await node.run_process(body)
+
+
+async def test_a_plain_code_change_returning_a_coroutine_is_called_once(node: Node) -> None:
+    """Tried in place, it returned a coroutine: the message path awaits that coroutine
+    rather than calling the function again (its plain part ran once)."""
+
+    async def body() -> None:
+        in_place_wrapped.CALLS.clear()
+        pid = await _parked(in_place_wrapped)
+        assert system_messages.suspend_in_place(pid)
+        module = in_place_wrapped.__name__
+        assert system_messages.change_code_in_place(pid, module, "0", None) is (
+            system_messages.NOT_IN_PLACE
+        )
+        await within(system_messages.change_code(pid, module, "0", None), "change_code")
+        await within(system_messages.resume(pid), "resume")
+        assert await _state(pid) == {"ran_as": pid, "old_vsn": "0"}
+        assert in_place_wrapped.CALLS == ["0"], "called once"
+
+    await node.run_process(body)
+
+
+async def test_a_coroutine_left_by_an_in_place_try_is_not_used_for_another_change(
+    node: Node,
+) -> None:
+    async def body() -> None:
+        in_place_wrapped.CALLS.clear()
+        pid = await _parked(in_place_wrapped)
+        assert system_messages.suspend_in_place(pid)
+        module = in_place_wrapped.__name__
+        system_messages.change_code_in_place(pid, module, "0", None)
+        await within(system_messages.change_code(pid, module, "other", None), "change_code")
+        await within(system_messages.resume(pid), "resume")
+        assert await _state(pid) == {"ran_as": pid, "old_vsn": "other"}, "called afresh"
+        assert in_place_wrapped.CALLS == ["0", "other"]
 
     await node.run_process(body)
 
