@@ -263,10 +263,11 @@ async def release_rows() -> list[dict[str, Any]]:
     return await handler.which_releases()
 
 
-async def node_rows() -> list[dict[str, Any]]:
+async def node_rows(*, timeout: float = 5.0) -> list[dict[str, Any]]:
     """This node and every node connected to it, each with its releases.
 
-    A node that is not distributed lists itself alone.
+    A node that is not distributed lists itself alone. Every node is asked at once; one
+    that has not answered within ``timeout`` seconds is listed with that error.
     """
     if not dist.is_distributed():
         releases = await handler.which_releases()
@@ -283,7 +284,8 @@ async def node_rows() -> list[dict[str, Any]]:
                 "error": None,
             }
         ]
-    nodes: list[dict[str, Any]] = (await cluster.cluster_releases()).to_json()["nodes"]
+    view = await cluster.cluster_releases(timeout=timeout)
+    nodes: list[dict[str, Any]] = view.to_json()["nodes"]
     return nodes
 
 

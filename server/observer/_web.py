@@ -73,7 +73,9 @@ async def view(name: str) -> Any:
     if name == "releases":
         return await _snapshot.release_rows()
     if name == "nodes":
-        return await _snapshot.node_rows()
+        # a peer that does not answer (stopped, overloaded) holds the page at most this
+        # long: one push interval, at least a second, at most five
+        return await _snapshot.node_rows(timeout=min(5.0, max(1.0, _settings().interval)))
     raise KeyError(name)
 
 
